@@ -1,0 +1,222 @@
+//! `letterbox serve`: opens the store, records the start, provisions the first
+//! account, loads TLS, serves the control socket, and shuts down on SIGTERM/SIGINT
+//! (stop accepting, let sessions finish within a bound, final commit, exit 0).
+//! SIGHUP reloads the TLS certificate.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::control::{self, Ctx, DaemonInfo};
+use crate::store::{Op, Output, Store};
+use crate::tls::Tls;
+use crate::{auth, store};
+
+/// How long sessions get to finish after a shutdown request.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Creates `postmaster@<domain>` on a store without accounts; returns its password.
+pub fn provision_first_account(
+    store: &Store,
+    cfg: &Config,
+) -> Result<Option<(String, String)>, store::Error> {
+    if !store.read(|r| r.accounts())?.is_empty() {
+        return Ok(None);
+    }
+    let address = format!("postmaster@{}", cfg.primary_domain());
+    let password = auth::random_password();
+    let hash = auth::hash_password(&password)?;
+    store.write(Op::CreateAccount {
+        address: address.clone(),
+        password_hash: hash,
+    })?;
+    Ok(Some((address, password)))
+}
+
+fn banner(cfg: &Config, tls: &Tls, address: &str, password: &str) -> String {
+    let host = if cfg.is_appliance() {
+        "letterbox.local".to_string()
+    } else {
+        cfg.server.hostname.clone()
+    };
+    let port = |a: Option<std::net::SocketAddr>| {
+        a.map(|a| a.port().to_string())
+            .unwrap_or_else(|| "off".into())
+    };
+    let l = &cfg.listen;
+    format!(
+        "\n  Letterbox is set up. This password is shown only once:\n\n    account:  {address}\n    password: {password}\n\n  Mail app settings (server {host}, user name {address}):\n    IMAP  port {} (TLS) or {} (STARTTLS)\n    POP3  port {} (TLS) or {} (STARTTLS)\n    SMTP  port {} (TLS) or {} (STARTTLS), with password\n  Certificate: {}{}\n",
+        port(l.imaps),
+        port(l.imap),
+        port(l.pop3s),
+        port(l.pop3),
+        port(l.submissions),
+        port(l.submission),
+        if tls.is_self_signed() {
+            "self-signed, SHA-256 "
+        } else {
+            ""
+        },
+        tls.fingerprint().unwrap_or_default(),
+    )
+}
+
+/// Runs the daemon until a shutdown signal; returns the process exit code.
+pub async fn run(cfg: Arc<Config>) -> i32 {
+    let started = Instant::now();
+    let data_dir = cfg.server.data_dir.clone();
+    if let Err(e) = std::fs::create_dir_all(&data_dir) {
+        eprintln!(
+            "letterbox: cannot create data_dir {}: {e}",
+            data_dir.display()
+        );
+        return 1;
+    }
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700));
+    }
+    let store = match tokio::task::spawn_blocking({
+        let d = data_dir.clone();
+        move || Store::open(&d)
+    })
+    .await
+    {
+        Ok(Ok(s)) => s,
+        Ok(Err(store::Error::Locked)) => {
+            eprintln!(
+                "letterbox: another letterbox is already running on {}",
+                data_dir.display()
+            );
+            return 1;
+        }
+        Ok(Err(e)) => {
+            eprintln!(
+                "letterbox: cannot open the store in {}: {e}",
+                data_dir.display()
+            );
+            return 1;
+        }
+        Err(_) => return 1,
+    };
+    let s2 = store.clone();
+    match tokio::task::spawn_blocking(move || s2.write(Op::MarkRunning)).await {
+        Ok(Ok(Output::Unclean(true))) => tracing::warn!(
+            "the previous run did not stop cleanly (power loss, kill or hang): fault 4"
+        ),
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            eprintln!("letterbox: cannot write to the store: {e}");
+            return 1;
+        }
+        Err(_) => return 1,
+    }
+    let tls = match Tls::from_config(&cfg) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("letterbox: TLS: {e}");
+            return 1;
+        }
+    };
+    let (s2, c2) = (store.clone(), cfg.clone());
+    match tokio::task::spawn_blocking(move || provision_first_account(&s2, &c2)).await {
+        Ok(Ok(Some((addr, pw)))) => println!("{}", banner(&cfg, &tls, &addr, &pw)),
+        Ok(Ok(None)) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "could not create the first account"),
+        Err(_) => {}
+    }
+
+    let stop = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let services: Vec<(String, String)> = Vec::new();
+    let info = Arc::new(DaemonInfo {
+        started,
+        services,
+        cert: format!(
+            "{}{}",
+            tls.cert_path().display(),
+            if tls.is_self_signed() {
+                " (self-signed)"
+            } else {
+                ""
+            }
+        ),
+    });
+    let ctx = Ctx {
+        store: store.clone(),
+        config: cfg.clone(),
+        daemon: Some(info),
+    };
+    let sock = control::socket_path(&cfg);
+    match control::bind(&sock) {
+        Ok(l) => {
+            tracker.spawn(control::serve(l, ctx, stop.clone()));
+        }
+        Err(e) => {
+            eprintln!(
+                "letterbox: cannot bind the control socket {}: {e}",
+                sock.display()
+            );
+            store.close();
+            return 1;
+        }
+    }
+
+    let (mut term, mut int, mut hup) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) {
+        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+        _ => {
+            eprintln!("letterbox: cannot install signal handlers");
+            return 1;
+        }
+    };
+    tracing::info!(ready_ms = started.elapsed().as_millis() as u64, data_dir = %data_dir.display(), "letterbox ready");
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break }
+            _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break }
+            _ = hup.recv() => match tls.reload() {
+                Ok(()) => tracing::info!("SIGHUP: certificate reloaded"),
+                Err(e) => tracing::error!(error = %e, "SIGHUP: certificate reload failed; keeping the old one"),
+            },
+            _ = stop.cancelled() => break,
+        }
+    }
+    // Stop accepting, let sessions finish, then the final commit.
+    stop.cancel();
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "sessions still open after {:?}; closing them",
+            SHUTDOWN_GRACE
+        );
+    }
+    let _ = std::fs::remove_file(&sock);
+    let s2 = store.clone();
+    let ok = tokio::task::spawn_blocking(move || {
+        let r = s2.write(Op::MarkStopped);
+        s2.close();
+        r
+    })
+    .await;
+    match ok {
+        Ok(Ok(_)) => {
+            tracing::info!("stopped cleanly");
+            0
+        }
+        _ => {
+            tracing::error!("final commit failed");
+            1
+        }
+    }
+}

@@ -1,0 +1,562 @@
+//! Administration requests (`letterbox user ...`, `alias ...`, `status`), handled in
+//! one place whether they come over the daemon's Unix socket or run against the
+//! store directly when no daemon is running (SPEC §4).
+//!
+//! Wire format: one JSON [`Request`] per line from the client, one JSON [`Response`]
+//! per line back. The socket is `data_dir/control.sock`, mode 0600.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+use crate::auth;
+use crate::config::Config;
+use crate::store::{self, Op, Store};
+
+/// Socket file name inside `data_dir`.
+pub const SOCKET: &str = "control.sock";
+/// Requests longer than this are refused (bounded memory).
+const MAX_REQUEST: usize = 64 * 1024;
+
+/// One admin request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    /// Create an account; a random password is generated when none is given.
+    UserAdd {
+        /// Primary address.
+        address: String,
+        /// Initial password.
+        password: Option<String>,
+    },
+    /// Delete an account and its mail.
+    UserDel {
+        /// Primary address.
+        address: String,
+    },
+    /// Change a password (random when none given).
+    UserPasswd {
+        /// Primary address.
+        address: String,
+        /// New password.
+        password: Option<String>,
+    },
+    /// List accounts.
+    UserList,
+    /// Add an alias or `@domain` catch-all.
+    AliasAdd {
+        /// The alias.
+        alias: String,
+        /// The account's address.
+        address: String,
+    },
+    /// Remove an alias.
+    AliasDel {
+        /// The alias.
+        alias: String,
+    },
+    /// List aliases.
+    AliasList,
+    /// Daemon and store status.
+    Status,
+}
+
+/// The answer to a request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Response {
+    /// Success.
+    pub ok: bool,
+    /// Human-readable text (the CLI prints it).
+    pub text: String,
+    /// Structured data (`--json`).
+    #[serde(default)]
+    pub data: serde_json::Value,
+}
+
+impl Response {
+    fn ok(text: impl Into<String>, data: serde_json::Value) -> Response {
+        Response {
+            ok: true,
+            text: text.into(),
+            data,
+        }
+    }
+    fn err(text: impl Into<String>) -> Response {
+        Response {
+            ok: false,
+            text: text.into(),
+            data: serde_json::Value::Null,
+        }
+    }
+}
+
+/// What the running daemon contributes to `status`.
+#[derive(Debug, Clone)]
+pub struct DaemonInfo {
+    /// When serve started.
+    pub started: Instant,
+    /// Listening services: (name, address).
+    pub services: Vec<(String, String)>,
+    /// Certificate in use.
+    pub cert: String,
+}
+
+/// Everything a request may touch.
+#[derive(Clone)]
+pub struct Ctx {
+    /// The store.
+    pub store: Store,
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// Present when running inside the daemon.
+    pub daemon: Option<Arc<DaemonInfo>>,
+}
+
+fn check_domain(cfg: &Config, address: &str) -> Result<(), String> {
+    let norm = store::normalize_address(address).map_err(|e| e.to_string())?;
+    let domain = store::split_address(&norm).map(|(_, d)| d).unwrap_or("");
+    if cfg.is_local_domain(domain) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{domain} is not one of this server's domains ({}); add it to [server] domains",
+            cfg.server.domains.join(", ")
+        ))
+    }
+}
+
+fn check_password(pw: &str) -> Result<(), String> {
+    if pw.chars().count() < 8 {
+        return Err("the password must have at least 8 characters".into());
+    }
+    if pw.len() > 1024 || pw.chars().any(char::is_control) {
+        return Err("the password must be at most 1024 bytes, without control characters".into());
+    }
+    Ok(())
+}
+
+/// Handles one request (blocking: argon2 and redb).
+pub fn handle(ctx: &Ctx, req: Request) -> Response {
+    match handle_inner(ctx, req) {
+        Ok(r) => r,
+        Err(e) => Response::err(e),
+    }
+}
+
+fn handle_inner(ctx: &Ctx, req: Request) -> Result<Response, String> {
+    let s = &ctx.store;
+    let e = |e: store::Error| e.to_string();
+    match req {
+        Request::UserAdd { address, password } => {
+            check_domain(&ctx.config, &address)?;
+            let generated = password.is_none();
+            let pw = password.unwrap_or_else(auth::random_password);
+            check_password(&pw)?;
+            let hash = auth::hash_password(&pw).map_err(e)?;
+            s.write(Op::CreateAccount {
+                address: address.clone(),
+                password_hash: hash,
+            })
+            .map_err(e)?;
+            let text = if generated {
+                format!("created {address} with password: {pw}")
+            } else {
+                format!("created {address}")
+            };
+            let data = serde_json::json!({ "address": address, "password": if generated { Some(pw) } else { None } });
+            Ok(Response::ok(text, data))
+        }
+        Request::UserDel { address } => {
+            s.write(Op::DeleteAccount {
+                address: address.clone(),
+            })
+            .map_err(e)?;
+            Ok(Response::ok(
+                format!("deleted {address} and its mail"),
+                serde_json::Value::Null,
+            ))
+        }
+        Request::UserPasswd { address, password } => {
+            let generated = password.is_none();
+            let pw = password.unwrap_or_else(auth::random_password);
+            check_password(&pw)?;
+            let hash = auth::hash_password(&pw).map_err(e)?;
+            s.write(Op::SetPassword {
+                address: address.clone(),
+                password_hash: hash,
+            })
+            .map_err(e)?;
+            let text = if generated {
+                format!("new password for {address}: {pw}")
+            } else {
+                format!("password of {address} changed")
+            };
+            Ok(Response::ok(text, serde_json::Value::Null))
+        }
+        Request::UserList => {
+            let accts = s.read(|r| r.accounts()).map_err(e)?;
+            let mut rows = Vec::new();
+            let mut text = String::new();
+            for a in accts {
+                let (count, size) = s
+                    .read(|r| {
+                        let mbs = r.mailboxes(a.id)?;
+                        Ok((
+                            mbs.iter().map(|m| u64::from(m.exists)).sum::<u64>(),
+                            mbs.iter().map(|m| m.size).sum::<u64>(),
+                        ))
+                    })
+                    .map_err(e)?;
+                text.push_str(&format!(
+                    "{}\t{count} messages\t{}\n",
+                    a.address,
+                    human_bytes(size)
+                ));
+                rows.push(
+                    serde_json::json!({ "address": a.address, "messages": count, "bytes": size }),
+                );
+            }
+            Ok(Response::ok(
+                text.trim_end().to_string(),
+                serde_json::Value::Array(rows),
+            ))
+        }
+        Request::AliasAdd { alias, address } => {
+            check_domain(&ctx.config, &alias)?;
+            s.write(Op::AddAlias {
+                alias: alias.clone(),
+                target: address.clone(),
+            })
+            .map_err(e)?;
+            Ok(Response::ok(
+                format!("{alias} -> {address}"),
+                serde_json::Value::Null,
+            ))
+        }
+        Request::AliasDel { alias } => {
+            s.write(Op::DeleteAlias {
+                alias: alias.clone(),
+            })
+            .map_err(e)?;
+            Ok(Response::ok(
+                format!("removed {alias}"),
+                serde_json::Value::Null,
+            ))
+        }
+        Request::AliasList => {
+            let list = s.read(|r| r.aliases()).map_err(e)?;
+            let text = list
+                .iter()
+                .map(|(a, t)| format!("{a}\t-> {t}"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let data = list
+                .iter()
+                .map(|(a, t)| serde_json::json!({ "alias": a, "address": t }))
+                .collect();
+            Ok(Response::ok(text, serde_json::Value::Array(data)))
+        }
+        Request::Status => status(ctx),
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < UNITS.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
+
+fn human_age(secs: i64) -> String {
+    match secs {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s / 60),
+        s if s < 172_800 => format!("{} h", s / 3600),
+        s => format!("{} days", s / 86_400),
+    }
+}
+
+fn status(ctx: &Ctx) -> Result<Response, String> {
+    let file_bytes = std::fs::metadata(ctx.store.path())
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let stats = ctx
+        .store
+        .read(|r| r.stats(file_bytes))
+        .map_err(|e| e.to_string())?;
+    let free = ctx.store.free_space();
+    let now = store::now_unix();
+    let mut lines = Vec::new();
+    let daemon = match &ctx.daemon {
+        Some(d) => {
+            lines.push(format!(
+                "daemon: running for {}",
+                human_age(d.started.elapsed().as_secs() as i64)
+            ));
+            for (name, addr) in &d.services {
+                lines.push(format!("  {name:<12} {addr}"));
+            }
+            lines.push(format!("certificate: {}", d.cert));
+            serde_json::json!({
+                "running": true,
+                "uptime_s": d.started.elapsed().as_secs(),
+                "services": d.services.iter().map(|(n, a)| serde_json::json!({"name": n, "addr": a})).collect::<Vec<_>>(),
+                "certificate": d.cert,
+            })
+        }
+        None => {
+            lines.push("daemon: not running".into());
+            serde_json::json!({ "running": false })
+        }
+    };
+    lines.push(format!(
+        "store: {} accounts, {} messages, {} distinct bodies ({}), file {}",
+        stats.accounts,
+        stats.messages,
+        stats.blobs,
+        human_bytes(stats.blob_bytes),
+        human_bytes(stats.file_bytes)
+    ));
+    if let Some(f) = free {
+        let low = f < store::MIN_FREE_BYTES * 2;
+        lines.push(format!(
+            "free space: {}{}",
+            human_bytes(f),
+            if low {
+                " (LOW: new mail is refused below 32 MiB)"
+            } else {
+                ""
+            }
+        ));
+    }
+    lines.push(format!("unseen in INBOXes: {}", stats.inbox_unseen));
+    match stats.oldest_queued {
+        Some(t) => lines.push(format!(
+            "outbound queue: {} messages, oldest {} old",
+            stats.queue,
+            human_age(now - t)
+        )),
+        None => lines.push(format!("outbound queue: {} messages", stats.queue)),
+    }
+    lines.push(format!(
+        "unclean starts: {}{}",
+        stats.unclean_starts,
+        if stats.fault4_pending {
+            " (fault 4: restarted after a hang or power loss, not yet acknowledged)"
+        } else {
+            ""
+        }
+    ));
+    let data = serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "daemon": daemon,
+        "store": stats,
+        "free_bytes": free,
+        "queue_oldest_age_s": stats.oldest_queued.map(|t| now - t),
+    });
+    Ok(Response::ok(lines.join("\n"), data))
+}
+
+/// Path of the control socket for a config.
+pub fn socket_path(cfg: &Config) -> PathBuf {
+    cfg.server.data_dir.join(SOCKET)
+}
+
+/// Sends a request to a running daemon. `Ok(None)` means no daemon is listening.
+pub fn send(path: &Path, req: &Request) -> std::io::Result<Option<Response>> {
+    let mut stream = match UnixStream::connect(path) {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+    let mut line = serde_json::to_vec(req).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    stream.write_all(&line)?;
+    let mut reader = BufReader::new(stream);
+    let mut resp = String::new();
+    reader.read_line(&mut resp)?;
+    serde_json::from_str(&resp)
+        .map(Some)
+        .map_err(|e| std::io::Error::other(format!("bad reply from daemon: {e}")))
+}
+
+/// Binds the control socket (mode 0600), replacing a stale one. Call only while
+/// holding the store (its file lock proves no other daemon runs).
+pub fn bind(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::remove_file(path);
+    let l = tokio::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(l)
+}
+
+/// Serves the control socket until `stop` is cancelled.
+pub async fn serve(
+    listener: tokio::net::UnixListener,
+    ctx: Ctx,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let conn = tokio::select! {
+            _ = stop.cancelled() => break,
+            c = listener.accept() => c,
+        };
+        let Ok((stream, _)) = conn else { continue };
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let (rd, mut wr) = stream.into_split();
+            let mut rd = tokio::io::BufReader::new(rd).take(MAX_REQUEST as u64);
+            let mut line = String::new();
+            if rd.read_line(&mut line).await.is_err() {
+                return;
+            }
+            let resp = match serde_json::from_str::<Request>(&line) {
+                Ok(req) => {
+                    let c = ctx.clone();
+                    tokio::task::spawn_blocking(move || handle(&c, req))
+                        .await
+                        .unwrap_or_else(|_| Response::err("internal error"))
+                }
+                Err(e) => Response::err(format!("bad request: {e}")),
+            };
+            if let Ok(mut out) = serde_json::to_vec(&resp) {
+                out.push(b'\n');
+                let _ = wr.write_all(&out).await;
+            }
+        });
+    }
+}
+
+use tokio::io::AsyncReadExt as _;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> (tempfile::TempDir, Ctx) {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(d.path()).unwrap();
+        (
+            d,
+            Ctx {
+                store,
+                config: Arc::new(Config::defaults()),
+                daemon: None,
+            },
+        )
+    }
+
+    #[test]
+    fn user_and_alias_lifecycle() {
+        let (_d, c) = ctx();
+        let r = handle(
+            &c,
+            Request::UserAdd {
+                address: "bob@home.arpa".into(),
+                password: None,
+            },
+        );
+        assert!(r.ok, "{r:?}");
+        let pw = r.data["password"].as_str().unwrap().to_string();
+        assert!(
+            auth::authenticate(&c.store, "bob@home.arpa", &pw, "home.arpa")
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            !handle(
+                &c,
+                Request::UserAdd {
+                    address: "bob@elsewhere.org".into(),
+                    password: None
+                }
+            )
+            .ok
+        );
+        assert!(
+            !handle(
+                &c,
+                Request::UserAdd {
+                    address: "carol@home.arpa".into(),
+                    password: Some("short".into())
+                }
+            )
+            .ok
+        );
+        assert!(
+            handle(
+                &c,
+                Request::AliasAdd {
+                    alias: "robert@home.arpa".into(),
+                    address: "bob@home.arpa".into()
+                }
+            )
+            .ok
+        );
+        let l = handle(&c, Request::AliasList);
+        assert!(l.text.contains("robert@home.arpa"), "{l:?}");
+        assert!(
+            handle(
+                &c,
+                Request::UserPasswd {
+                    address: "bob@home.arpa".into(),
+                    password: Some("new password".into())
+                }
+            )
+            .ok
+        );
+        assert!(
+            auth::authenticate(&c.store, "bob", "new password", "home.arpa")
+                .unwrap()
+                .is_some()
+        );
+        let st = handle(&c, Request::Status);
+        assert!(st.ok && st.text.contains("1 accounts"), "{st:?}");
+        assert!(
+            handle(
+                &c,
+                Request::UserDel {
+                    address: "bob@home.arpa".into()
+                }
+            )
+            .ok
+        );
+        assert!(
+            handle(&c, Request::AliasList)
+                .data
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            !handle(
+                &c,
+                Request::UserDel {
+                    address: "bob@home.arpa".into()
+                }
+            )
+            .ok
+        );
+    }
+}

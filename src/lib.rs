@@ -1,0 +1,29 @@
+//! Letterbox: a home mail server in one binary, over one redb database.
+//!
+//! # Layout
+//! - [`config`]: the TOML configuration, parsed once into typed structs.
+//! - [`store`]: the only module that touches redb: accounts, mailboxes, messages,
+//!   blobs, the outbound queue, group commit and change events.
+//! - [`mail`]: message parsing shared by the protocols.
+//! - [`sasl`]: PLAIN and LOGIN exchanges shared by SMTP, IMAP and POP3.
+//! - [`auth`]: password hashing and the failed-login limiter.
+//! - [`tls`]: rustls server configuration, self-signed certificate, reload.
+//! - [`control`]: the admin requests behind the CLI, and the Unix socket that carries
+//!   them to a running daemon.
+//! - [`app`]: `serve`: wires the store, TLS, control socket and shutdown.
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod control;
+pub mod hw;
+pub mod imap;
+pub mod mail;
+pub mod pop3;
+pub mod sasl;
+pub mod smtp;
+pub mod store;
+pub mod tls;

@@ -1,0 +1,446 @@
+//! Parse-once message metadata: the IMAP ENVELOPE (RFC 9051 §7.5.2) and the MIME
+//! structure with the byte offsets of every part, computed with mail-parser when a
+//! message enters the store. IMAP answers ENVELOPE, BODYSTRUCTURE and `BODY[1.2]`
+//! from this without re-parsing the message.
+
+use mail_parser::{Address, HeaderValue, MessageParser, MessagePart, MimeHeaders, PartType};
+use serde::{Deserialize, Serialize};
+
+/// Nesting deeper than this is flattened into a leaf (hostile MIME, RFC 2046 has no limit).
+const MAX_DEPTH: usize = 32;
+
+/// One address of an envelope list (RFC 9051 §7.5.2 "address").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct EnvAddress {
+    /// Display name (decoded).
+    pub name: Option<String>,
+    /// Local part; for a group start, the group name (host is then `None`).
+    pub mailbox: Option<String>,
+    /// Domain.
+    pub host: Option<String>,
+}
+
+/// The IMAP ENVELOPE fields. Unstructured fields keep the header's raw text
+/// (unfolded), as RFC 9051 §7.5.2 asks; addresses are parsed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Envelope {
+    /// Date header, raw.
+    pub date: Option<String>,
+    /// Subject header, raw (may hold RFC 2047 encoded words).
+    pub subject: Option<String>,
+    /// From.
+    pub from: Vec<EnvAddress>,
+    /// Sender (IMAP substitutes From when absent; that is the encoder's job).
+    pub sender: Vec<EnvAddress>,
+    /// Reply-To.
+    pub reply_to: Vec<EnvAddress>,
+    /// To.
+    pub to: Vec<EnvAddress>,
+    /// Cc.
+    pub cc: Vec<EnvAddress>,
+    /// Bcc.
+    pub bcc: Vec<EnvAddress>,
+    /// In-Reply-To, raw.
+    pub in_reply_to: Option<String>,
+    /// Message-ID, raw.
+    pub message_id: Option<String>,
+}
+
+/// What kind of MIME node a [`Part`] is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PartKind {
+    /// A leaf (text, image, application ...).
+    Leaf,
+    /// multipart/*: the children in order.
+    Multipart(Vec<Part>),
+    /// message/rfc822 (or global): the enclosed message's envelope and root part.
+    Message(Box<Envelope>, Box<Part>),
+}
+
+/// One MIME part with the fields BODYSTRUCTURE needs (RFC 9051 §7.5.2) and its
+/// byte range in the raw message (RFC 9051 §6.4.5 section numbers index these).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Part {
+    /// Media type, lowercase ("text").
+    pub media_type: String,
+    /// Subtype, lowercase ("plain").
+    pub subtype: String,
+    /// Content-Type parameters, names lowercase.
+    pub params: Vec<(String, String)>,
+    /// Content-ID.
+    pub id: Option<String>,
+    /// Content-Description.
+    pub description: Option<String>,
+    /// Content-Transfer-Encoding, lowercase; "7bit" when absent.
+    pub encoding: String,
+    /// Content-Disposition value and parameters.
+    pub disposition: Option<(String, Vec<(String, String)>)>,
+    /// Content-Language values.
+    pub language: Vec<String>,
+    /// Content-Location.
+    pub location: Option<String>,
+    /// Offset of the part's header in the raw message.
+    pub header_start: u32,
+    /// Offset of the part's body (after the blank line).
+    pub body_start: u32,
+    /// End of the part's body.
+    pub body_end: u32,
+    /// Body lines, for text/* and message/rfc822 (RFC 9051 §7.5.2 body-fld-lines).
+    pub lines: u32,
+    /// Children, if any.
+    pub kind: PartKind,
+}
+
+impl Part {
+    /// Body size in octets (body-fld-octets).
+    pub fn body_size(&self) -> u32 {
+        self.body_end.saturating_sub(self.body_start)
+    }
+}
+
+/// Everything the store keeps about a message's content besides its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParsedMessage {
+    /// The top-level envelope.
+    pub envelope: Envelope,
+    /// The root MIME part (header_start 0).
+    pub root: Part,
+}
+
+fn addresses(value: Option<&HeaderValue<'_>>) -> Vec<EnvAddress> {
+    let mut out = Vec::new();
+    let conv = |a: &mail_parser::Addr<'_>| {
+        let (mailbox, host) = match a.address.as_deref() {
+            Some(addr) => match addr.rsplit_once('@') {
+                Some((l, d)) => (Some(l.to_string()), Some(d.to_string())),
+                None => (Some(addr.to_string()), None),
+            },
+            None => (None, None),
+        };
+        EnvAddress {
+            name: a.name.as_ref().map(|n| n.to_string()),
+            mailbox,
+            host,
+        }
+    };
+    match value {
+        Some(HeaderValue::Address(Address::List(list))) => out.extend(list.iter().map(conv)),
+        Some(HeaderValue::Address(Address::Group(groups))) => {
+            for g in groups {
+                match &g.name {
+                    // RFC 9051 §7.5.2: group start is (NIL NIL "name" NIL), end (NIL NIL NIL NIL).
+                    Some(name) => {
+                        out.push(EnvAddress {
+                            name: None,
+                            mailbox: Some(name.to_string()),
+                            host: None,
+                        });
+                        out.extend(g.addresses.iter().map(conv));
+                        out.push(EnvAddress::default());
+                    }
+                    None => out.extend(g.addresses.iter().map(conv)),
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// The raw, unfolded, trimmed text of the first header `name` in `headers`.
+fn raw_header(raw: &[u8], part: &MessagePart<'_>, name: &str) -> Option<String> {
+    let h = part
+        .headers
+        .iter()
+        .find(|h| h.name.as_str().eq_ignore_ascii_case(name))?;
+    let bytes = raw.get(h.offset_start as usize..h.offset_end as usize)?;
+    let text = String::from_utf8_lossy(bytes);
+    let unfolded: String = text.replace("\r\n", "").replace('\n', "");
+    let t = unfolded.trim();
+    if t.is_empty() {
+        None
+    } else {
+        Some(t.to_string())
+    }
+}
+
+fn envelope(raw: &[u8], part: &MessagePart<'_>) -> Envelope {
+    use mail_parser::HeaderName as H;
+    let hv = |n: H<'static>| part.headers.iter().find(|h| h.name == n).map(|h| &h.value);
+    Envelope {
+        date: raw_header(raw, part, "Date"),
+        subject: raw_header(raw, part, "Subject"),
+        from: addresses(hv(H::From)),
+        sender: addresses(hv(H::Sender)),
+        reply_to: addresses(hv(H::ReplyTo)),
+        to: addresses(hv(H::To)),
+        cc: addresses(hv(H::Cc)),
+        bcc: addresses(hv(H::Bcc)),
+        in_reply_to: raw_header(raw, part, "In-Reply-To"),
+        message_id: raw_header(raw, part, "Message-ID"),
+    }
+}
+
+fn count_lines(body: &[u8]) -> u32 {
+    let n = body.iter().filter(|b| **b == b'\n').count();
+    let extra = usize::from(!body.is_empty() && !body.ends_with(b"\n"));
+    u32::try_from(n + extra).unwrap_or(u32::MAX)
+}
+
+/// Converts a mail-parser part (and its children) into our [`Part`]; `base` is the
+/// offset of `msg`'s raw bytes inside the top-level message.
+fn convert(
+    msg: &mail_parser::Message<'_>,
+    idx: usize,
+    base: u32,
+    top: &[u8],
+    depth: usize,
+) -> Part {
+    let Some(p) = msg.parts.get(idx) else {
+        return empty_part(base);
+    };
+    let (media_type, subtype, params) = match p.content_type() {
+        Some(ct) => (
+            ct.c_type.to_ascii_lowercase(),
+            ct.c_subtype.as_deref().unwrap_or("").to_ascii_lowercase(),
+            ct.attributes()
+                .unwrap_or(&[])
+                .iter()
+                .map(|a| (a.name.to_ascii_lowercase(), a.value.to_string()))
+                .collect(),
+        ),
+        // RFC 2045 §5.2 default; RFC 2046 §5.1.5 inside multipart/digest.
+        None => (
+            "text".into(),
+            "plain".into(),
+            vec![("charset".into(), "us-ascii".into())],
+        ),
+    };
+    let subtype = if subtype.is_empty() && media_type == "text" {
+        "plain".into()
+    } else {
+        subtype
+    };
+    let disposition = p.content_disposition().map(|d| {
+        let ps = d
+            .attributes()
+            .unwrap_or(&[])
+            .iter()
+            .map(|a| (a.name.to_ascii_lowercase(), a.value.to_string()));
+        (d.c_type.to_ascii_lowercase(), ps.collect())
+    });
+    let language = match p.content_language() {
+        HeaderValue::Text(t) => vec![t.to_string()],
+        HeaderValue::TextList(l) => l.iter().map(|t| t.to_string()).collect(),
+        _ => Vec::new(),
+    };
+    let (hs, bs, be) = (
+        base + p.offset_header,
+        base + p.offset_body,
+        base + p.offset_end,
+    );
+    let body = top.get(bs as usize..be as usize).unwrap_or(&[]);
+    let encoding = p
+        .content_transfer_encoding()
+        .map(|e| e.to_ascii_lowercase())
+        .unwrap_or_else(|| "7bit".into());
+    let kind = match &p.body {
+        PartType::Multipart(children) if depth < MAX_DEPTH => PartKind::Multipart(
+            children
+                .iter()
+                .map(|c| convert(msg, *c as usize, base, top, depth + 1))
+                .collect(),
+        ),
+        // An encoded message/rfc822 was decoded by mail-parser, so its offsets would not
+        // point into our bytes; serve it as a leaf.
+        PartType::Message(inner)
+            if depth < MAX_DEPTH && matches!(encoding.as_str(), "7bit" | "8bit" | "binary") =>
+        {
+            // Parsed inline, the nested message borrows from the whole message and its
+            // offsets are absolute; parsed separately, they are relative to this body.
+            let top_range = top.as_ptr_range();
+            let absolute = top_range.contains(&inner.raw_message().as_ptr());
+            let (inner_base, inner_raw) = if absolute {
+                (0, top)
+            } else {
+                (bs, inner.raw_message())
+            };
+            let env = inner
+                .parts
+                .first()
+                .map(|r| envelope(inner_raw, r))
+                .unwrap_or_default();
+            PartKind::Message(
+                Box::new(env),
+                Box::new(convert(inner, 0, inner_base, top, depth + 1)),
+            )
+        }
+        _ => PartKind::Leaf,
+    };
+    let lines = if media_type == "text" || matches!(kind, PartKind::Message(..)) {
+        count_lines(body)
+    } else {
+        0
+    };
+    Part {
+        media_type,
+        subtype,
+        params,
+        id: p.content_id().map(str::to_string),
+        description: p.content_description().map(str::to_string),
+        encoding,
+        disposition,
+        language,
+        location: p.content_location().map(str::to_string),
+        header_start: hs,
+        body_start: bs,
+        body_end: be,
+        lines,
+        kind,
+    }
+}
+
+fn empty_part(at: u32) -> Part {
+    Part {
+        media_type: "text".into(),
+        subtype: "plain".into(),
+        params: Vec::new(),
+        id: None,
+        description: None,
+        encoding: "7bit".into(),
+        disposition: None,
+        language: Vec::new(),
+        location: None,
+        header_start: at,
+        body_start: at,
+        body_end: at,
+        lines: 0,
+        kind: PartKind::Leaf,
+    }
+}
+
+/// Parses a raw message. Never fails: unparsable input becomes a single text/plain
+/// leaf whose header is empty, so anything SMTP accepted can still be stored and read.
+pub fn parse(raw: &[u8]) -> ParsedMessage {
+    let size = u32::try_from(raw.len()).unwrap_or(u32::MAX);
+    match MessageParser::default().parse(raw) {
+        Some(msg) if !msg.parts.is_empty() => {
+            let envelope = msg
+                .parts
+                .first()
+                .map(|r| envelope(raw, r))
+                .unwrap_or_default();
+            let mut root = convert(&msg, 0, 0, raw, 0);
+            // mail-parser may stop before trailing bytes; the root always spans the message.
+            root.header_start = 0;
+            root.body_end = root.body_end.max(size).min(size);
+            ParsedMessage { envelope, root }
+        }
+        _ => {
+            let mut root = empty_part(0);
+            root.body_end = size;
+            root.lines = count_lines(raw);
+            ParsedMessage {
+                envelope: Envelope::default(),
+                root,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIMPLE: &[u8] = b"From: Alice <alice@example.org>\r\nTo: bob@home.arpa, \"Carol C\" <carol@home.arpa>\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\n  folded\r\nMessage-ID: <1@example.org>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\nHello\r\nWorld\r\n";
+
+    #[test]
+    fn envelope_of_simple_message() {
+        let p = parse(SIMPLE);
+        assert_eq!(
+            p.envelope.subject.as_deref(),
+            Some("=?utf-8?q?caf=C3=A9?=  folded")
+        );
+        assert_eq!(p.envelope.message_id.as_deref(), Some("<1@example.org>"));
+        assert_eq!(p.envelope.from[0].name.as_deref(), Some("Alice"));
+        assert_eq!(p.envelope.from[0].mailbox.as_deref(), Some("alice"));
+        assert_eq!(p.envelope.from[0].host.as_deref(), Some("example.org"));
+        assert_eq!(p.envelope.to.len(), 2);
+        assert_eq!(p.envelope.to[1].name.as_deref(), Some("Carol C"));
+        assert_eq!(
+            (p.root.media_type.as_str(), p.root.subtype.as_str()),
+            ("text", "plain")
+        );
+        assert_eq!(
+            &SIMPLE[p.root.body_start as usize..p.root.body_end as usize],
+            b"Hello\r\nWorld\r\n"
+        );
+        assert_eq!(p.root.lines, 2);
+    }
+
+    #[test]
+    fn multipart_offsets_slice_the_parts() {
+        let raw = b"Content-Type: multipart/mixed; boundary=XX\r\nSubject: m\r\n\r\npre\r\n--XX\r\nContent-Type: text/plain; charset=utf-8\r\n\r\npart one\r\n--XX\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nFrom: a@b.c\r\n\r\ninner body\r\n--XX--\r\n";
+        let p = parse(raw);
+        let PartKind::Multipart(kids) = &p.root.kind else {
+            panic!("{:?}", p.root.kind)
+        };
+        assert_eq!(kids.len(), 2);
+        let one = &kids[0];
+        assert_eq!(
+            &raw[one.body_start as usize..one.body_end as usize],
+            b"part one"
+        );
+        assert_eq!(
+            one.params,
+            vec![("charset".to_string(), "utf-8".to_string())]
+        );
+        let PartKind::Message(env, inner) = &kids[1].kind else {
+            panic!("{:?}", kids[1].kind)
+        };
+        assert_eq!(env.subject.as_deref(), Some("inner"));
+        assert!(raw[inner.body_start as usize..inner.body_end as usize].starts_with(b"inner body"));
+        assert!(raw[inner.header_start as usize..].starts_with(b"Subject: inner"));
+    }
+
+    #[test]
+    fn garbage_and_empty_never_fail() {
+        for raw in [
+            &b""[..],
+            b"\0\0\0",
+            b"no header at all",
+            b"Content-Type: multipart/mixed; boundary=\r\n\r\n--\r\n",
+        ] {
+            let p = parse(raw);
+            assert!(p.root.body_end as usize <= raw.len());
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_bounded() {
+        let mut raw = Vec::new();
+        for i in 0..200 {
+            raw.extend_from_slice(
+                format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n")
+                    .as_bytes(),
+            );
+        }
+        raw.extend_from_slice(b"\r\nleaf\r\n");
+        let p = parse(&raw);
+        fn depth(p: &Part) -> usize {
+            match &p.kind {
+                PartKind::Multipart(k) => 1 + k.iter().map(depth).max().unwrap_or(0),
+                PartKind::Message(_, b) => 1 + depth(b),
+                PartKind::Leaf => 0,
+            }
+        }
+        assert!(depth(&p.root) <= MAX_DEPTH + 1);
+    }
+
+    #[test]
+    fn round_trips_through_postcard() {
+        let p = parse(SIMPLE);
+        let bytes = postcard::to_allocvec(&p).unwrap();
+        assert_eq!(postcard::from_bytes::<ParsedMessage>(&bytes).unwrap(), p);
+    }
+}

@@ -1,0 +1,268 @@
+//! The `letterbox` command line (SPEC §4): parses arguments, loads the config, and
+//! either runs the daemon or sends one admin request (to the daemon's socket, or to
+//! the store directly when no daemon runs).
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use letterbox::config::Config;
+use letterbox::control::{self, Request};
+use letterbox::store::Store;
+
+/// Where the appliance keeps its config.
+const APPLIANCE_CONFIG: &str = "/etc/letterbox/letterbox.toml";
+
+#[derive(Parser)]
+#[command(
+    name = "letterbox",
+    version,
+    about = "A home mail server: SMTP, IMAP and POP3 in one binary"
+)]
+struct Cli {
+    /// Configuration file (default: /etc/letterbox/letterbox.toml if it exists, else built-in host defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the mail server.
+    Serve,
+    /// Validate the configuration file and print the effective settings.
+    CheckConfig,
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Manage aliases (`@domain` is a catch-all).
+    #[command(subcommand)]
+    Alias(AliasCmd),
+    /// Show services, store, queue and faults.
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Create an account (a random password is generated and printed unless --password-stdin).
+    Add {
+        /// The account's address, e.g. alice@home.arpa.
+        address: String,
+        /// Read the password from standard input (first line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Delete an account and all its mail.
+    Del {
+        /// The account's address.
+        address: String,
+    },
+    /// Set a new password (generated and printed unless --password-stdin).
+    Passwd {
+        /// The account's address.
+        address: String,
+        /// Read the password from standard input (first line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List accounts.
+    List,
+}
+
+#[derive(Subcommand)]
+enum AliasCmd {
+    /// Deliver mail for ALIAS to the account ADDRESS.
+    Add {
+        /// The alias, or @domain for a catch-all.
+        alias: String,
+        /// The account's address.
+        address: String,
+    },
+    /// Remove an alias.
+    Del {
+        /// The alias.
+        alias: String,
+    },
+    /// List aliases.
+    List,
+}
+
+fn load_config(path: Option<&PathBuf>) -> Result<Config, String> {
+    match path {
+        Some(p) => Config::load(p).map_err(|e| e.to_string()),
+        None if std::path::Path::new(APPLIANCE_CONFIG).exists() => {
+            Config::load(std::path::Path::new(APPLIANCE_CONFIG)).map_err(|e| e.to_string())
+        }
+        None => Ok(Config::defaults()),
+    }
+}
+
+fn init_tracing(cfg: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&cfg.log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn read_password_stdin() -> Result<String, String> {
+    let mut s = String::new();
+    std::io::stdin()
+        .take(4096)
+        .read_to_string(&mut s)
+        .map_err(|e| format!("reading the password: {e}"))?;
+    let pw = s.lines().next().unwrap_or("").to_string();
+    if pw.is_empty() {
+        return Err("no password on standard input".into());
+    }
+    Ok(pw)
+}
+
+/// Sends a request to the daemon, or runs it on the store when none runs.
+fn admin(cfg: Config, req: Request, json: bool) -> ExitCode {
+    let sock = control::socket_path(&cfg);
+    let resp = match control::send(&sock, &req) {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            let store = match Store::open(&cfg.server.data_dir) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!(
+                        "letterbox: cannot open the store in {}: {e}",
+                        cfg.server.data_dir.display()
+                    );
+                    return ExitCode::FAILURE;
+                }
+            };
+            let ctx = control::Ctx {
+                store: store.clone(),
+                config: Arc::new(cfg),
+                daemon: None,
+            };
+            let r = control::handle(&ctx, req);
+            store.close();
+            r
+        }
+        Err(e) => {
+            eprintln!(
+                "letterbox: cannot reach the daemon at {}: {e}",
+                sock.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&resp.data).unwrap_or_default()
+        );
+    } else if !resp.text.is_empty() {
+        if resp.ok {
+            println!("{}", resp.text)
+        } else {
+            eprintln!("letterbox: {}", resp.text)
+        }
+    }
+    if resp.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let cfg = match load_config(cli.config.as_ref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("letterbox: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let pw = |stdin: bool| {
+        if stdin {
+            read_password_stdin().map(Some)
+        } else {
+            Ok(None)
+        }
+    };
+    let req = match cli.command {
+        Command::Serve => {
+            init_tracing(&cfg);
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("letterbox: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let code = rt.block_on(letterbox::app::run(Arc::new(cfg)));
+            rt.shutdown_timeout(std::time::Duration::from_secs(1));
+            return ExitCode::from(code as u8);
+        }
+        Command::CheckConfig => {
+            println!(
+                "{}: OK",
+                cli.config
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "built-in defaults".into())
+            );
+            println!(
+                "domains: {}; hostname {}; data_dir {}",
+                cfg.server.domains.join(", "),
+                cfg.server.hostname,
+                cfg.server.data_dir.display()
+            );
+            for (name, addr) in cfg.listen.services() {
+                println!(
+                    "  {name:<12} {}",
+                    addr.map(|a| a.to_string())
+                        .unwrap_or_else(|| "disabled".into())
+                );
+            }
+            return ExitCode::SUCCESS;
+        }
+        Command::User(UserCmd::Add {
+            address,
+            password_stdin,
+        }) => match pw(password_stdin) {
+            Ok(password) => Request::UserAdd { address, password },
+            Err(e) => {
+                eprintln!("letterbox: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        Command::User(UserCmd::Passwd {
+            address,
+            password_stdin,
+        }) => match pw(password_stdin) {
+            Ok(password) => Request::UserPasswd { address, password },
+            Err(e) => {
+                eprintln!("letterbox: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        Command::User(UserCmd::Del { address }) => Request::UserDel { address },
+        Command::User(UserCmd::List) => Request::UserList,
+        Command::Alias(AliasCmd::Add { alias, address }) => Request::AliasAdd { alias, address },
+        Command::Alias(AliasCmd::Del { alias }) => Request::AliasDel { alias },
+        Command::Alias(AliasCmd::List) => Request::AliasList,
+        Command::Status { json } => return admin(cfg, Request::Status, json),
+    };
+    admin(cfg, req, false)
+}

@@ -1,0 +1,358 @@
+//! Message rows: UID assignment, flags and keywords with modseq (RFC 7162), expunge
+//! with remembered UIDs for QRESYNC VANISHED, COPY and MOVE (RFC 4315, RFC 6851).
+
+use std::sync::Arc;
+
+use redb::{ReadableTable, WriteTransaction};
+
+use super::records::SpecialUse;
+use super::records::{MessageRow, dec, enc, flag};
+use super::schema::{EXPUNGED, MESSAGES};
+use super::{
+    Change, Error, FlagMode, MailboxSel, NewMessage, Output, Reader, Result, Target, blobs,
+    mailboxes,
+};
+
+fn resolve_target(tx: &WriteTransaction, t: &Target) -> Result<u64> {
+    match &t.mailbox {
+        MailboxSel::Id(id) => {
+            let mb = mailboxes::get_w(tx, *id)?;
+            if mb.account != t.account {
+                return Err(Error::Invalid("mailbox belongs to another account".into()));
+            }
+            Ok(*id)
+        }
+        MailboxSel::Inbox => mailboxes::id_by_name_w(tx, t.account, "INBOX")?
+            .ok_or_else(|| Error::NotFound(format!("INBOX of account {}", t.account))),
+        MailboxSel::Junk => {
+            let names = tx.open_table(super::schema::MAILBOX_NAMES)?;
+            let mut found = None;
+            for i in names.range((t.account, "")..(t.account + 1, ""))? {
+                let id = i?.1.value();
+                if mailboxes::get_w(tx, id)?.special_use == Some(SpecialUse::Junk) {
+                    found = Some(id);
+                    break;
+                }
+            }
+            drop(names);
+            match found {
+                Some(id) => Ok(id),
+                None => resolve_target(
+                    tx,
+                    &Target {
+                        account: t.account,
+                        mailbox: MailboxSel::Inbox,
+                    },
+                ),
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn deliver(
+    tx: &WriteTransaction,
+    msg: &Arc<NewMessage>,
+    targets: &[Target],
+    flags: u8,
+    keywords: &[String],
+    internal_date: i64,
+    delivered: bool,
+    changes: &mut Vec<Change>,
+) -> Result<Vec<(u64, u32, u32)>> {
+    if targets.is_empty() {
+        return Err(Error::Invalid("no recipients".into()));
+    }
+    let mut ids = Vec::with_capacity(targets.len());
+    for t in targets {
+        let id = resolve_target(tx, t)?;
+        // Two aliases of one account: store once per mailbox.
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    blobs::add_ref(tx, msg, ids.len() as u64)?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let mut mb = mailboxes::get_w(tx, id)?;
+        let uid = mb.uidnext;
+        if uid == u32::MAX {
+            return Err(Error::Invalid(format!(
+                "mailbox {} has run out of UIDs",
+                mb.name
+            )));
+        }
+        mb.uidnext += 1;
+        mb.highestmodseq += 1;
+        mb.exists += 1;
+        mb.size += msg.raw.len() as u64;
+        if flags & flag::SEEN == 0 {
+            mb.unseen += 1;
+        }
+        let row = MessageRow {
+            blob: msg.hash,
+            flags,
+            keywords: keywords.to_vec(),
+            internal_date,
+            size: msg.raw.len() as u64,
+            modseq: mb.highestmodseq,
+        };
+        tx.open_table(MESSAGES)?
+            .insert((id, uid), enc(&row)?.as_slice())?;
+        mailboxes::put(tx, &mb)?;
+        changes.push(Change::MessageAdded {
+            account: mb.account,
+            mailbox: id,
+            uid,
+            modseq: row.modseq,
+            delivered,
+        });
+        out.push((id, mb.uidvalidity, uid));
+    }
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn set_flags(
+    tx: &WriteTransaction,
+    mailbox: u64,
+    uids: &[u32],
+    mode: FlagMode,
+    flags: u8,
+    keywords: &[String],
+    unchanged_since: Option<u64>,
+    changes: &mut Vec<Change>,
+) -> Result<Output> {
+    let mut mb = mailboxes::get_w(tx, mailbox)?;
+    let modseq = mb.highestmodseq + 1;
+    let mut t = tx.open_table(MESSAGES)?;
+    let mut rows = Vec::new();
+    let mut modified = Vec::new();
+    let mut changed = Vec::new();
+    for &uid in uids {
+        let Some(v) = t.get((mailbox, uid))? else {
+            continue;
+        };
+        let mut row: MessageRow = dec(v.value())?;
+        drop(v);
+        if let Some(since) = unchanged_since
+            && row.modseq > since
+        {
+            modified.push(uid);
+            continue;
+        }
+        let (old_flags, old_kw) = (row.flags, row.keywords.clone());
+        match mode {
+            FlagMode::Replace => {
+                row.flags = flags;
+                row.keywords = keywords.to_vec();
+            }
+            FlagMode::Add => {
+                row.flags |= flags;
+                for k in keywords {
+                    if !row.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                        row.keywords.push(k.clone());
+                    }
+                }
+            }
+            FlagMode::Remove => {
+                row.flags &= !flags;
+                row.keywords
+                    .retain(|x| !keywords.iter().any(|k| k.eq_ignore_ascii_case(x)));
+            }
+        }
+        if row.flags != old_flags || row.keywords != old_kw {
+            let was_seen = old_flags & flag::SEEN != 0;
+            let now_seen = row.flags & flag::SEEN != 0;
+            if was_seen && !now_seen {
+                mb.unseen += 1;
+            } else if !was_seen && now_seen {
+                mb.unseen = mb.unseen.saturating_sub(1);
+            }
+            row.modseq = modseq;
+            t.insert((mailbox, uid), enc(&row)?.as_slice())?;
+            changed.push(uid);
+        }
+        rows.push((uid, row.flags, row.keywords, row.modseq));
+    }
+    drop(t);
+    if !changed.is_empty() {
+        mb.highestmodseq = modseq;
+        mailboxes::put(tx, &mb)?;
+        changes.push(Change::FlagsChanged {
+            account: mb.account,
+            mailbox,
+            uids: changed,
+            modseq,
+        });
+    }
+    Ok(Output::Flags { rows, modified })
+}
+
+pub(super) fn expunge(
+    tx: &WriteTransaction,
+    mailbox: u64,
+    uids: Option<&[u32]>,
+    changes: &mut Vec<Change>,
+) -> Result<Vec<u32>> {
+    let mut mb = mailboxes::get_w(tx, mailbox)?;
+    let victims: Vec<(u32, MessageRow)> = {
+        let t = tx.open_table(MESSAGES)?;
+        match uids {
+            None => {
+                let mut v = Vec::new();
+                for i in t.range((mailbox, 0)..=(mailbox, u32::MAX))? {
+                    let (k, val) = i?;
+                    let row: MessageRow = dec(val.value())?;
+                    if row.flags & flag::DELETED != 0 {
+                        v.push((k.value().1, row));
+                    }
+                }
+                v
+            }
+            Some(list) => {
+                let mut list = list.to_vec();
+                list.sort_unstable();
+                list.dedup();
+                let mut v = Vec::new();
+                for uid in list {
+                    if let Some(val) = t.get((mailbox, uid))? {
+                        v.push((uid, dec(val.value())?));
+                    }
+                }
+                v
+            }
+        }
+    };
+    if victims.is_empty() {
+        return Ok(Vec::new());
+    }
+    let modseq = mb.highestmodseq + 1;
+    let mut t = tx.open_table(MESSAGES)?;
+    let mut e = tx.open_table(EXPUNGED)?;
+    let mut out = Vec::with_capacity(victims.len());
+    for (uid, row) in victims {
+        t.remove((mailbox, uid))?;
+        e.insert((mailbox, uid), modseq)?;
+        blobs::decref(tx, row.blob)?;
+        mb.exists = mb.exists.saturating_sub(1);
+        mb.size = mb.size.saturating_sub(row.size);
+        if row.flags & flag::SEEN == 0 {
+            mb.unseen = mb.unseen.saturating_sub(1);
+        }
+        out.push(uid);
+    }
+    drop((t, e));
+    mb.highestmodseq = modseq;
+    mailboxes::put(tx, &mb)?;
+    changes.push(Change::Expunged {
+        account: mb.account,
+        mailbox,
+        uids: out.clone(),
+        modseq,
+    });
+    Ok(out)
+}
+
+pub(super) fn copy(
+    tx: &WriteTransaction,
+    from: u64,
+    uids: &[u32],
+    to: u64,
+    remove: bool,
+    changes: &mut Vec<Change>,
+) -> Result<Output> {
+    if from == to && remove {
+        return Err(Error::Invalid(
+            "cannot move a message into its own mailbox".into(),
+        ));
+    }
+    let src = mailboxes::get_w(tx, from)?;
+    let mut dst = mailboxes::get_w(tx, to)?;
+    if src.account != dst.account {
+        return Err(Error::Invalid("mailboxes of different accounts".into()));
+    }
+    let mut list = uids.to_vec();
+    list.sort_unstable();
+    list.dedup();
+    let rows: Vec<(u32, MessageRow)> = {
+        let t = tx.open_table(MESSAGES)?;
+        let mut v = Vec::new();
+        for uid in list {
+            if let Some(val) = t.get((from, uid))? {
+                v.push((uid, dec(val.value())?));
+            }
+        }
+        v
+    };
+    let mut pairs = Vec::with_capacity(rows.len());
+    for (uid, mut row) in rows {
+        if dst.uidnext == u32::MAX {
+            return Err(Error::Invalid(format!(
+                "mailbox {} has run out of UIDs",
+                dst.name
+            )));
+        }
+        let new_uid = dst.uidnext;
+        dst.uidnext += 1;
+        dst.highestmodseq += 1;
+        dst.exists += 1;
+        dst.size += row.size;
+        if row.flags & flag::SEEN == 0 {
+            dst.unseen += 1;
+        }
+        row.modseq = dst.highestmodseq;
+        blobs::incref(tx, row.blob)?;
+        tx.open_table(MESSAGES)?
+            .insert((to, new_uid), enc(&row)?.as_slice())?;
+        changes.push(Change::MessageAdded {
+            account: dst.account,
+            mailbox: to,
+            uid: new_uid,
+            modseq: row.modseq,
+            delivered: false,
+        });
+        pairs.push((uid, new_uid));
+    }
+    mailboxes::put(tx, &dst)?;
+    if remove && !pairs.is_empty() {
+        let src_uids: Vec<u32> = pairs.iter().map(|p| p.0).collect();
+        expunge(tx, from, Some(&src_uids), changes)?;
+    }
+    Ok(Output::Copied {
+        uidvalidity: dst.uidvalidity,
+        pairs,
+    })
+}
+
+impl Reader {
+    /// Every message of a mailbox in UID order.
+    pub fn messages(&self, mailbox: u64) -> Result<Vec<(u32, MessageRow)>> {
+        let t = self.tx().open_table(MESSAGES)?;
+        let mut out = Vec::new();
+        for i in t.range((mailbox, 0)..=(mailbox, u32::MAX))? {
+            let (k, v) = i?;
+            out.push((k.value().1, dec(v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// One message.
+    pub fn message(&self, mailbox: u64, uid: u32) -> Result<Option<MessageRow>> {
+        let t = self.tx().open_table(MESSAGES)?;
+        t.get((mailbox, uid))?.map(|v| dec(v.value())).transpose()
+    }
+
+    /// UIDs expunged after `modseq` (RFC 7162 §3.2.5.2 VANISHED (EARLIER)).
+    pub fn expunged_since(&self, mailbox: u64, modseq: u64) -> Result<Vec<u32>> {
+        let t = self.tx().open_table(EXPUNGED)?;
+        let mut out = Vec::new();
+        for i in t.range((mailbox, 0)..=(mailbox, u32::MAX))? {
+            let (k, v) = i?;
+            if v.value() > modseq {
+                out.push(k.value().1);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,38 @@
+//! Every redb table of the store and the schema version, in one place.
+//! Keys are chosen so that one range scan answers the common reads
+//! (all messages of a mailbox, all mailboxes of an account).
+
+use redb::TableDefinition;
+
+/// The schema this build writes. A database with a higher number is refused
+/// untouched; a lower one is migrated by `migrate.rs`.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// Counters and flags: `schema_version`, `next_account`, `next_mailbox`,
+/// `next_queue`, `last_uidvalidity`, `running`, `unclean_starts`, `fault4_pending`.
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Account id → postcard `Account`.
+pub(crate) const ACCOUNTS: TableDefinition<u64, &[u8]> = TableDefinition::new("accounts");
+/// Normalised address (`local@domain`, or `@domain` for a catch-all) → postcard `AddressEntry`.
+pub(crate) const ADDRESSES: TableDefinition<&str, &[u8]> = TableDefinition::new("addresses");
+/// Mailbox id → postcard `Mailbox`.
+pub(crate) const MAILBOXES: TableDefinition<u64, &[u8]> = TableDefinition::new("mailboxes");
+/// (account id, mailbox name) → mailbox id.
+pub(crate) const MAILBOX_NAMES: TableDefinition<(u64, &str), u64> =
+    TableDefinition::new("mailbox_names");
+/// (account id, mailbox name) → () for subscribed names (RFC 9051 §6.3.7 allows
+/// subscribing to names that do not exist).
+pub(crate) const SUBSCRIPTIONS: TableDefinition<(u64, &str), ()> =
+    TableDefinition::new("subscriptions");
+/// (mailbox id, uid) → postcard `MessageRow`.
+pub(crate) const MESSAGES: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("messages");
+/// (mailbox id, uid) → modseq of the expunge (RFC 7162 §3.2.5 VANISHED).
+pub(crate) const EXPUNGED: TableDefinition<(u64, u32), u64> = TableDefinition::new("expunged");
+/// SHA-256 of the message bytes → the bytes.
+pub(crate) const BLOBS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("blobs");
+/// SHA-256 → number of message rows and queue items that reference the blob.
+pub(crate) const BLOB_REFS: TableDefinition<[u8; 32], u64> = TableDefinition::new("blob_refs");
+/// SHA-256 → postcard `ParsedMessage` (envelope and MIME structure).
+pub(crate) const PARSED: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("parsed");
+/// Queue id → postcard `QueueItem`.
+pub(crate) const QUEUE: TableDefinition<u64, &[u8]> = TableDefinition::new("queue");
