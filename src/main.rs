@@ -47,6 +47,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Developer tool: synthetic durable deliveries straight into a store (used by
+    /// the crash-safety test and the throughput benchmark). Prints `ack W S` after
+    /// each committed delivery with --print-acks.
+    #[command(hide = true)]
+    DebugStoreLoad {
+        /// Data directory of the store.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Concurrent writers.
+        #[arg(long, default_value_t = 1)]
+        writers: u32,
+        /// Messages per writer.
+        #[arg(long, default_value_t = 1000)]
+        messages: u32,
+        /// Message size in bytes.
+        #[arg(long, default_value_t = 4096)]
+        size: usize,
+        /// Print each acknowledgement.
+        #[arg(long)]
+        print_acks: bool,
+        /// Run number, part of every message id.
+        #[arg(long, default_value_t = 0)]
+        run: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -181,8 +205,81 @@ fn admin(cfg: Config, req: Request, json: bool) -> ExitCode {
     }
 }
 
+fn debug_store_load(
+    dir: &std::path::Path,
+    writers: u32,
+    messages: u32,
+    size: usize,
+    print_acks: bool,
+    run_id: u64,
+) -> ExitCode {
+    use letterbox::store::load;
+    use std::io::Write;
+    let store = match Store::open(dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("letterbox: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let out = Arc::new(std::sync::Mutex::new(std::io::stdout()));
+    let on_ack: Arc<dyn Fn(u32, u32) + Send + Sync> = Arc::new(move |w, s| {
+        if print_acks && let Ok(mut o) = out.lock() {
+            let _ = writeln!(o, "ack {w} {s}");
+            let _ = o.flush();
+        }
+    });
+    match load::run(&store, writers, messages, size, run_id, on_ack) {
+        Ok(r) => {
+            store.close();
+            println!(
+                "delivered {} messages of {size} bytes with {writers} writers in {:.3} s: {:.0} msg/s",
+                r.delivered,
+                r.elapsed.as_secs_f64(),
+                r.delivered as f64 / r.elapsed.as_secs_f64()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("letterbox: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            // One line: what is wrong (clap's own text, without the usage block).
+            let text = e.to_string();
+            let what: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+                .collect();
+            let what = what.join(" ");
+            eprintln!(
+                "letterbox: {} (see letterbox --help)",
+                what.trim_start_matches("error: ")
+            );
+            return ExitCode::from(2);
+        }
+    };
     let cfg = match load_config(cli.config.as_ref()) {
         Ok(c) => c,
         Err(e) => {
@@ -263,6 +360,16 @@ fn main() -> ExitCode {
         Command::Alias(AliasCmd::Del { alias }) => Request::AliasDel { alias },
         Command::Alias(AliasCmd::List) => Request::AliasList,
         Command::Status { json } => return admin(cfg, Request::Status, json),
+        Command::DebugStoreLoad {
+            data_dir,
+            writers,
+            messages,
+            size,
+            print_acks,
+            run,
+        } => {
+            return debug_store_load(&data_dir, writers, messages, size, print_acks, run);
+        }
     };
     admin(cfg, req, false)
 }

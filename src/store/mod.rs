@@ -18,6 +18,7 @@
 mod accounts;
 mod blobs;
 pub mod change;
+pub mod load;
 mod mailboxes;
 mod messages;
 mod migrate;
@@ -709,11 +710,13 @@ fn run_batch(inner: &Inner, batch: Vec<Job>, durable: bool) -> bool {
     };
     match attempt(&jobs) {
         Ok((outs, changes)) => {
-            for (j, o) in jobs.into_iter().zip(outs) {
-                let _ = j.reply.send(o);
-            }
+            // Publish before answering: a caller that has its answer can rely on the
+            // event being queued for every subscriber.
             for c in changes {
                 let _ = inner.changes.send(c);
+            }
+            for (j, o) in jobs.into_iter().zip(outs) {
+                let _ = j.reply.send(o);
             }
             true
         }
@@ -725,10 +728,10 @@ fn run_batch(inner: &Inner, batch: Vec<Job>, durable: bool) -> bool {
                 match attempt(one) {
                     Ok((mut outs, changes)) => {
                         any = true;
-                        let _ = j.reply.send(outs.pop().unwrap_or(Ok(Output::None)));
                         for c in changes {
                             let _ = inner.changes.send(c);
                         }
+                        let _ = j.reply.send(outs.pop().unwrap_or(Ok(Output::None)));
                     }
                     Err(e) => {
                         let _ = j.reply.send(Err(e));
