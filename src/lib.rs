@@ -4,13 +4,16 @@
 //! - [`config`]: the TOML configuration, parsed once into typed structs.
 //! - [`store`]: the only module that touches redb: accounts, mailboxes, messages,
 //!   blobs, the outbound queue, group commit and change events.
-//! - [`mail`]: message parsing shared by the protocols.
+//! - [`mail`]: message parsing shared by the protocols (parse once, at delivery).
 //! - [`sasl`]: PLAIN and LOGIN exchanges shared by SMTP, IMAP and POP3.
 //! - [`auth`]: password hashing and the failed-login limiter.
 //! - [`tls`]: rustls server configuration, self-signed certificate, reload.
 //! - [`control`]: the admin requests behind the CLI, and the Unix socket that carries
 //!   them to a running daemon.
 //! - [`app`]: `serve`: wires the store, TLS, control socket and shutdown.
+//! - [`step`]: the step type every sans-I/O protocol session returns.
+//! - [`smtp`], [`pop3`]: sans-I/O protocol sessions; [`imap`]: the IMAP codec.
+//! - [`hw`]: LED patterns, button, watchdog, board files, simulated and Linux boards.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -25,5 +28,6 @@ pub mod mail;
 pub mod pop3;
 pub mod sasl;
 pub mod smtp;
+pub mod step;
 pub mod store;
 pub mod tls;

@@ -51,26 +51,33 @@ enum Command {
     /// the crash-safety test and the throughput benchmark). Prints `ack W S` after
     /// each committed delivery with --print-acks.
     #[command(hide = true)]
-    DebugStoreLoad {
-        /// Data directory of the store.
-        #[arg(long)]
-        data_dir: PathBuf,
-        /// Concurrent writers.
-        #[arg(long, default_value_t = 1)]
-        writers: u32,
-        /// Messages per writer.
-        #[arg(long, default_value_t = 1000)]
-        messages: u32,
-        /// Message size in bytes.
-        #[arg(long, default_value_t = 4096)]
-        size: usize,
-        /// Print each acknowledgement.
-        #[arg(long)]
-        print_acks: bool,
-        /// Run number, part of every message id.
-        #[arg(long, default_value_t = 0)]
-        run: u64,
-    },
+    DebugStoreLoad(LoadArgs),
+}
+
+/// Arguments of `debug-store-load`.
+#[derive(clap::Args)]
+struct LoadArgs {
+    /// Data directory of the store.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Concurrent writers.
+    #[arg(long, default_value_t = 1)]
+    writers: u32,
+    /// Messages per writer.
+    #[arg(long, default_value_t = 1000)]
+    messages: u32,
+    /// Message size in bytes.
+    #[arg(long, default_value_t = 4096)]
+    size: usize,
+    /// Print each acknowledgement.
+    #[arg(long)]
+    print_acks: bool,
+    /// Run number, part of every message id.
+    #[arg(long, default_value_t = 0)]
+    run: u64,
+    /// Free-space reserve in bytes below which deliveries are refused (0: none).
+    #[arg(long, default_value_t = letterbox::store::MIN_FREE_BYTES)]
+    min_free: u64,
 }
 
 #[derive(Subcommand)]
@@ -205,17 +212,20 @@ fn admin(cfg: Config, req: Request, json: bool) -> ExitCode {
     }
 }
 
-fn debug_store_load(
-    dir: &std::path::Path,
-    writers: u32,
-    messages: u32,
-    size: usize,
-    print_acks: bool,
-    run_id: u64,
-) -> ExitCode {
+fn debug_store_load(a: LoadArgs) -> ExitCode {
+    let LoadArgs {
+        data_dir,
+        writers,
+        messages,
+        size,
+        print_acks,
+        run: run_id,
+        min_free,
+    } = a;
+    let dir = data_dir.as_path();
     use letterbox::store::load;
     use std::io::Write;
-    let store = match Store::open(dir) {
+    let store = match Store::open_with(dir, min_free) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("letterbox: {e}");
@@ -360,16 +370,7 @@ fn main() -> ExitCode {
         Command::Alias(AliasCmd::Del { alias }) => Request::AliasDel { alias },
         Command::Alias(AliasCmd::List) => Request::AliasList,
         Command::Status { json } => return admin(cfg, Request::Status, json),
-        Command::DebugStoreLoad {
-            data_dir,
-            writers,
-            messages,
-            size,
-            print_acks,
-            run,
-        } => {
-            return debug_store_load(&data_dir, writers, messages, size, print_acks, run);
-        }
+        Command::DebugStoreLoad(args) => return debug_store_load(args),
     };
     admin(cfg, req, false)
 }

@@ -64,22 +64,8 @@ pub struct MaildropEntry {
     pub size: u64,
 }
 
-/// What the driver should do next.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Step {
-    /// Write these bytes to the client.
-    Write(Vec<u8>),
-    /// Do this and then call [`Session::answer`].
-    Event(Event),
-    /// Read more bytes and [`Session::feed`] them.
-    NeedMoreInput,
-    /// An event is outstanding (or a TLS handshake): nothing to do until it is answered.
-    Wait,
-    /// Run the TLS handshake now, then call [`Session::tls_established`] (RFC 2595 §4).
-    StartTls,
-    /// Close the connection (after writing what was handed out).
-    Close,
-}
+/// What the driver must do next (the shared [`crate::step::Step`] shape).
+pub type Step = crate::step::Step<Event>;
 
 /// Work for the driver; each is answered with one [`Decision`].
 #[derive(Debug, PartialEq, Eq)]

@@ -242,23 +242,8 @@ pub enum Decision {
     },
 }
 
-/// What the driver must do next.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
-    /// Send these bytes (replies, in command order; pipelined replies are batched).
-    Write(Vec<u8>),
-    /// Decide this and call [`Session::answer`].
-    Event(Event),
-    /// All input is consumed: read more and [`Session::feed`] it.
-    NeedMoreInput,
-    /// Nothing to do until [`Session::answer`] or [`Session::tls_established`].
-    Wait,
-    /// The `220` for STARTTLS was written: start the TLS handshake on the raw stream,
-    /// then call [`Session::tls_established`]. Bytes that followed STARTTLS are dropped.
-    StartTls,
-    /// Close the connection (after QUIT, 421, or an error limit).
-    Close,
-}
+/// What the driver must do next (the shared [`crate::step::Step`] shape).
+pub type Step = crate::step::Step<Event>;
 
 /// The command phases of the state table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -386,6 +386,7 @@ struct Job {
 
 struct Inner {
     path: PathBuf,
+    min_free: u64,
     db: RwLock<Option<Arc<Database>>>,
     jobs: std::sync::Mutex<Option<mpsc::Sender<Job>>>,
     changes: broadcast::Sender<Change>,
@@ -484,6 +485,13 @@ impl Store {
     /// Opens (or creates) the store in `data_dir`, migrating an older schema and
     /// refusing a newer or damaged one untouched; starts the writer thread.
     pub fn open(data_dir: &Path) -> Result<Store> {
+        Store::open_with(data_dir, MIN_FREE_BYTES)
+    }
+
+    /// As [`Store::open`], refusing deliveries while less than `min_free` bytes are
+    /// free (0 disables the check; the full-disk test uses that to reach a real
+    /// ENOSPC inside a commit).
+    pub fn open_with(data_dir: &Path, min_free: u64) -> Result<Store> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| Error::Storage(format!("{}: {e}", data_dir.display())))?;
         let path = data_dir.join(DB_FILE);
@@ -503,6 +511,7 @@ impl Store {
         let (changes, _) = broadcast::channel(4096);
         let inner = Arc::new(Inner {
             path,
+            min_free,
             db: RwLock::new(Some(Arc::new(db))),
             jobs: std::sync::Mutex::new(Some(tx)),
             changes,
@@ -671,9 +680,12 @@ fn run_batch(inner: &Inner, batch: Vec<Job>, durable: bool) -> bool {
     let mut jobs = Vec::with_capacity(batch.len());
     let mut need = 0u64;
     for j in batch {
-        if let (Some(n), Some(free)) = (j.op.grows(), free) {
+        if let (Some(n), Some(free)) = (j.op.grows(), free)
+            && inner.min_free > 0
+        {
             if free
-                < MIN_FREE_BYTES
+                < inner
+                    .min_free
                     .saturating_add(need)
                     .saturating_add(n.saturating_mul(2))
             {
