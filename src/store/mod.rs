@@ -709,11 +709,13 @@ fn run_batch(inner: &Inner, batch: Vec<Job>, durable: bool) -> bool {
     };
     match attempt(&jobs) {
         Ok((outs, changes)) => {
-            for (j, o) in jobs.into_iter().zip(outs) {
-                let _ = j.reply.send(o);
-            }
+            // Publish before answering, so a caller that sees its write return also finds
+            // the change in a receiver it subscribed earlier.
             for c in changes {
                 let _ = inner.changes.send(c);
+            }
+            for (j, o) in jobs.into_iter().zip(outs) {
+                let _ = j.reply.send(o);
             }
             true
         }
@@ -725,10 +727,10 @@ fn run_batch(inner: &Inner, batch: Vec<Job>, durable: bool) -> bool {
                 match attempt(one) {
                     Ok((mut outs, changes)) => {
                         any = true;
-                        let _ = j.reply.send(outs.pop().unwrap_or(Ok(Output::None)));
                         for c in changes {
                             let _ = inner.changes.send(c);
                         }
+                        let _ = j.reply.send(outs.pop().unwrap_or(Ok(Output::None)));
                     }
                     Err(e) => {
                         let _ = j.reply.send(Err(e));
