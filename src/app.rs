@@ -15,6 +15,8 @@ use crate::config::Config;
 use crate::control::{self, Ctx, DaemonInfo};
 use crate::net::{ConnLimits, Listener, Shared};
 use crate::pop3::driver::{self as pop3, Pop3};
+use crate::smtp::Mode;
+use crate::smtp::driver::{self as smtp, Smtp};
 use crate::store::{Op, Output, Store};
 use crate::tls::Tls;
 use crate::{auth, store};
@@ -74,7 +76,10 @@ async fn bind_listeners(shared: &Shared) -> Result<Vec<Listener>, String> {
     let mut out = Vec::new();
     for (service, addr) in shared.config.listen.services() {
         let Some(addr) = addr else { continue };
+        let host = &shared.config.server.hostname;
         let (implicit_tls, busy) = match service {
+            "smtp" | "submission" => (false, smtp::busy(host)),
+            "submissions" => (true, smtp::busy(host)),
             "pop3" => (false, pop3::busy()),
             "pop3s" => (true, pop3::busy()),
             _ => {
@@ -98,16 +103,22 @@ fn start_listeners(listeners: Vec<Listener>, shared: &Shared, tracker: &TaskTrac
         shared.config.limits.max_connections_per_ip,
     );
     let pop3 = Pop3::new(shared.clone());
+    let smtp = Smtp::new(shared.clone());
     for l in listeners {
         if let Ok(addr) = l.local_addr() {
             tracing::info!(service = l.service(), %addr, "listening");
         }
-        match l.service() {
+        let mode = match l.service() {
             "pop3" | "pop3s" => {
                 tracker.spawn(pop3.clone().serve(l, limits.clone(), tracker.clone()));
+                continue;
             }
-            _ => {}
-        }
+            "smtp" => Mode::Mx,
+            "submission" => Mode::Submission,
+            "submissions" => Mode::Submissions,
+            _ => continue,
+        };
+        tracker.spawn(smtp.clone().serve(l, mode, limits.clone(), tracker.clone()));
     }
 }
 

@@ -84,8 +84,11 @@ pub trait Handler<P: Protocol>: Send {
     /// Decides one event. Must bound its own waits (for example a failed-login delay ends
     /// early when the server stops) since the pump does not cancel it.
     fn handle(&mut self, event: P::Event) -> impl Future<Output = P::Decision> + Send;
-    /// TLS became active on the connection (after STARTTLS/STLS).
-    fn tls_established(&mut self) {}
+    /// TLS became active on the connection (after STARTTLS/STLS); `stream` tells which
+    /// version and cipher ([`Stream::tls_description`]).
+    fn tls_established(&mut self, stream: &Stream) {
+        let _ = stream;
+    }
 }
 
 /// Per-connection pump settings.
@@ -197,7 +200,7 @@ async fn pump<P: Protocol, H: Handler<P>>(
                     return End::IoError;
                 }
                 session.tls_established();
-                handler.tls_established();
+                handler.tls_established(stream);
             }
             Step::Close => return End::Closed,
             Step::Wait => return End::SessionBug,

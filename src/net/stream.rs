@@ -31,6 +31,21 @@ impl Stream {
         matches!(self, Stream::Tls(_))
     }
 
+    /// The negotiated TLS version and cipher suite (for `Received` headers and logs), or
+    /// `None` without TLS.
+    pub fn tls_description(&self) -> Option<String> {
+        let Stream::Tls(tls) = self else { return None };
+        let conn = tls.get_ref().1;
+        let version = conn
+            .protocol_version()
+            .map(|v| format!("{v:?}"))
+            .unwrap_or_else(|| "TLS".into());
+        Some(match conn.negotiated_cipher_suite() {
+            Some(suite) => format!("{version} with cipher {:?}", suite.suite()),
+            None => version,
+        })
+    }
+
     /// Runs the server side of a TLS handshake on `tcp`, within [`HANDSHAKE_TIMEOUT`].
     pub async fn accept_tls(tcp: TcpStream, acceptor: &TlsAcceptor) -> io::Result<Stream> {
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
