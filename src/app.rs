@@ -213,7 +213,14 @@ pub async fn run(cfg: Arc<Config>) -> i32 {
         Err(msg) => {
             eprintln!("letterbox: {msg}");
             let _ = std::fs::remove_file(&sock);
-            store.close();
+            // Nothing ran: record a clean stop, or the next start would count this
+            // refused start as an unclean one (fault 4).
+            let s2 = store.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                let _ = s2.write(Op::MarkStopped);
+                s2.close();
+            })
+            .await;
             return 1;
         }
     };

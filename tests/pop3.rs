@@ -275,3 +275,23 @@ fn idle_connection_is_closed_without_a_response() {
     c.read_to_string(&mut rest).unwrap();
     assert_eq!(rest, "", "RFC 1939 §3: no response on autologout");
 }
+
+#[test]
+fn port_in_use_is_a_one_line_error_naming_service_and_address() {
+    let mut ports = common::free_ports();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    ports[5] = port; // pop3
+    let err = match Server::try_start_on("", ports) {
+        Ok(_) => panic!("started although {port} is in use"),
+        Err(e) => e,
+    };
+    assert!(err.contains("exited with exit status: 1"), "{err}");
+    let line = format!("letterbox: cannot listen for pop3 on 127.0.0.1:{port}: ");
+    assert!(err.contains(&line), "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("letterbox:")).count(),
+        1,
+        "{err}"
+    );
+}

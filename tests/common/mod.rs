@@ -82,8 +82,12 @@ impl Server {
     }
 
     fn try_start(extra: &str) -> Result<Server, String> {
+        Server::try_start_on(extra, free_ports())
+    }
+
+    /// Starts a daemon on the given ports (in the order of [`SERVICES`]).
+    pub fn try_start_on(extra: &str, ports: [u16; 7]) -> Result<Server, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let ports = free_ports();
         let mut listen = String::new();
         for (s, p) in SERVICES.iter().zip(ports) {
             listen.push_str(&format!("{s} = \"127.0.0.1:{p}\"\n"));
@@ -238,7 +242,7 @@ impl Drop for Server {
 }
 
 /// Seven distinct ports that were free a moment ago.
-fn free_ports() -> [u16; 7] {
+pub fn free_ports() -> [u16; 7] {
     let listeners: Vec<std::net::TcpListener> = (0..7)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0"))
         .collect();
