@@ -1,6 +1,7 @@
 //! `letterbox serve`: opens the store, records the start, provisions the first
-//! account, loads TLS, serves the control socket, and shuts down on SIGTERM/SIGINT
-//! (stop accepting, let sessions finish within a bound, final commit, exit 0).
+//! account, loads TLS, serves the control socket, binds and runs the protocol listeners
+//! (`net`), and shuts down on SIGTERM/SIGINT (stop accepting, sessions send their
+//! goodbye, let them finish within a bound, final commit, exit 0).
 //! SIGHUP reloads the TLS certificate.
 
 use std::sync::Arc;
@@ -12,6 +13,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::control::{self, Ctx, DaemonInfo};
+use crate::net::{ConnLimits, Listener, Shared};
+use crate::pop3::driver::{self as pop3, Pop3};
+use crate::smtp::Mode;
+use crate::smtp::driver::{self as smtp, Smtp};
 use crate::store::{Op, Output, Store};
 use crate::tls::Tls;
 use crate::{auth, store};
@@ -63,6 +68,58 @@ fn banner(cfg: &Config, tls: &Tls, address: &str, password: &str) -> String {
         },
         tls.fingerprint().unwrap_or_default(),
     )
+}
+
+/// Binds every configured service (SPEC §2); an error names the service and the address.
+/// Services whose driver does not exist yet (IMAP) are skipped with a log line.
+async fn bind_listeners(shared: &Shared) -> Result<Vec<Listener>, String> {
+    let mut out = Vec::new();
+    for (service, addr) in shared.config.listen.services() {
+        let Some(addr) = addr else { continue };
+        let host = &shared.config.server.hostname;
+        let (implicit_tls, busy) = match service {
+            "smtp" | "submission" => (false, smtp::busy(host)),
+            "submissions" => (true, smtp::busy(host)),
+            "pop3" => (false, pop3::busy()),
+            "pop3s" => (true, pop3::busy()),
+            _ => {
+                tracing::info!(service, "not served yet by this build");
+                continue;
+            }
+        };
+        let tls = implicit_tls.then(|| shared.tls.clone());
+        let l = Listener::bind(service, addr, tls, busy)
+            .await
+            .map_err(|e| format!("cannot listen for {service} on {addr}: {e}"))?;
+        out.push(l);
+    }
+    Ok(out)
+}
+
+/// Runs each bound listener on the tracker, under the shared connection caps.
+fn start_listeners(listeners: Vec<Listener>, shared: &Shared, tracker: &TaskTracker) {
+    let limits = ConnLimits::new(
+        shared.config.limits.max_connections,
+        shared.config.limits.max_connections_per_ip,
+    );
+    let pop3 = Pop3::new(shared.clone());
+    let smtp = Smtp::new(shared.clone());
+    for l in listeners {
+        if let Ok(addr) = l.local_addr() {
+            tracing::info!(service = l.service(), %addr, "listening");
+        }
+        let mode = match l.service() {
+            "pop3" | "pop3s" => {
+                tracker.spawn(pop3.clone().serve(l, limits.clone(), tracker.clone()));
+                continue;
+            }
+            "smtp" => Mode::Mx,
+            "submission" => Mode::Submission,
+            "submissions" => Mode::Submissions,
+            _ => continue,
+        };
+        tracker.spawn(smtp.clone().serve(l, mode, limits.clone(), tracker.clone()));
+    }
 }
 
 /// Runs the daemon until a shutdown signal; returns the process exit code.
@@ -132,7 +189,45 @@ pub async fn run(cfg: Arc<Config>) -> i32 {
 
     let stop = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let services: Vec<(String, String)> = Vec::new();
+    let sock = control::socket_path(&cfg);
+    let control_listener = match control::bind(&sock) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "letterbox: cannot bind the control socket {}: {e}",
+                sock.display()
+            );
+            store.close();
+            return 1;
+        }
+    };
+    let shared = Shared {
+        store: store.clone(),
+        config: cfg.clone(),
+        tls: tls.clone(),
+        limiter: Arc::new(auth::Limiter::default()),
+        stop: stop.clone(),
+    };
+    let listeners = match bind_listeners(&shared).await {
+        Ok(l) => l,
+        Err(msg) => {
+            eprintln!("letterbox: {msg}");
+            let _ = std::fs::remove_file(&sock);
+            // Nothing ran: record a clean stop, or the next start would count this
+            // refused start as an unclean one (fault 4).
+            let s2 = store.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                let _ = s2.write(Op::MarkStopped);
+                s2.close();
+            })
+            .await;
+            return 1;
+        }
+    };
+    let services: Vec<(String, String)> = listeners
+        .iter()
+        .filter_map(|l| Some((l.service().to_string(), l.local_addr().ok()?.to_string())))
+        .collect();
     let info = Arc::new(DaemonInfo {
         started,
         services,
@@ -151,20 +246,8 @@ pub async fn run(cfg: Arc<Config>) -> i32 {
         config: cfg.clone(),
         daemon: Some(info),
     };
-    let sock = control::socket_path(&cfg);
-    match control::bind(&sock) {
-        Ok(l) => {
-            tracker.spawn(control::serve(l, ctx, stop.clone()));
-        }
-        Err(e) => {
-            eprintln!(
-                "letterbox: cannot bind the control socket {}: {e}",
-                sock.display()
-            );
-            store.close();
-            return 1;
-        }
-    }
+    tracker.spawn(control::serve(control_listener, ctx, stop.clone()));
+    start_listeners(listeners, &shared, &tracker);
 
     let (mut term, mut int, mut hup) = match (
         signal(SignalKind::terminate()),

@@ -10,6 +10,10 @@
 //! - [`tls`]: rustls server configuration, self-signed certificate, reload.
 //! - [`control`]: the admin requests behind the CLI, and the Unix socket that carries
 //!   them to a running daemon.
+//! - [`net`]: listeners, connection caps, TLS on accept and STARTTLS, and the pump that
+//!   drives a sans-I/O protocol session over a socket.
+//! - [`pop3`], [`smtp`], [`imap`]: each protocol's sans-I/O session and codec, and its
+//!   tokio driver.
 //! - [`app`]: `serve`: wires the store, TLS, control socket and shutdown.
 //! - [`step`]: the step type every sans-I/O protocol session returns.
 //! - [`smtp`], [`pop3`]: sans-I/O protocol sessions; [`imap`]: the IMAP codec.
@@ -25,6 +29,7 @@ pub mod control;
 pub mod hw;
 pub mod imap;
 pub mod mail;
+pub mod net;
 pub mod pop3;
 pub mod sasl;
 pub mod smtp;

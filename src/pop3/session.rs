@@ -355,6 +355,19 @@ impl Session {
         Reply::err_code(RespCode::SysTemp, "server shutting down").to_bytes()
     }
 
+    /// What to write when the inactivity autologout timer fires: nothing. RFC 1939 §3:
+    /// the server "MUST close the TCP connection without removing any messages or sending
+    /// any response to the client".
+    pub fn timeout_reply(&self) -> Vec<u8> {
+        Vec::new()
+    }
+
+    /// The line for a connection refused before any session starts because the server has
+    /// too many connections (RFC 3206 §4 SYS/TEMP: try again later).
+    pub fn busy_reply() -> Vec<u8> {
+        Reply::err_code(RespCode::SysTemp, "too many connections, try again later").to_bytes()
+    }
+
     /// The protocol phase, for the driver's timeouts and logs.
     pub fn phase(&self) -> Phase {
         match self.state {
@@ -1364,6 +1377,15 @@ mod tests {
         assert_eq!(
             s.shutdown_reply(),
             b"-ERR [SYS/TEMP] server shutting down\r\n"
+        );
+        assert_eq!(
+            s.timeout_reply(),
+            b"",
+            "RFC 1939 §3: close without a response"
+        );
+        assert_eq!(
+            Session::busy_reply(),
+            b"-ERR [SYS/TEMP] too many connections, try again later\r\n"
         );
         s.answer(Decision::Committed);
         assert!(matches!(s.next(), Step::Write(b) if b.starts_with(b"+OK")));

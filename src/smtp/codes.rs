@@ -119,6 +119,8 @@ pub const SE_SYS_MSG_TOO_BIG: Enhanced = (3, 4);
 pub const SE_NET_OTHER: Enhanced = (4, 0);
 /// X.4.3 Directory server failure (§3.5), e.g. a DNS timeout.
 pub const SE_NET_DIRECTORY_FAILURE: Enhanced = (4, 3);
+/// X.4.2 Bad connection (§3.5): used for the idle and session timeouts.
+pub const SE_NET_BAD_CONNECTION: Enhanced = (4, 2);
 
 /// X.5.0 Other or undefined protocol status (§3.6).
 pub const SE_PROTO_OTHER: Enhanced = (5, 0);

@@ -6,12 +6,14 @@
 //!   to bytes.
 //! - [`session`]: the sans-I/O state machine: bytes in, [`Step`]s out; policy
 //!   questions go to the driver as [`Event`]s and come back as [`Decision`]s.
+//! - [`driver`]: the tokio side and the listeners' policy: recipients, sender ownership on
+//!   submission, `Received`, delivery into the store and the outbound queue.
 //!
-//! Neither file imports tokio or redb (STYLE layout rule): the tokio driver, the
-//! inbound/submission policy and the store live beside this module.
+//! `codec` and `session` import neither tokio nor redb (STYLE layout rule).
 
 pub mod codec;
 pub mod codes;
+pub mod driver;
 pub mod session;
 
 pub use codec::{Body, Command, MailFrom, Reply, Verb};

@@ -598,6 +598,29 @@ impl Session {
         .to_bytes()
     }
 
+    /// The goodbye when the client was idle too long or the session lasted too long:
+    /// `421 4.4.2` (RFC 5321 §4.5.3.2 lets the server close on timeout; §3.8 wants a 421
+    /// before an unsolicited close; RFC 3463 §3.5 X.4.2 bad connection).
+    pub fn timeout_reply(&self) -> Vec<u8> {
+        Reply::new(
+            C421_SERVICE_UNAVAILABLE,
+            SE_NET_BAD_CONNECTION,
+            format!("{} Timeout, closing connection", self.cfg.hostname),
+        )
+        .to_bytes()
+    }
+
+    /// The line for a connection refused before any session starts because the server
+    /// has too many connections: `421 4.7.0` (RFC 5321 §3.8, RFC 3463 §3.8).
+    pub fn busy_reply(hostname: &str) -> Vec<u8> {
+        Reply::new(
+            C421_SERVICE_UNAVAILABLE,
+            SE_SEC_OTHER,
+            format!("{hostname} Too many connections, try again later"),
+        )
+        .to_bytes()
+    }
+
     /// Queues received bytes. Bytes arriving while STARTTLS is pending or after close
     /// are dropped.
     pub fn feed(&mut self, input: &[u8]) {
@@ -1442,6 +1465,14 @@ mod tests {
         assert_eq!(
             s.shutdown_reply(),
             b"421 4.3.2 mx.home.arpa Service shutting down\r\n"
+        );
+        assert_eq!(
+            s.timeout_reply(),
+            b"421 4.4.2 mx.home.arpa Timeout, closing connection\r\n"
+        );
+        assert_eq!(
+            Session::busy_reply("mx.home.arpa"),
+            b"421 4.7.0 mx.home.arpa Too many connections, try again later\r\n"
         );
     }
 
