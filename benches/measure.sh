@@ -25,7 +25,7 @@ pop3s = "127.0.0.1:$(port)"
 TOML
 }
 
-# Starts serve, waits for the ready line; prints milliseconds from spawn to ready.
+# Starts serve, waits for the ready line; sets $pid and $ms (spawn to ready).
 start() {
   local t0 t1
   t0=$(date +%s%N)
@@ -36,7 +36,7 @@ start() {
     sleep 0.001
   done
   t1=$(date +%s%N)
-  echo $(( (t1 - t0) / 1000000 ))
+  ms=$(( (t1 - t0) / 1000000 ))
 }
 stop() { kill -TERM "$pid"; wait "$pid" || true; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -46,13 +46,13 @@ echo "binary: $(stat -c %s "$BIN") bytes ($(du -h "$BIN" | cut -f1)), $(file -b 
 first=(); again=()
 for _ in 1 2 3 4 5; do
   rm -rf "$work/data"; config
-  first+=("$(start)"); stop
-  again+=("$(start)"); stop
+  start; first+=("$ms"); stop
+  start; again+=("$ms"); stop
 done
 echo "serve to ready, first start (certificate + first account): median $(printf '%s\n' "${first[@]}" | median) ms  (${first[*]})"
 echo "serve to ready, restart: median $(printf '%s\n' "${again[@]}" | median) ms  (${again[*]})"
 
-start >/dev/null
+start
 sleep 2
 echo "idle RSS after start: $(awk '/VmRSS/ {print $2, $3}' /proc/$pid/status)"
 stop
