@@ -10,8 +10,9 @@
 //! monitor task  (tokio)      store change events → amber flicker; debounced Stats →
 //!                            unseen mail, fault 3 (queue), fault 4 (unclean start),
 //!                            fault 1 (disk nearly full); every 30 s also fault 2 (certificate)
-//! probe task    (tokio)      store read + connect to each of our listeners; a pass
-//!                            stamps `last_probe_ok`; a store failure is fault 1
+//! probe task    (tokio)      store read + (when a watchdog is fed) a connection to each
+//!                            of our listeners; a pass stamps `last_probe_ok`; a store
+//!                            failure is fault 1
 //! feeder thread (OS thread)  feeds the watchdog (and systemd: WATCHDOG=1) only while
 //!                            FeedPolicy::should_feed(last_probe_ok, now)
 //! ```
@@ -520,7 +521,8 @@ impl Hw {
     }
 
     /// The `letterbox status --json` fields: `board`, `service`, `leds` (pattern and pin
-    /// state of each), `button_pressed`, `health`, `faults`, `watchdog`, `probe`.
+    /// state of each), `button_pressed`, `last_delivery_age_ms`, `health`, `faults`,
+    /// `watchdog`, `probe`.
     pub fn status_json(&self) -> serde_json::Value {
         let st = self.state();
         let now = Instant::now();
@@ -543,6 +545,7 @@ impl Hw {
                 "red": led(st.leds.red, st.lit[2]),
             },
             "button_pressed": st.button_pressed,
+            "last_delivery_age_ms": health.last_delivery.map(age_ms),
             "health": health,
             "faults": faults,
             "health_words": health.describe(),
@@ -730,10 +733,15 @@ impl Supervisor {
         let every = policy.map_or(PROBE_IDLE_INTERVAL, |p| {
             (p.max_probe_age() / 2).clamp(Duration::from_millis(100), PROBE_IDLE_INTERVAL)
         });
-        let targets = services
-            .iter()
-            .map(|(name, addr)| Target::new(name, *addr))
-            .collect();
+        // The listener connections are for the watchdog's sake: without one to feed, the
+        // probe checks only the store (fault 1) and takes no connection slot from clients.
+        let targets = match policy {
+            Some(_) => services
+                .iter()
+                .map(|(name, addr)| Target::new(name, *addr))
+                .collect(),
+            None => Vec::new(),
+        };
         self.tasks.push(tokio::spawn(probe_loop(
             self.hw.clone(),
             self.store.clone(),
