@@ -3,7 +3,13 @@
 //! (`net`), and shuts down on SIGTERM/SIGINT (stop accepting, sessions send their
 //! goodbye, let them finish within a bound, final commit, exit 0).
 //! SIGHUP reloads the TLS certificate.
+//!
+//! The board ([`Supervisor`]) is opened right after the store (whose lock proves no other
+//! daemon drives the GPIO lines) and before anything listens: a bad board file stops the
+//! start with exit code 2. A button hold cancels the same stop token as SIGTERM; after the
+//! final commit the watchdog is disarmed and, on a real board, the box powers off.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +19,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::control::{self, Ctx, DaemonInfo};
+use crate::hw::supervisor::Supervisor;
 use crate::net::{ConnLimits, Listener, Shared};
 use crate::pop3::driver::{self as pop3, Pop3};
 use crate::smtp::Mode;
@@ -122,8 +129,9 @@ fn start_listeners(listeners: Vec<Listener>, shared: &Shared, tracker: &TaskTrac
     }
 }
 
-/// Runs the daemon until a shutdown signal; returns the process exit code.
-pub async fn run(cfg: Arc<Config>) -> i32 {
+/// Runs the daemon until a shutdown signal or a button hold; returns the process exit code
+/// (2 for a board that cannot be opened). Board files are read from `board_dir`.
+pub async fn run(cfg: Arc<Config>, board_dir: &Path) -> i32 {
     let started = Instant::now();
     let data_dir = cfg.server.data_dir.clone();
     if let Err(e) = std::fs::create_dir_all(&data_dir) {
@@ -160,6 +168,16 @@ pub async fn run(cfg: Arc<Config>) -> i32 {
         }
         Err(_) => return 1,
     };
+    // The board before anything listens: a bad board file is a configuration error.
+    let board = match Supervisor::open_board(&cfg, board_dir) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("letterbox: board {:?}: {e}", cfg.board.name);
+            let s2 = store.clone();
+            let _ = tokio::task::spawn_blocking(move || s2.close()).await;
+            return 2;
+        }
+    };
     let s2 = store.clone();
     match tokio::task::spawn_blocking(move || s2.write(Op::MarkRunning)).await {
         Ok(Ok(Output::Unclean(true))) => tracing::warn!(
@@ -189,6 +207,8 @@ pub async fn run(cfg: Arc<Config>) -> i32 {
 
     let stop = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let mut supervisor =
+        Supervisor::start(board, store.clone(), tls.clone(), cfg.clone(), stop.clone());
     let sock = control::socket_path(&cfg);
     let control_listener = match control::bind(&sock) {
         Ok(l) => l,
@@ -197,6 +217,7 @@ pub async fn run(cfg: Arc<Config>) -> i32 {
                 "letterbox: cannot bind the control socket {}: {e}",
                 sock.display()
             );
+            supervisor.finish(false).await;
             store.close();
             return 1;
         }
@@ -221,12 +242,17 @@ pub async fn run(cfg: Arc<Config>) -> i32 {
                 s2.close();
             })
             .await;
+            supervisor.finish(true).await;
             return 1;
         }
     };
-    let services: Vec<(String, String)> = listeners
+    let bound: Vec<(String, std::net::SocketAddr)> = listeners
         .iter()
-        .filter_map(|l| Some((l.service().to_string(), l.local_addr().ok()?.to_string())))
+        .filter_map(|l| Some((l.service().to_string(), l.local_addr().ok()?)))
+        .collect();
+    let services: Vec<(String, String)> = bound
+        .iter()
+        .map(|(s, a)| (s.clone(), a.to_string()))
         .collect();
     let info = Arc::new(DaemonInfo {
         started,
@@ -240,6 +266,7 @@ pub async fn run(cfg: Arc<Config>) -> i32 {
                 ""
             }
         ),
+        hw: supervisor.hw(),
     });
     let ctx = Ctx {
         store: store.clone(),
@@ -248,6 +275,7 @@ pub async fn run(cfg: Arc<Config>) -> i32 {
     };
     tracker.spawn(control::serve(control_listener, ctx, stop.clone()));
     start_listeners(listeners, &shared, &tracker);
+    supervisor.up(&bound);
 
     let (mut term, mut int, mut hup) = match (
         signal(SignalKind::terminate()),
@@ -273,6 +301,7 @@ pub async fn run(cfg: Arc<Config>) -> i32 {
         }
     }
     // Stop accepting, let sessions finish, then the final commit.
+    supervisor.stopping();
     stop.cancel();
     tracker.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
@@ -292,14 +321,33 @@ pub async fn run(cfg: Arc<Config>) -> i32 {
         r
     })
     .await;
-    match ok {
-        Ok(Ok(_)) => {
-            tracing::info!("stopped cleanly");
-            0
-        }
-        _ => {
-            tracing::error!("final commit failed");
-            1
-        }
+    let clean = matches!(ok, Ok(Ok(_)));
+    // Disarm the watchdog only after the final commit, and only if it succeeded.
+    let power_off = supervisor.finish(clean).await;
+    if !clean {
+        tracing::error!("final commit failed");
+        return 1;
+    }
+    tracing::info!("stopped cleanly");
+    if power_off && cfg.board.name != crate::hw::SIM {
+        power_off_now().await;
+    }
+    0
+}
+
+/// The button's safe shutdown on the appliance: everything is committed and the watchdog
+/// disarmed; ask systemd to power off (on the host the daemon just exits).
+async fn power_off_now() {
+    tracing::warn!("button hold: powering off (systemctl poweroff)");
+    let run = tokio::task::spawn_blocking(|| {
+        std::process::Command::new("systemctl")
+            .arg("poweroff")
+            .status()
+    });
+    match run.await {
+        Ok(Ok(s)) if s.success() => {}
+        Ok(Ok(s)) => tracing::error!(status = %s, "systemctl poweroff failed"),
+        Ok(Err(e)) => tracing::error!(error = %e, "cannot run systemctl poweroff"),
+        Err(_) => tracing::error!("cannot run systemctl poweroff"),
     }
 }

@@ -16,6 +16,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 use crate::auth;
 use crate::config::Config;
+use crate::hw::supervisor::Hw;
 use crate::store::{self, Op, Store};
 
 /// Socket file name inside `data_dir`.
@@ -64,6 +65,23 @@ pub enum Request {
     AliasList,
     /// Daemon and store status.
     Status,
+    /// A short press of the simulated button (`letterbox button press`).
+    ButtonPress,
+    /// Holds the simulated button (`letterbox button hold SECONDS`).
+    ButtonHold {
+        /// How long, in seconds.
+        seconds: f64,
+    },
+    /// Debug (hidden): the health probe fails for this long, so the watchdog is not fed.
+    DebugFailProbe {
+        /// How long, in seconds.
+        seconds: f64,
+    },
+    /// Debug (hidden): blocks every runtime worker for this long (a wedged runtime).
+    DebugBlockRuntime {
+        /// How long, in seconds.
+        seconds: f64,
+    },
 }
 
 /// The answer to a request.
@@ -104,6 +122,8 @@ pub struct DaemonInfo {
     pub services: Vec<(String, String)>,
     /// Certificate in use.
     pub cert: String,
+    /// The board, the health model and the watchdog.
+    pub hw: Hw,
 }
 
 /// Everything a request may touch.
@@ -262,7 +282,26 @@ fn handle_inner(ctx: &Ctx, req: Request) -> Result<Response, String> {
             Ok(Response::ok(text, serde_json::Value::Array(data)))
         }
         Request::Status => status(ctx),
+        Request::ButtonPress => daemon_hw(ctx)?.press().map(text_only),
+        Request::ButtonHold { seconds } => daemon_hw(ctx)?.hold(seconds).map(text_only),
+        Request::DebugFailProbe { seconds } => {
+            daemon_hw(ctx)?.fail_probe_for(seconds).map(text_only)
+        }
+        Request::DebugBlockRuntime { seconds } => {
+            daemon_hw(ctx)?.block_runtime(seconds).map(text_only)
+        }
     }
+}
+
+fn text_only(text: String) -> Response {
+    Response::ok(text, serde_json::Value::Null)
+}
+
+/// The running daemon's board, or why there is none.
+fn daemon_hw(ctx: &Ctx) -> Result<&Hw, String> {
+    ctx.daemon.as_ref().map(|d| &d.hw).ok_or_else(|| {
+        "no daemon is running (the board only exists while `letterbox serve` runs)".to_owned()
+    })
 }
 
 fn human_bytes(n: u64) -> String {
@@ -300,6 +339,7 @@ fn status(ctx: &Ctx) -> Result<Response, String> {
     let free = ctx.store.free_space();
     let now = store::now_unix();
     let mut lines = Vec::new();
+    let mut board = serde_json::Value::Null;
     let daemon = match &ctx.daemon {
         Some(d) => {
             lines.push(format!(
@@ -310,6 +350,8 @@ fn status(ctx: &Ctx) -> Result<Response, String> {
                 lines.push(format!("  {name:<12} {addr}"));
             }
             lines.push(format!("certificate: {}", d.cert));
+            lines.extend(d.hw.status_lines());
+            board = d.hw.status_json();
             serde_json::json!({
                 "running": true,
                 "uptime_s": d.started.elapsed().as_secs(),
@@ -360,13 +402,18 @@ fn status(ctx: &Ctx) -> Result<Response, String> {
             ""
         }
     ));
-    let data = serde_json::json!({
+    let mut data = serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
         "daemon": daemon,
         "store": stats,
         "free_bytes": free,
         "queue_oldest_age_s": stats.oldest_queued.map(|t| now - t),
+        "leds": null,
     });
+    // The board's fields (`leds`, `health`, `faults`, `watchdog`, ...) at the top level.
+    if let (Some(map), serde_json::Value::Object(hw)) = (data.as_object_mut(), board) {
+        map.extend(hw);
+    }
     Ok(Response::ok(lines.join("\n"), data))
 }
 

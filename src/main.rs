@@ -47,6 +47,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Press or hold the simulated board's button (simulated board only).
+    #[command(subcommand)]
+    Button(ButtonCmd),
+    /// Developer tool: make the daemon's health probe fail for SECONDS (the watchdog is
+    /// then not fed).
+    #[command(hide = true)]
+    DebugFailProbe {
+        /// How long.
+        seconds: f64,
+    },
+    /// Developer tool: block every worker thread of the daemon's runtime for SECONDS.
+    #[command(hide = true)]
+    DebugBlockRuntime {
+        /// How long.
+        seconds: f64,
+    },
     /// Developer tool: synthetic durable deliveries straight into a store (used by
     /// the crash-safety test and the throughput benchmark). Prints `ack W S` after
     /// each committed delivery with --print-acks.
@@ -108,6 +124,17 @@ enum UserCmd {
 }
 
 #[derive(Subcommand)]
+enum ButtonCmd {
+    /// A short press: acknowledges fault 4 and replays the LEDs.
+    Press,
+    /// Hold the button for SECONDS; 3 or more is a safe shutdown.
+    Hold {
+        /// How long to hold it.
+        seconds: f64,
+    },
+}
+
+#[derive(Subcommand)]
 enum AliasCmd {
     /// Deliver mail for ALIAS to the account ADDRESS.
     Add {
@@ -123,6 +150,20 @@ enum AliasCmd {
     },
     /// List aliases.
     List,
+}
+
+/// Board files live in `board/` next to the config file (`/etc/letterbox/board/`); the
+/// built-in copies are used when there is no such file.
+fn board_dir(path: Option<&PathBuf>) -> PathBuf {
+    let config = path.cloned().or_else(|| {
+        let p = PathBuf::from(APPLIANCE_CONFIG);
+        p.exists().then_some(p)
+    });
+    config
+        .as_deref()
+        .and_then(std::path::Path::parent)
+        .unwrap_or(std::path::Path::new(""))
+        .join("board")
 }
 
 fn load_config(path: Option<&PathBuf>) -> Result<Config, String> {
@@ -317,7 +358,8 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let code = rt.block_on(letterbox::app::run(Arc::new(cfg)));
+            let boards = board_dir(cli.config.as_ref());
+            let code = rt.block_on(letterbox::app::run(Arc::new(cfg), &boards));
             rt.shutdown_timeout(std::time::Duration::from_secs(1));
             return ExitCode::from(code as u8);
         }
@@ -370,6 +412,10 @@ fn main() -> ExitCode {
         Command::Alias(AliasCmd::Del { alias }) => Request::AliasDel { alias },
         Command::Alias(AliasCmd::List) => Request::AliasList,
         Command::Status { json } => return admin(cfg, Request::Status, json),
+        Command::Button(ButtonCmd::Press) => Request::ButtonPress,
+        Command::Button(ButtonCmd::Hold { seconds }) => Request::ButtonHold { seconds },
+        Command::DebugFailProbe { seconds } => Request::DebugFailProbe { seconds },
+        Command::DebugBlockRuntime { seconds } => Request::DebugBlockRuntime { seconds },
         Command::DebugStoreLoad(args) => return debug_store_load(args),
     };
     admin(cfg, req, false)

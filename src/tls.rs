@@ -153,6 +153,12 @@ impl Tls {
         self.source.self_signed
     }
 
+    /// When the leaf certificate in the file expires (its not-after date, unix seconds). The
+    /// file is read again on each call, so a certificate replaced on disk is seen at once.
+    pub fn not_after(&self) -> Result<i64, TlsError> {
+        cert_not_after(&self.source.cert)
+    }
+
     /// SHA-256 fingerprint of the leaf certificate, for the first-start banner.
     pub fn fingerprint(&self) -> Option<String> {
         let der = CertificateDer::pem_file_iter(&self.source.cert)
@@ -170,9 +176,38 @@ impl Tls {
     }
 }
 
+/// The not-after date (unix seconds) of the first certificate in the PEM file at `path`.
+pub fn cert_not_after(path: &Path) -> Result<i64, TlsError> {
+    let err = |e: &dyn std::fmt::Display| TlsError(format!("{}: {e}", path.display()));
+    let der = CertificateDer::pem_file_iter(path)
+        .map_err(|e| err(&e))?
+        .next()
+        .ok_or_else(|| err(&"no certificate found"))?
+        .map_err(|e| err(&e))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).map_err(|e| err(&e))?;
+    Ok(cert.validity().not_after.timestamp())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn not_after_of_the_self_signed_certificate() {
+        let d = tempfile::tempdir().unwrap();
+        let mut cfg = Config::defaults();
+        cfg.server.data_dir = d.path().to_path_buf();
+        let t = Tls::from_config(&cfg).unwrap();
+        // rcgen's default validity runs to 4096-01-01.
+        let not_after = t.not_after().unwrap();
+        assert!(
+            not_after > crate::store::now_unix() + 365 * 86_400,
+            "{not_after}"
+        );
+        std::fs::write(d.path().join("x.pem"), "junk").unwrap();
+        let e = cert_not_after(&d.path().join("x.pem")).unwrap_err();
+        assert!(e.0.contains("x.pem"), "{e}");
+    }
 
     #[test]
     fn self_signed_is_generated_once_and_reused() {

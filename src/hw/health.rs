@@ -12,7 +12,9 @@
 //!   unplug";
 //! - the amber flicker after a delivery lasts [`FLICKER_FOR`] and takes precedence over solid;
 //! - red shows the *lowest-numbered* active fault: storage is the most urgent (mail may be at
-//!   risk) and the restart notice the least. `describe` lists every active fault.
+//!   risk) and the restart notice the least. `describe` lists every active fault;
+//! - a fifth class, [`FaultClass::Hardware`], is ours: an LED or the button failed at run
+//!   time (a GPIO error). The mail services keep running; red blinks 5 if it still can.
 
 use std::time::{Duration, Instant};
 
@@ -61,15 +63,18 @@ pub enum FaultClass {
     Outbound = 3,
     /// 4: the box restarted after a hang (watchdog or unclean reset), until acknowledged.
     UncleanRestart = 4,
+    /// 5 (ours, not in SPEC §6): a GPIO read or write failed at run time.
+    Hardware = 5,
 }
 
 impl FaultClass {
     /// Every class, lowest number first.
-    pub const ALL: [FaultClass; 4] = [
+    pub const ALL: [FaultClass; 5] = [
         FaultClass::Storage,
         FaultClass::Certificate,
         FaultClass::Outbound,
         FaultClass::UncleanRestart,
+        FaultClass::Hardware,
     ];
 
     /// The class number, which is also the number of red blinks.
@@ -84,6 +89,7 @@ impl FaultClass {
             FaultClass::Certificate => "certificate",
             FaultClass::Outbound => "outbound mail stuck",
             FaultClass::UncleanRestart => "restarted after a hang",
+            FaultClass::Hardware => "hardware (GPIO)",
         }
     }
 }
@@ -99,6 +105,8 @@ pub struct Faults {
     pub outbound: Option<String>,
     /// Fault 4: unclean restart, until acknowledged with a short press.
     pub unclean_restart: Option<String>,
+    /// Fault 5: an LED or the button failed at run time.
+    pub hardware: Option<String>,
 }
 
 impl Faults {
@@ -108,6 +116,7 @@ impl Faults {
             FaultClass::Certificate => &mut self.certificate,
             FaultClass::Outbound => &mut self.outbound,
             FaultClass::UncleanRestart => &mut self.unclean_restart,
+            FaultClass::Hardware => &mut self.hardware,
         }
     }
 
@@ -118,6 +127,7 @@ impl Faults {
             FaultClass::Certificate => self.certificate.as_deref(),
             FaultClass::Outbound => self.outbound.as_deref(),
             FaultClass::UncleanRestart => self.unclean_restart.as_deref(),
+            FaultClass::Hardware => self.hardware.as_deref(),
         }
     }
 

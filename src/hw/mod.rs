@@ -14,9 +14,13 @@
 //! sim.rs       SimBoard: in-memory pins, scripted button (host default)
 //! linux.rs     LinuxBoard: CdevPin on the GPIO character device
 //! mod.rs       Panel (3 LEDs + button over any pins) and Board (Sim | Linux), `open`
+//! supervisor.rs the daemon side (tokio): board task, store monitor, health probe,
+//!              watchdog feeder thread; Monitor (pure) owns the Health decisions
+//! sd_notify.rs systemd READY=1 / WATCHDOG=1 / STOPPING=1
 //! ```
 //!
-//! Everything takes `now` as an argument; nothing here sleeps, spawns or reads the clock.
+//! Apart from `supervisor` (and `sd_notify`), everything takes `now` as an argument;
+//! nothing sleeps, spawns or reads the clock.
 //! The daemon's hardware task calls [`Board::set_leds`] with [`Health::patterns`] and
 //! [`Board::tick`] every [`POLL_INTERVAL`] (or at [`Board::next_wake`]), acts on the
 //! [`Press`]es and logs [`HwError`]s as faults; feeding the watchdog follows [`FeedPolicy`].
@@ -27,7 +31,9 @@ pub mod health;
 pub mod led;
 pub mod linux;
 pub mod polarity;
+pub mod sd_notify;
 pub mod sim;
+pub mod supervisor;
 pub mod watchdog;
 
 use std::fmt;
@@ -285,6 +291,14 @@ impl Board {
         match self {
             Board::Sim(b) => b.panel().next_wake(now),
             Board::Linux(b) => b.panel().next_wake(now),
+        }
+    }
+
+    /// Whether the button is held (debounced).
+    pub fn button_pressed(&self) -> bool {
+        match self {
+            Board::Sim(b) => b.panel().button_pressed(),
+            Board::Linux(b) => b.panel().button_pressed(),
         }
     }
 

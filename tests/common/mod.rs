@@ -59,6 +59,7 @@ pub struct Server {
     /// Ports of [`SERVICES`], same order.
     pub ports: [u16; 7],
     stderr: Arc<Mutex<String>>,
+    env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -87,6 +88,22 @@ impl Server {
 
     /// Starts a daemon on the given ports (in the order of [`SERVICES`]).
     pub fn try_start_on(extra: &str, ports: [u16; 7]) -> Result<Server, String> {
+        Server::try_start_env(extra, ports, &[])
+    }
+
+    /// A daemon as [`Server::start_with`], with extra environment variables.
+    pub fn start_env(extra: &str, env: &[(&str, &str)]) -> Server {
+        let mut last = String::new();
+        for _ in 0..5 {
+            match Server::try_start_env(extra, free_ports(), env) {
+                Ok(s) => return s,
+                Err(e) => last = e,
+            }
+        }
+        panic!("letterbox did not start: {last}");
+    }
+
+    fn try_start_env(extra: &str, ports: [u16; 7], env: &[(&str, &str)]) -> Result<Server, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let mut listen = String::new();
         for (s, p) in SERVICES.iter().zip(ports) {
@@ -98,55 +115,78 @@ impl Server {
             dir.path().join("data").display()
         );
         std::fs::write(&config, text).map_err(|e| e.to_string())?;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_letterbox"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| e.to_string())?;
         let stderr = Arc::new(Mutex::new(String::new()));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        if let Some(pipe) = child.stderr.take() {
-            let log = stderr.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { break };
-                    if line.contains("letterbox ready") {
-                        let _ = ready_tx.send(());
-                    }
-                    if let Ok(mut l) = log.lock() {
-                        l.push_str(&line);
-                        l.push('\n');
-                    }
-                }
-            });
-        }
-        let server = Server {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (child, ready_rx) = spawn_daemon(&config, &stderr, &env)?;
+        let mut server = Server {
             child,
             dir,
             config,
             ports,
             stderr,
+            env,
         };
+        server.wait_ready(&ready_rx)?;
+        Ok(server)
+    }
+
+    fn wait_ready(&mut self, ready_rx: &std::sync::mpsc::Receiver<()>) -> Result<(), String> {
         let deadline = Instant::now() + READY_TIMEOUT;
-        let mut server = server;
         loop {
             if ready_rx.recv_timeout(Duration::from_millis(50)).is_ok() {
-                return Ok(server);
+                return Ok(());
             }
-            if let Ok(Some(status)) = server.child.try_wait() {
-                return Err(format!("exited with {status}: {}", server.log()));
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("exited with {status}: {}", self.log()));
             }
             if Instant::now() > deadline {
-                return Err(format!(
-                    "not ready after {READY_TIMEOUT:?}: {}",
-                    server.log()
-                ));
+                return Err(format!("not ready after {READY_TIMEOUT:?}: {}", self.log()));
             }
         }
+    }
+
+    /// Starts the daemon again on the same config and data (after it exited or was
+    /// killed); panics unless it becomes ready.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, ready_rx) =
+            spawn_daemon(&self.config, &self.stderr, &self.env).expect("respawn letterbox");
+        self.child = child;
+        if let Err(e) = self.wait_ready(&ready_rx) {
+            panic!("letterbox did not restart: {e}");
+        }
+    }
+
+    /// SIGKILL, as a power cut or a hang would end it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits (bounded) for the daemon to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "letterbox did not exit within {timeout:?}: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `letterbox status --json`, parsed.
+    pub fn status_json(&self) -> serde_json::Value {
+        let out = self.cli(&["status", "--json"], "");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("status --json: {e}: {out}"))
     }
 
     /// What the daemon wrote to stderr so far.
@@ -238,6 +278,54 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Runs `letterbox serve --config <config>`, appending its stderr to `log`; the receiver gets
+/// a message when it logs "letterbox ready".
+fn spawn_daemon(
+    config: &std::path::Path,
+    log: &Arc<Mutex<String>>,
+    env: &[(String, String)],
+) -> Result<(Child, std::sync::mpsc::Receiver<()>), String> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_letterbox"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    if let Some(pipe) = child.stderr.take() {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("letterbox ready") {
+                    let _ = ready_tx.send(());
+                }
+                if let Ok(mut l) = log.lock() {
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            }
+        });
+    }
+    Ok((child, ready_rx))
+}
+
+/// Polls `cond` every 50 ms until it holds; panics with `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
