@@ -4,7 +4,7 @@
 //!
 //! It is hickory-resolver, as mail-auth re-exports it, asking each configured server over UDP
 //! and falling back to TCP for truncated answers (RFC 1035 §4.2, RFC 7766). Timeouts are
-//! short ([`TIMEOUT`] per try, [`ATTEMPTS`] tries) because an SMTP client is waiting for the
+//! short ([`TIMEOUT`] per try, [`TRIES`] tries) because an SMTP client is waiting for the
 //! reply to its DATA while we look names up; a server that does not answer gives a
 //! temporary error, which the verifier turns into `451`, never into a pass.
 
@@ -23,8 +23,8 @@ use crate::config::DnsConfig;
 
 /// How long one query waits for an answer.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
-/// How many times a query is tried (per name server) before it is a temporary error.
-pub const ATTEMPTS: usize = 2;
+/// How many times a query is sent in all before it is a temporary error.
+pub const TRIES: usize = 2;
 
 /// The resolver configuration for explicit name servers: each one over UDP, then TCP, on
 /// its own port. No search domains: every name we look up is fully qualified.
@@ -46,7 +46,8 @@ pub fn resolver_config(nameservers: &[SocketAddr]) -> ResolverConfig {
 /// attempts, no `/etc/hosts` (mail policy records only live in the DNS).
 pub fn options(mut base: ResolverOpts) -> ResolverOpts {
     base.timeout = TIMEOUT;
-    base.attempts = ATTEMPTS;
+    // hickory's `attempts` counts the retries after the first try.
+    base.attempts = TRIES - 1;
     base.use_hosts_file = ResolveHosts::Never;
     base
 }
@@ -116,6 +117,6 @@ mod tests {
     fn options_are_short() {
         let o = options(ResolverOpts::default());
         assert_eq!(o.timeout, TIMEOUT);
-        assert_eq!(o.attempts, ATTEMPTS);
+        assert_eq!(o.attempts + 1, TRIES);
     }
 }

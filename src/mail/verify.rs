@@ -444,18 +444,27 @@ fn policy_word(p: Policy) -> &'static str {
     }
 }
 
-/// Belt and braces over mail-auth's own quoting: no bare CR or LF (only our CRLF+TAB
-/// folds), no NUL or other controls, and no line over 998 octets (RFC 5322 §2.1.1).
+/// Belt and braces over mail-auth's own quoting: one header field whatever went into it.
+/// No bare CR or LF, NUL or other controls; every line after the first starts with a tab
+/// (a fold, RFC 5322 §2.2.3), none is empty (which would end the header section), and none
+/// is over 998 octets (RFC 5322 §2.1.1). Ends in CRLF.
 fn sanitize_header(h: String) -> String {
-    let mut out = String::with_capacity(h.len());
+    let h = h.strip_suffix("\r\n").unwrap_or(&h);
+    let mut out = String::with_capacity(h.len() + 2);
     for (i, line) in h.split("\r\n").enumerate() {
-        if i > 0 {
-            out.push_str("\r\n");
-        }
         let clean: String = line
             .chars()
             .map(|c| if c.is_control() && c != '\t' { ' ' } else { c })
             .collect();
+        if i > 0 {
+            if clean.trim().is_empty() {
+                continue;
+            }
+            out.push_str("\r\n");
+            if !clean.starts_with([' ', '\t']) {
+                out.push('\t');
+            }
+        }
         let mut len = 0;
         for c in clean.chars() {
             len += c.len_utf8();
@@ -465,6 +474,7 @@ fn sanitize_header(h: String) -> String {
             out.push(c);
         }
     }
+    out.push_str("\r\n");
     out
 }
 
@@ -696,6 +706,9 @@ mod tests {
     fn header_is_one_safe_field() {
         let h = sanitize_header("A-R: x;\r\n\ty\u{0}z\rw\r\n".into());
         assert_eq!(h, "A-R: x;\r\n\ty z w\r\n");
+        // An injected line becomes a fold; an empty line cannot end the header section.
+        let h = sanitize_header("A-R: x;\r\nX-Evil: 1\r\n\r\n \r\nbody".into());
+        assert_eq!(h, "A-R: x;\r\n\tX-Evil: 1\r\n\tbody\r\n");
         let long = format!("A-R: {}\r\n", "a".repeat(5000));
         assert!(sanitize_header(long).len() < 1000);
     }
