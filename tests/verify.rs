@@ -211,6 +211,8 @@ fn dkim_sign(key: &Path, domain: &str, message: &[u8]) -> Vec<u8> {
 /// - strict.test: SPF `-all` for another address, no DMARC record.
 /// - reject.test, quarantine.test: SPF `-all` for another address, DMARC p=reject and
 ///   p=quarantine.
+/// - tempspf.test, tempnone.test: SPF includes a name outside `.test`, which dnsmasq (no
+///   upstream) refuses, so SPF is `temperror` (RFC 7208 §5.2); DMARC p=reject and p=none.
 fn zone(dkim_record: &str) -> Vec<(String, String)> {
     let other = "v=spf1 ip4:192.0.2.1 -all";
     [
@@ -222,6 +224,16 @@ fn zone(dkim_record: &str) -> Vec<(String, String)> {
         ("_dmarc.reject.test", "v=DMARC1; p=reject"),
         ("quarantine.test", other),
         ("_dmarc.quarantine.test", "v=DMARC1; p=quarantine"),
+        (
+            "tempspf.test",
+            "v=spf1 include:spf.unreachable.example -all",
+        ),
+        ("_dmarc.tempspf.test", "v=DMARC1; p=reject"),
+        (
+            "tempnone.test",
+            "v=spf1 include:spf.unreachable.example -all",
+        ),
+        ("_dmarc.tempnone.test", "v=DMARC1; p=none"),
         ("ready.test", "v=spf1 -all"),
     ]
     .iter()
@@ -373,6 +385,13 @@ fn dmarc_reject_is_refused_and_quarantine_goes_to_junk() {
         ),
     )
     .unwrap();
+    for d in ["tempspf", "tempnone"] {
+        std::fs::write(
+            files.path().join(format!("{d}.eml")),
+            message(&format!("a@{d}.test"), "bob@home.arpa", d, "x"),
+        )
+        .unwrap();
+    }
     std::fs::write(
         files.path().join("quarantine.eml"),
         message(
@@ -391,8 +410,17 @@ code, text = refused("ceo@reject.test", "bob@home.arpa", FILES + "/reject.eml")
 check(code == 550 and text.startswith("5.7.1") and "reject.test" in text, code, text)
 code, text = refused("bounce@good.test", "bob@home.arpa", FILES + "/unaligned.eml")
 check(code == 550 and text.startswith("5.7.1"), "unaligned DKIM and SPF", code, text)
+# The aligned SPF check has a DNS error and the policy is reject: the outcome is unknown.
+code, text = refused("a@tempspf.test", "bob@home.arpa", FILES + "/tempspf.eml")
+check(code == 451 and text.startswith("4.7.24"), code, text)
+# Under p=none the same error cannot change the outcome: delivered, and recorded.
+send("a@tempnone.test", "bob@home.arpa", FILES + "/tempnone.eml")
+msgs = fetch("bob@home.arpa")
+check(len(msgs) == 1 and subject(msgs[0]) == "Subject: tempnone", msgs)
+r = results(msgs[0])
+check("spf=temperror" in r and "dmarc=temperror" in r and "policy.dmarc=none" in r, r)
 send("x@quarantine.test", "bob@home.arpa", FILES + "/quarantine.eml")
-check(fetch("bob@home.arpa") == [], "nothing in the INBOX")
+check(len(fetch("bob@home.arpa")) == 1, "quarantined mail is not in the INBOX")
 "#,
     ));
     let log = s.log();
@@ -418,7 +446,7 @@ check(fetch("bob@home.arpa") == [], "nothing in the INBOX")
             Ok((inbox.exists, bodies))
         })
         .expect("read store");
-    assert_eq!(inbox, 0);
+    assert_eq!(inbox, 1, "only the p=none message");
     assert_eq!(junk.len(), 1, "one message in Junk");
     let text = String::from_utf8_lossy(&junk[0]);
     assert!(
