@@ -55,8 +55,12 @@ for user in ["alice@home.arpa", "bob@home.arpa"]:
     lines = msgs[0]
     orig = body_of(RAW)
     check(lines[-len(orig):] == orig, "intact", lines)
-    check(lines[0] == b"Received: from client.example ([127.0.0.1])", lines[0])
-    check(any(b"with ESMTP id" in l for l in lines[:4]), lines[:4])
+    # Authentication-Results (RFC 8601) first, folded, then our Received.
+    check(lines[0].startswith(b"Authentication-Results: "), lines[0])
+    r = lines.index(b"Received: from client.example ([127.0.0.1])")
+    check(all(l.startswith(b"\t") for l in lines[1:r]), "one folded field", lines[:r])
+    check(any(b"dmarc=none" in l for l in lines[1:r]), "no DMARC record anywhere", lines[:r])
+    check(any(b"with ESMTP id" in l for l in lines[r:r + 4]), lines[r:r + 4])
 "#));
 }
 

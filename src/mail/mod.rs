@@ -1,4 +1,7 @@
 //! Message handling shared by the protocols: parsing a raw RFC 5322 message once,
-//! at delivery, into the envelope and MIME structure that IMAP serves.
+//! at delivery, into the envelope and MIME structure that IMAP serves; the DNS resolver
+//! and the sender verification (SPF, DKIM, ARC, DMARC) of inbound mail.
 
+pub mod dns;
 pub mod message;
+pub mod verify;

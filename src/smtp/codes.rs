@@ -155,6 +155,8 @@ pub const SE_SEC_AUTH_MECH_WEAK: Enhanced = (7, 9);
 pub const SE_SEC_ENCRYPTION_NEEDED: Enhanced = (7, 11);
 /// X.7.23 SPF validation failed (RFC 7372).
 pub const SE_SEC_SPF_FAILED: Enhanced = (7, 23);
+/// X.7.24 SPF validation error (RFC 7372): 4.7.24 for a temporary DNS error.
+pub const SE_SEC_SPF_ERROR: Enhanced = (7, 24);
 /// X.7.20 No passing DKIM signature found (RFC 7372).
 pub const SE_SEC_DKIM_NONE_PASS: Enhanced = (7, 20);
 /// X.7.26 Multiple authentication checks failed (RFC 7372), e.g. a DMARC failure.

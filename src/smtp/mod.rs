@@ -7,7 +7,9 @@
 //! - [`session`]: the sans-I/O state machine: bytes in, [`Step`]s out; policy
 //!   questions go to the driver as [`Event`]s and come back as [`Decision`]s.
 //! - [`driver`]: the tokio side and the listeners' policy: recipients, sender ownership on
-//!   submission, `Received`, delivery into the store and the outbound queue.
+//!   submission, sender verification on the MX listener ([`crate::mail::verify`]: SPF,
+//!   DKIM, ARC, DMARC and `Authentication-Results`), `Received`, delivery into the store
+//!   (INBOX, or Junk for DMARC quarantine) and the outbound queue.
 //!
 //! `codec` and `session` import neither tokio nor redb (STYLE layout rule).
 

@@ -2,12 +2,20 @@
 //! on free loopback ports and a temporary `data_dir`, waits for "letterbox ready", runs CLI
 //! commands against it, and runs Python client scripts (poplib, smtplib, imaplib) with the
 //! ports in the environment. Every wait is bounded; the daemon is killed on drop.
+//!
+//! The MX listener verifies senders through DNS (SPF, DKIM, DMARC). So that no test depends
+//! on the machine's network, a daemon whose config has no `[dns]` table of its own gets
+//! `[dns] nameservers` pointing at [`NxDomain`], a loopback stub that answers every query
+//! "no such name" (so every domain has no records and mail is delivered with `none`
+//! results). tests/verify.rs uses a real DNS server (dnsmasq) instead.
 
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -60,6 +68,8 @@ pub struct Server {
     pub ports: [u16; 7],
     stderr: Arc<Mutex<String>>,
     env: Vec<(String, String)>,
+    /// The DNS stub of a daemon without its own `[dns]`.
+    _dns: Option<NxDomain>,
 }
 
 impl Server {
@@ -110,8 +120,15 @@ impl Server {
             listen.push_str(&format!("{s} = \"127.0.0.1:{p}\"\n"));
         }
         let config = dir.path().join("letterbox.toml");
+        let (dns, dns_table) = if extra.contains("[dns]") {
+            (None, String::new())
+        } else {
+            let stub = NxDomain::start()?;
+            let table = format!("[dns]\nnameservers = [\"{}\"]\n", stub.addr);
+            (Some(stub), table)
+        };
         let text = format!(
-            "[server]\ndata_dir = \"{}\"\n\n[listen]\n{listen}\n{extra}\n",
+            "[server]\ndata_dir = \"{}\"\n\n[listen]\n{listen}\n{extra}\n{dns_table}",
             dir.path().join("data").display()
         );
         std::fs::write(&config, text).map_err(|e| e.to_string())?;
@@ -128,6 +145,7 @@ impl Server {
             ports,
             stderr,
             env,
+            _dns: dns,
         };
         server.wait_ready(&ready_rx)?;
         Ok(server)
@@ -408,4 +426,78 @@ pub fn py_deliver(sender: &str, rcpts: &[&str], raw: &str) -> String {
          check(_refused == {{}}, 'refused', _refused)\n",
         rcpts.join(", ")
     )
+}
+
+/// A DNS server on loopback (UDP) that answers every query NXDOMAIN (RFC 1035 §4.1.1
+/// RCODE 3), so the daemon's lookups end at once and find nothing. Stops on drop.
+pub struct NxDomain {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl NxDomain {
+    /// Binds a free loopback port and answers in a thread.
+    pub fn start() -> Result<NxDomain, String> {
+        let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .map_err(|e| e.to_string())?;
+        let addr = socket.local_addr().map_err(|e| e.to_string())?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            while !flag.load(Ordering::Relaxed) {
+                let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                if let Some(reply) = nxdomain_reply(&buf[..n]) {
+                    let _ = socket.send_to(&reply, from);
+                }
+            }
+        });
+        Ok(NxDomain {
+            addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for NxDomain {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The NXDOMAIN answer to a query: its id and question, QR, RA and RCODE 3, no records.
+fn nxdomain_reply(query: &[u8]) -> Option<Vec<u8>> {
+    // Header (12 octets), then QNAME as labels ending in a zero octet, QTYPE, QCLASS.
+    let mut end = 12;
+    loop {
+        let len = *query.get(end)? as usize;
+        end += 1;
+        if len == 0 {
+            break;
+        }
+        if len > 63 {
+            return None;
+        }
+        end += len;
+    }
+    end += 4;
+    let question = query.get(12..end)?;
+    let mut reply = Vec::with_capacity(end);
+    reply.extend_from_slice(query.get(..2)?);
+    let rd = query.get(2)? & 0x01;
+    reply.push(0x80 | 0x04 | rd); // QR, AA, RD copied
+    reply.push(0x80 | 0x03); // RA, NXDOMAIN
+    reply.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+    reply.extend_from_slice(question);
+    Some(reply)
 }
