@@ -35,7 +35,9 @@ use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 use tokio::sync::broadcast;
 
 pub use change::Change;
-pub use records::{Account, Mailbox, MessageRow, QueueItem, RcptState, SpecialUse, flag};
+pub use records::{
+    Account, DkimAlgorithm, DkimKey, Mailbox, MessageRow, QueueItem, RcptState, SpecialUse, flag,
+};
 pub use schema::SCHEMA_VERSION;
 
 use crate::mail::message::ParsedMessage;
@@ -324,6 +326,14 @@ pub enum Op {
     QueueUpdate(QueueItem),
     /// Remove a queue item.
     QueueDelete(u64),
+    /// Store a domain's DKIM keys unless it has keys already; answers `Id(1)` when
+    /// stored, `Id(0)` when keys existed (they are kept).
+    PutDkimKeys {
+        /// The domain.
+        domain: String,
+        /// Its keys.
+        keys: Vec<DkimKey>,
+    },
     /// Set a counter in the meta table.
     SetMeta(&'static str, u64),
     /// Daemon start: counts an unclean start if the last run did not end cleanly.
@@ -866,6 +876,9 @@ fn apply(tx: &WriteTransaction, op: &Op, changes: &mut Vec<Change>) -> Result<Ou
         } => queue::enqueue(tx, message, mail_from, rcpts, *now, changes).map(Output::Id),
         Op::QueueUpdate(item) => queue::update(tx, item, changes).map(|_| Output::None),
         Op::QueueDelete(id) => queue::delete(tx, *id, changes).map(|_| Output::None),
+        Op::PutDkimKeys { domain, keys } => {
+            queue::put_dkim_keys(tx, domain, keys).map(|stored| Output::Id(u64::from(stored)))
+        }
         Op::SetMeta(key, v) => {
             migrate::set_meta(tx, key, *v)?;
             Ok(Output::None)
