@@ -59,6 +59,42 @@ pub struct Server {
     /// Ports of [`SERVICES`], same order.
     pub ports: [u16; 7],
     stderr: Arc<Mutex<String>>,
+    env: Vec<(String, String)>,
+}
+
+type Spawned = (Child, Arc<Mutex<String>>, std::sync::mpsc::Receiver<()>);
+
+/// Starts `letterbox serve --config <config>`, collecting stderr; the receiver gets a
+/// message once "letterbox ready" is logged.
+fn spawn_daemon(config: &std::path::Path, env: &[(String, String)]) -> Result<Spawned, String> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_letterbox"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    if let Some(pipe) = child.stderr.take() {
+        let log = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("letterbox ready") {
+                    let _ = ready_tx.send(());
+                }
+                if let Ok(mut l) = log.lock() {
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            }
+        });
+    }
+    Ok((child, stderr, ready_rx))
 }
 
 impl Server {
@@ -87,6 +123,22 @@ impl Server {
 
     /// Starts a daemon on the given ports (in the order of [`SERVICES`]).
     pub fn try_start_on(extra: &str, ports: [u16; 7]) -> Result<Server, String> {
+        Server::try_start_env(extra, ports, &[])
+    }
+
+    /// A daemon with `extra` config and extra environment variables for its process.
+    pub fn start_with_env(extra: &str, env: &[(&str, &str)]) -> Server {
+        let mut last = String::new();
+        for _ in 0..5 {
+            match Server::try_start_env(extra, free_ports(), env) {
+                Ok(s) => return s,
+                Err(e) => last = e,
+            }
+        }
+        panic!("letterbox did not start: {last}");
+    }
+
+    fn try_start_env(extra: &str, ports: [u16; 7], env: &[(&str, &str)]) -> Result<Server, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let mut listen = String::new();
         for (s, p) in SERVICES.iter().zip(ports) {
@@ -98,54 +150,48 @@ impl Server {
             dir.path().join("data").display()
         );
         std::fs::write(&config, text).map_err(|e| e.to_string())?;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_letterbox"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| e.to_string())?;
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        if let Some(pipe) = child.stderr.take() {
-            let log = stderr.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { break };
-                    if line.contains("letterbox ready") {
-                        let _ = ready_tx.send(());
-                    }
-                    if let Ok(mut l) = log.lock() {
-                        l.push_str(&line);
-                        l.push('\n');
-                    }
-                }
-            });
-        }
-        let server = Server {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (child, stderr, ready_rx) = spawn_daemon(&config, &env)?;
+        let mut server = Server {
             child,
             dir,
             config,
             ports,
             stderr,
+            env,
         };
+        server.wait_ready(ready_rx)?;
+        Ok(server)
+    }
+
+    fn wait_ready(&mut self, ready_rx: std::sync::mpsc::Receiver<()>) -> Result<(), String> {
         let deadline = Instant::now() + READY_TIMEOUT;
-        let mut server = server;
         loop {
             if ready_rx.recv_timeout(Duration::from_millis(50)).is_ok() {
-                return Ok(server);
+                return Ok(());
             }
-            if let Ok(Some(status)) = server.child.try_wait() {
-                return Err(format!("exited with {status}: {}", server.log()));
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("exited with {status}: {}", self.log()));
             }
             if Instant::now() > deadline {
-                return Err(format!(
-                    "not ready after {READY_TIMEOUT:?}: {}",
-                    server.log()
-                ));
+                return Err(format!("not ready after {READY_TIMEOUT:?}: {}", self.log()));
             }
+        }
+    }
+
+    /// SIGKILL, then start the daemon again on the same data and ports.
+    pub fn kill9_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, stderr, ready_rx) =
+            spawn_daemon(&self.config, &self.env).expect("restart letterbox");
+        self.child = child;
+        self.stderr = stderr;
+        if let Err(e) = self.wait_ready(ready_rx) {
+            panic!("letterbox did not restart: {e}");
         }
     }
 
