@@ -1858,6 +1858,9 @@ level = "info,letterbox::smtp=debug"
             3,
             "relay.password_file",
         );
+        fails("[queue]\nretry_scale = 0\n", 2, "queue.retry_scale");
+        fails("[queue]\nretry_scale = 1.5\n", 2, "queue.retry_scale");
+        fails("[queue]\nmx_port = 0\n", 2, "queue.mx_port");
         // A missing key is reported at its table.
         fails("\n[relay]\nport = 25\n", 2, "relay.host");
         fails("[relay]\nhost = \"\"\n", 2, "relay.host");

@@ -158,6 +158,12 @@ impl SmtpTransport {
         })
     }
 
+    /// Connecting gets at most 30 s (Postfix's `smtp_connect_timeout`), so that a
+    /// black-holed MX host does not hold up the others for minutes.
+    fn connect_timeout(&self) -> Duration {
+        self.timeout.min(Duration::from_secs(30))
+    }
+
     async fn send_all(&self, env: &Envelope) -> Vec<Outcome> {
         let all: Vec<usize> = (0..env.rcpts.len()).collect();
         let mut out = vec![Outcome::Temporary("not attempted".into()); env.rcpts.len()];
@@ -321,7 +327,8 @@ impl SmtpTransport {
         env: &Envelope,
         idx: &[usize],
     ) -> Result<Vec<(usize, Outcome)>, HostError> {
-        let tcp = match tokio::time::timeout(self.timeout, TcpStream::connect(addr)).await {
+        let tcp = match tokio::time::timeout(self.connect_timeout(), TcpStream::connect(addr)).await
+        {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(HostError::temp(format!("connect: {e}"))),
             Err(_) => return Err(HostError::temp("connect: timed out")),
@@ -635,6 +642,163 @@ impl ServerCertVerifier for AnyCertificate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    /// How the fake receiving server misbehaves.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Fake {
+        /// Answers properly; RCPT to an address containing "bad" gets 550.
+        Good,
+        /// Greets with noise.
+        Garbage,
+        /// Accepts the connection and says nothing.
+        Stall,
+        /// Closes the connection in the middle of the message data.
+        DropMidData,
+        /// Never answers the end of data.
+        StallAfterData,
+    }
+
+    async fn fake_server(mode: Fake) -> u16 {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let (r, mut w) = sock.into_split();
+                    let mut r = BufReader::new(r);
+                    match mode {
+                        Fake::Garbage => {
+                            let _ = w.write_all(b"\x00\xffHELLO THERE\r\nxyz\r\n").await;
+                        }
+                        Fake::Stall => {
+                            tokio::time::sleep(Duration::from_secs(30)).await;
+                            return;
+                        }
+                        _ => {
+                            let _ = w.write_all(b"220 fake ESMTP\r\n").await;
+                        }
+                    }
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let up = line.to_ascii_uppercase();
+                        let reply: &[u8] = if up.starts_with("EHLO") {
+                            b"250-fake\r\n250 8BITMIME\r\n"
+                        } else if up.starts_with("RCPT") && up.contains("BAD") {
+                            b"550 5.1.1 no such user here\r\n"
+                        } else if up.starts_with("DATA") {
+                            let _ = w.write_all(b"354 go ahead\r\n").await;
+                            if mode == Fake::DropMidData {
+                                let mut buf = [0u8; 8];
+                                let _ = tokio::io::AsyncReadExt::read(&mut r, &mut buf).await;
+                                return;
+                            }
+                            loop {
+                                line.clear();
+                                if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                                    return;
+                                }
+                                if line == ".\r\n" {
+                                    break;
+                                }
+                            }
+                            if mode == Fake::StallAfterData {
+                                tokio::time::sleep(Duration::from_secs(30)).await;
+                                return;
+                            }
+                            b"250 2.0.0 accepted\r\n"
+                        } else if up.starts_with("QUIT") {
+                            let _ = w.write_all(b"221 bye\r\n").await;
+                            return;
+                        } else {
+                            b"250 ok\r\n"
+                        };
+                        if w.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        port
+    }
+
+    /// Every domain's MX is `mx.test` at 127.0.0.1 (habit 10: a seeded resolver).
+    struct Seeded;
+
+    impl MxResolver for Seeded {
+        fn mx<'a>(&'a self, domain: &'a str) -> BoxFuture<'a, Result<Mx, DnsError>> {
+            Box::pin(async move {
+                match domain {
+                    "nx.test" => Err(DnsError::NotFound("nx.test: no such domain".into())),
+                    "servfail.test" => Err(DnsError::Temporary("servfail".into())),
+                    _ => Ok(Mx::Hosts(vec![(10, "mx.test".into())])),
+                }
+            })
+        }
+        fn ips<'a>(&'a self, _host: &'a str) -> BoxFuture<'a, Result<Vec<IpAddr>, DnsError>> {
+            Box::pin(async { Ok(vec![IpAddr::from([127, 0, 0, 1])]) })
+        }
+    }
+
+    async fn send(mode: Fake, rcpts: &[&str]) -> Vec<Outcome> {
+        let port = fake_server(mode).await;
+        let mut cfg = Config::defaults();
+        cfg.queue.mx_port = port;
+        cfg.queue.timeout = Duration::from_millis(500);
+        let t = SmtpTransport::new(&cfg, Arc::new(Seeded)).unwrap();
+        let env = Envelope {
+            mail_from: "a@home.arpa".into(),
+            rcpts: rcpts.iter().map(|r| r.to_string()).collect(),
+            message: Arc::new(b"Subject: x\r\n\r\nbody\r\n".to_vec()),
+        };
+        tokio::time::timeout(Duration::from_secs(20), t.send(&env))
+            .await
+            .expect("bounded")
+    }
+
+    fn is_temp(o: &Outcome) -> bool {
+        matches!(o, Outcome::Temporary(_))
+    }
+
+    #[tokio::test]
+    async fn per_recipient_outcomes() {
+        let got = send(
+            Fake::Good,
+            &["ok@x.test", "bad@x.test", "a@nx.test", "b@servfail.test"],
+        )
+        .await;
+        assert!(
+            matches!(&got[0], Outcome::Delivered(r) if r.starts_with("250 2.0.0")),
+            "{got:?}"
+        );
+        assert_eq!(
+            got[1],
+            Outcome::Permanent("550 5.1.1 no such user here".into())
+        );
+        assert!(
+            matches!(&got[2], Outcome::Permanent(r) if r.starts_with("550 5.1.2")),
+            "{got:?}"
+        );
+        assert!(is_temp(&got[3]), "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn misbehaving_servers_are_temporary_failures() {
+        for mode in [
+            Fake::Garbage,
+            Fake::Stall,
+            Fake::DropMidData,
+            Fake::StallAfterData,
+        ] {
+            let got = send(mode, &["ok@x.test"]).await;
+            assert!(is_temp(&got[0]), "{got:?}");
+        }
+    }
 
     fn resp(code: u16, esc: [u8; 3], m: &str) -> Response<String> {
         Response {

@@ -47,6 +47,9 @@ pub use schedule::{Schedule, Verdict};
 pub const CONCURRENCY: usize = 4;
 /// How long deliveries in flight may finish after shutdown is requested.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// A delivery whose store access failed keeps its slot this long, so a failing store
+/// (full card) is not hammered.
+const STORE_BACKOFF: Duration = Duration::from_secs(10);
 /// The longest the runner sleeps without looking at the queue (a safety net).
 const MAX_SLEEP: Duration = Duration::from_secs(60);
 
@@ -159,6 +162,7 @@ impl Runner {
             }
             Err(e) => {
                 tracing::warn!(id, error = %e, "queue: cannot read the message");
+                tokio::time::sleep(STORE_BACKOFF).await;
                 return;
             }
         };
@@ -189,6 +193,7 @@ impl Runner {
             Ok(None) => return,
             Err(e) => {
                 tracing::warn!(id, error = %e, "queue: cannot re-read the item");
+                tokio::time::sleep(STORE_BACKOFF).await;
                 return;
             }
         };
@@ -209,7 +214,10 @@ impl Runner {
             Op::QueueDelete(id)
         };
         if let Err(e) = self.store.call(move |s| s.write(op)).await {
+            // Still due: it is attempted again (and may reach the remote twice) once the
+            // store takes writes again; the pause keeps that from spinning.
             tracing::warn!(id, error = %e, "queue: cannot record the attempt");
+            tokio::time::sleep(STORE_BACKOFF).await;
         }
     }
 
