@@ -329,7 +329,7 @@ fn queue_list(ctx: &Ctx) -> Result<Response, String> {
         };
         let next = it.next_attempt - now;
         lines.push(format!(
-            "{}	age {}	from {from}	attempts {}	next {}",
+            "{}\tage {}\tfrom {from}\tattempts {}\tnext {}",
             it.id,
             human_age(now - it.created),
             it.attempts,
@@ -340,10 +340,10 @@ fn queue_list(ctx: &Ctx) -> Result<Response, String> {
             }
         ));
         for (r, st) in &it.rcpts {
-            lines.push(format!("	{r}: {}", rcpt_state(st)));
+            lines.push(format!("\t{r}: {}", rcpt_state(st)));
         }
         if let Some(err) = &it.last_error {
-            lines.push(format!("	last error: {err}"));
+            lines.push(format!("\tlast error: {err}"));
         }
         data.push(serde_json::json!({
             "id": it.id,
@@ -375,7 +375,12 @@ fn dkim_dns(ctx: &Ctx) -> Result<Response, String> {
             .map_err(|e| e.to_string())?;
         lines.push(format!("; {domain}"));
         for rec in crate::mail::sign::dns_records(domain, &keys, relay) {
-            lines.push(format!("{}.	IN	{}	\"{}\"", rec.name, rec.kind, rec.value));
+            lines.push(format!(
+                "{}.\tIN\t{}\t{}",
+                rec.name,
+                rec.kind,
+                crate::mail::sign::zone_text(&rec.value)
+            ));
             data.push(serde_json::json!({"domain": domain, "name": rec.name, "type": rec.kind, "value": rec.value}));
         }
     }

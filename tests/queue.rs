@@ -49,6 +49,8 @@ class Handler:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.mode == "reject":
             return "550 5.1.1 <%s>: Recipient address rejected: User unknown in virtual mailbox table" % address
+        if self.mode == "tempfail_always":
+            return "451 4.3.2 <%s>: mailbox busy, try again later" % address
         if self.mode == "tempfail" and address not in self.greylisted:
             self.greylisted.add(address)
             return "451 4.7.1 <%s>: Recipient address rejected: Greylisted, try again" % address
@@ -360,9 +362,9 @@ fn direct_mx_delivery_signed_retried_and_bounced() {
     let mut dns = vec![
         "--mx-host=ok.test,mx.ok.test,10".to_string(),
         "--host-record=mx.ok.test,127.0.0.2".to_string(),
-        // A lower-preference MX that does not answer: never tried while the first works.
-        "--mx-host=ok.test,mx-backup.ok.test,20".to_string(),
-        "--host-record=mx-backup.ok.test,127.0.0.9".to_string(),
+        // The most preferred MX does not answer: the next one is used (RFC 5321 §5.1).
+        "--mx-host=ok.test,mx-dead.ok.test,5".to_string(),
+        "--host-record=mx-dead.ok.test,127.0.0.9".to_string(),
         "--mx-host=temp.test,mx.temp.test,10".to_string(),
         "--host-record=mx.temp.test,127.0.0.3".to_string(),
         // No MX at all: the domain's own address (RFC 5321 §5.1).
@@ -663,4 +665,55 @@ fn kill_9_during_deliveries_loses_nothing() {
         (N..=N + 4).contains(&got),
         "{got} deliveries of {N} messages"
     );
+}
+
+#[test]
+fn delay_notice_then_expiry_bounce() {
+    let ips = ["127.0.0.8"];
+    let dns_port = free_port();
+    let mx_port = free_mx_port(&ips);
+    // Scaled so that the 4-hour notice comes after a second and 5 days after 43 s.
+    let s = Server::start_with(&format!(
+        "[dns]\nnameservers = [\"127.0.0.1:{dns_port}\"]\n\n\
+         [queue]\nretry_scale = 0.0001\nmx_port = {mx_port}\ntimeout = \"10s\"\n"
+    ));
+    s.add_user("alice@home.arpa", PW);
+    let _dns = start_dns(
+        dns_port,
+        &[
+            "--mx-host=busy.test,mx.busy.test,10".to_string(),
+            "--host-record=mx.busy.test,127.0.0.8".to_string(),
+        ],
+    );
+    let peers = Peers::start(
+        s.dir.path(),
+        serde_json::json!([{"name": "busy", "ip": "127.0.0.8", "port": mx_port, "mode": "tempfail_always"}]),
+    );
+    s.python(&py_submit(&["r@busy.test"], "patience"));
+    let out = s.python(&format!(
+        "PW = {PW:?}\n{PY_INBOX}\n\
+deadline = time.time() + 80\n\
+while True:\n    msgs = inbox()\n    if len(msgs) >= 2 or time.time() > deadline:\n        break\n    time.sleep(0.5)\n\
+check(len(msgs) == 2, 'want a delay notice and a bounce', msgs)\n\
+print(msgs[0])\nprint('=====')\nprint(msgs[1])\n"
+    ));
+    let (delay, bounce) = out.split_once("=====").expect("two messages");
+    assert!(delay.contains("Subject: Delayed Mail"), "{delay}");
+    assert!(delay.contains("Action: delayed"), "{delay}");
+    assert!(delay.contains("Will-Retry-Until:"), "{delay}");
+    assert!(
+        delay.contains("451 4.3.2 <r@busy.test>: mailbox busy"),
+        "{delay}"
+    );
+    assert!(bounce.contains("Subject: Undelivered Mail"), "{bounce}");
+    assert!(bounce.contains("Action: failed"), "{bounce}");
+    assert!(bounce.contains("Status: 4.4.7"), "{bounce}");
+    assert!(bounce.contains("delivery time expired"), "{bounce}");
+    assert!(bounce.contains("mailbox busy"), "{bounce}");
+    wait_for(
+        "an empty queue",
+        || queue_json(&s).as_array().is_some_and(|a| a.is_empty()),
+        || s.log(),
+    );
+    assert!(peers.received().is_empty());
 }

@@ -137,6 +137,17 @@ fn sign_one(message: &[u8], domain: &str, key: &DkimKey) -> Result<String, Strin
     Ok(sig.to_header())
 }
 
+/// A TXT value in zone-file form: quoted strings of at most 255 octets (RFC 1035
+/// §3.3.14; a long RSA key spans several strings, RFC 6376 §3.6.2.2).
+pub fn zone_text(value: &str) -> String {
+    value
+        .as_bytes()
+        .chunks(255)
+        .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// One DNS record to publish.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DnsRecord {
@@ -189,7 +200,7 @@ pub fn dns_records(domain: &str, keys: &[DkimKey], relay_host: Option<&str>) -> 
     out.push(DnsRecord {
         name: format!("_dmarc.{domain}"),
         kind: "TXT",
-        value: format!("v=DMARC1; p=quarantine; adkim=s; aspf=s; rua=mailto:postmaster@{domain}"),
+        value: "v=DMARC1; p=quarantine; adkim=s; aspf=s".to_string(),
     });
     out
 }
@@ -254,6 +265,13 @@ mod tests {
         assert!(recs[1].value.starts_with("v=DKIM1; k=rsa; p=MII"));
         assert_eq!(recs[2].value, "v=spf1 mx -all");
         assert_eq!(recs[3].name, "_dmarc.home.arpa");
+        assert_eq!(recs[3].value, "v=DMARC1; p=quarantine; adkim=s; aspf=s");
+        let z = zone_text(&recs[1].value);
+        assert!(
+            z.starts_with("\"v=DKIM1; k=rsa; p=MII") && z.contains("\" \""),
+            "{z}"
+        );
+        assert_eq!(z.replace("\" \"", "").trim_matches('"'), recs[1].value);
     }
 
     #[test]
