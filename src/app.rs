@@ -1,6 +1,6 @@
 //! `letterbox serve`: opens the store, records the start, provisions the first
-//! account, loads TLS, serves the control socket, binds and runs the protocol listeners
-//! (`net`), and shuts down on SIGTERM/SIGINT (stop accepting, sessions send their
+//! account and the DKIM keys, loads TLS, serves the control socket, binds and runs the protocol listeners
+//! (`net`) and the outbound queue runner (`queue`), and shuts down on SIGTERM/SIGINT (stop accepting, sessions send their
 //! goodbye, let them finish within a bound, final commit, exit 0).
 //! SIGHUP reloads the TLS certificate.
 //!
@@ -205,6 +205,20 @@ pub async fn run(cfg: Arc<Config>, board_dir: &Path) -> i32 {
         Err(_) => {}
     }
 
+    // DKIM keys for every domain, generated once (SPEC §5 "Signed outbound mail").
+    let (s2, c2) = (store.clone(), cfg.clone());
+    match tokio::task::spawn_blocking(move || crate::queue::ensure_dkim_keys(&s2, &c2)).await {
+        Ok(Ok(made)) => {
+            for domain in made {
+                tracing::info!(%domain, "DKIM keys generated; `letterbox dkim dns` prints the records to publish");
+            }
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "could not generate DKIM keys; mail leaves unsigned")
+        }
+        Err(_) => {}
+    }
+
     let stop = CancellationToken::new();
     let tracker = TaskTracker::new();
     let mut supervisor =
@@ -275,6 +289,10 @@ pub async fn run(cfg: Arc<Config>, board_dir: &Path) -> i32 {
     };
     tracker.spawn(control::serve(control_listener, ctx, stop.clone()));
     start_listeners(listeners, &shared, &tracker);
+    if let Err(e) = crate::queue::start(store.clone(), cfg.clone(), stop.clone(), &tracker) {
+        // Mail stays queued (nothing is lost); the red LED's fault 3 shows it stuck.
+        tracing::error!(error = %e, "outbound queue not started");
+    }
     supervisor.up(&bound);
 
     let (mut term, mut int, mut hup) = match (

@@ -95,6 +95,8 @@ pub struct Config {
     pub dns: DnsConfig,
     /// `[relay]`: the smarthost for all outbound mail; `None` = direct delivery to the MX.
     pub relay: Option<RelayConfig>,
+    /// `[queue]`: outbound delivery timing.
+    pub queue: QueueConfig,
     /// `[limits]`: sizes, connection counts and timeouts.
     pub limits: LimitsConfig,
     /// `[board]`: which board (LEDs, button) to drive.
@@ -205,6 +207,35 @@ impl RelaySecurity {
         }
     }
 }
+
+/// `[queue]`: outbound delivery. The defaults are what a mail server should do; the
+/// knobs exist for tests and unusual networks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// Multiplies every duration of the retry schedule (5 min, 15 min, … up to 5 days, and
+    /// the 4-hour delay notice): a number in (0, 1]. Default 1. Tests use 0.001 so that a
+    /// retry comes after a second instead of five minutes.
+    pub retry_scale: RetryScale,
+    /// The TCP port of direct MX delivery. Default 25 (RFC 5321 §4.5.4); tests point it at
+    /// unprivileged receivers.
+    pub mx_port: u16,
+    /// How long the SMTP client waits to connect and for each reply of the remote server.
+    /// Default 5 minutes (RFC 5321 §4.5.3.2 gives 2 to 10 minutes per command; the end of
+    /// DATA gets twice this).
+    pub timeout: Duration,
+}
+
+/// `[queue] retry_scale`: a factor in (0, 1].
+#[derive(Debug, Clone, Copy)]
+pub struct RetryScale(pub f64);
+
+impl PartialEq for RetryScale {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for RetryScale {}
 
 /// `[limits]`: resource limits and timeouts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -387,6 +418,12 @@ impl Config {
             },
             dns: DnsConfig::default(),
             relay: None,
+            queue: QueueConfig {
+                retry_scale: RetryScale(1.0),
+                mx_port: 25,
+                // RFC 5321 section 4.5.3.2: 5 minutes for most replies.
+                timeout: Duration::from_secs(5 * 60),
+            },
             limits: LimitsConfig {
                 max_message_size: 50 * MIB,
                 max_connections: 200,
@@ -477,6 +514,7 @@ struct RawConfig {
     auth: RawAuth,
     dns: RawDns,
     relay: Option<RawRelay>,
+    queue: RawQueue,
     limits: RawLimits,
     board: RawBoard,
     watchdog: RawWatchdog,
@@ -544,6 +582,14 @@ struct RawRelay {
     username: Option<String>,
     password_file: Option<PathBuf>,
     security: Option<RelaySecurity>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default, expecting = "a table")]
+struct RawQueue {
+    retry_scale: Option<f64>,
+    mx_port: Option<u16>,
+    timeout: Option<Seconds>,
 }
 
 #[derive(Deserialize, Default)]
@@ -871,6 +917,24 @@ impl Builder<'_> {
             config.dns.nameservers = servers.into_iter().map(|n| n.0).collect();
         }
         config.relay = raw.relay.map(|r| self.relay(r)).transpose()?;
+        if let Some(scale) = raw.queue.retry_scale {
+            if !(scale > 0.0 && scale <= 1.0) {
+                return Err(self.err(
+                    "queue.retry_scale",
+                    format!("{scale} is not a factor between 0 (exclusive) and 1"),
+                ));
+            }
+            config.queue.retry_scale = RetryScale(scale);
+        }
+        if let Some(port) = raw.queue.mx_port {
+            if port == 0 {
+                return Err(self.err("queue.mx_port", "must be between 1 and 65535"));
+            }
+            config.queue.mx_port = port;
+        }
+        if let Some(Seconds(t)) = raw.queue.timeout {
+            config.queue.timeout = t;
+        }
         self.limits(raw.limits, &mut config.limits)?;
         self.watchdog(raw.watchdog, &mut config.watchdog)?;
         if let Some(level) = raw.log.level {
@@ -1422,6 +1486,11 @@ username = "me@isp.example"
 password_file = "/etc/letterbox/relay.pass"
 security = "tls"
 
+[queue]
+retry_scale = 0.01
+mx_port = 2525
+timeout = "1m"
+
 [limits]
 max_message_size = "25MiB"
 max_connections = 50
@@ -1482,6 +1551,11 @@ level = "info,letterbox::smtp=debug"
                 password_file: Some("/etc/letterbox/relay.pass".into()),
                 security: RelaySecurity::Tls,
             }),
+            queue: QueueConfig {
+                retry_scale: RetryScale(0.01),
+                mx_port: 2525,
+                timeout: Duration::from_secs(60),
+            },
             limits: LimitsConfig {
                 max_message_size: 25 * 1024 * 1024,
                 max_connections: 50,
@@ -1784,6 +1858,9 @@ level = "info,letterbox::smtp=debug"
             3,
             "relay.password_file",
         );
+        fails("[queue]\nretry_scale = 0\n", 2, "queue.retry_scale");
+        fails("[queue]\nretry_scale = 1.5\n", 2, "queue.retry_scale");
+        fails("[queue]\nmx_port = 0\n", 2, "queue.mx_port");
         // A missing key is reported at its table.
         fails("\n[relay]\nport = 25\n", 2, "relay.host");
         fails("[relay]\nhost = \"\"\n", 2, "relay.host");

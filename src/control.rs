@@ -1,4 +1,5 @@
-//! Administration requests (`letterbox user ...`, `alias ...`, `status`), handled in
+//! Administration requests (`letterbox user ...`, `alias ...`, `status`, `queue ...`,
+//! `dkim dns`), handled in
 //! one place whether they come over the daemon's Unix socket or run against the
 //! store directly when no daemon is running (SPEC §4).
 //!
@@ -82,6 +83,20 @@ pub enum Request {
         /// How long, in seconds.
         seconds: f64,
     },
+    /// The outbound queue.
+    QueueList,
+    /// Make a queued message due now.
+    QueueRetry {
+        /// Queue id.
+        id: u64,
+    },
+    /// Remove a queued message (no bounce).
+    QueueDelete {
+        /// Queue id.
+        id: u64,
+    },
+    /// The DNS records to publish (DKIM keys, SPF, DMARC) for every domain.
+    DkimDns,
 }
 
 /// The answer to a request.
@@ -290,6 +305,27 @@ fn handle_inner(ctx: &Ctx, req: Request) -> Result<Response, String> {
         Request::DebugBlockRuntime { seconds } => {
             daemon_hw(ctx)?.block_runtime(seconds).map(text_only)
         }
+        Request::QueueList => queue_list(ctx),
+        Request::QueueRetry { id } => {
+            let mut item = s
+                .read(|r| r.queue_item(id))
+                .map_err(e)?
+                .ok_or_else(|| format!("queue item {id} not found"))?;
+            item.next_attempt = store::now_unix();
+            s.write(Op::QueueUpdate(item)).map_err(e)?;
+            Ok(Response::ok(
+                format!("queue item {id} will be attempted now"),
+                serde_json::Value::Null,
+            ))
+        }
+        Request::QueueDelete { id } => {
+            s.write(Op::QueueDelete(id)).map_err(e)?;
+            Ok(Response::ok(
+                format!("queue item {id} deleted"),
+                serde_json::Value::Null,
+            ))
+        }
+        Request::DkimDns => dkim_dns(ctx),
     }
 }
 
@@ -302,6 +338,95 @@ fn daemon_hw(ctx: &Ctx) -> Result<&Hw, String> {
     ctx.daemon.as_ref().map(|d| &d.hw).ok_or_else(|| {
         "no daemon is running (the board only exists while `letterbox serve` runs)".to_owned()
     })
+}
+
+fn rcpt_state(st: &store::RcptState) -> String {
+    match st {
+        store::RcptState::Pending => "pending".into(),
+        store::RcptState::Delivered => "delivered".into(),
+        store::RcptState::Failed(why) => format!("failed: {why}"),
+    }
+}
+
+/// `letterbox queue list`: id, age, sender, recipients with state, next attempt, last error.
+fn queue_list(ctx: &Ctx) -> Result<Response, String> {
+    let items = ctx.store.read(|r| r.queue()).map_err(|e| e.to_string())?;
+    let now = store::now_unix();
+    if items.is_empty() {
+        return Ok(Response::ok(
+            "the outbound queue is empty",
+            serde_json::Value::Array(Vec::new()),
+        ));
+    }
+    let mut lines = Vec::new();
+    let mut data = Vec::new();
+    for it in &items {
+        let from = if it.mail_from.is_empty() {
+            "<>"
+        } else {
+            it.mail_from.as_str()
+        };
+        let next = it.next_attempt - now;
+        lines.push(format!(
+            "{}\tage {}\tfrom {from}\tattempts {}\tnext {}",
+            it.id,
+            human_age(now - it.created),
+            it.attempts,
+            if next <= 0 {
+                "now".to_string()
+            } else {
+                format!("in {}", human_age(next))
+            }
+        ));
+        for (r, st) in &it.rcpts {
+            lines.push(format!("\t{r}: {}", rcpt_state(st)));
+        }
+        if let Some(err) = &it.last_error {
+            lines.push(format!("\tlast error: {err}"));
+        }
+        data.push(serde_json::json!({
+            "id": it.id,
+            "age_s": now - it.created,
+            "mail_from": it.mail_from,
+            "rcpts": it.rcpts.iter().map(|(r, st)| serde_json::json!({"rcpt": r, "state": rcpt_state(st)})).collect::<Vec<_>>(),
+            "attempts": it.attempts,
+            "next_attempt": it.next_attempt,
+            "last_error": it.last_error,
+        }));
+    }
+    Ok(Response::ok(
+        lines.join("\n"),
+        serde_json::Value::Array(data),
+    ))
+}
+
+/// `letterbox dkim dns`: per domain, the DKIM key records, SPF and DMARC suggestions.
+/// Generates the keys of a domain that has none yet (a store never served).
+fn dkim_dns(ctx: &Ctx) -> Result<Response, String> {
+    crate::queue::ensure_dkim_keys(&ctx.store, &ctx.config)?;
+    let relay = ctx.config.relay.as_ref().map(|r| r.host.as_str());
+    let mut lines = Vec::new();
+    let mut data = Vec::new();
+    for domain in &ctx.config.server.domains {
+        let keys = ctx
+            .store
+            .read(|r| r.dkim_keys(domain))
+            .map_err(|e| e.to_string())?;
+        lines.push(format!("; {domain}"));
+        for rec in crate::mail::sign::dns_records(domain, &keys, relay) {
+            lines.push(format!(
+                "{}.\tIN\t{}\t{}",
+                rec.name,
+                rec.kind,
+                crate::mail::sign::zone_text(&rec.value)
+            ));
+            data.push(serde_json::json!({"domain": domain, "name": rec.name, "type": rec.kind, "value": rec.value}));
+        }
+    }
+    Ok(Response::ok(
+        lines.join("\n"),
+        serde_json::Value::Array(data),
+    ))
 }
 
 fn human_bytes(n: u64) -> String {

@@ -4,7 +4,8 @@
 //! - [`config`]: the TOML configuration, parsed once into typed structs.
 //! - [`store`]: the only module that touches redb: accounts, mailboxes, messages,
 //!   blobs, the outbound queue, group commit and change events.
-//! - [`mail`]: message parsing shared by the protocols (parse once, at delivery).
+//! - [`mail`]: message parsing shared by the protocols (parse once, at delivery), DKIM
+//!   signing and keys, delivery status notifications (RFC 3464).
 //! - [`sasl`]: PLAIN and LOGIN exchanges shared by SMTP, IMAP and POP3.
 //! - [`auth`]: password hashing and the failed-login limiter.
 //! - [`tls`]: rustls server configuration, self-signed certificate, reload.
@@ -14,6 +15,8 @@
 //!   drives a sans-I/O protocol session over a socket.
 //! - [`pop3`], [`smtp`], [`imap`]: each protocol's sans-I/O session and codec, and its
 //!   tokio driver.
+//! - [`queue`]: the outbound queue runner: schedule, MX/relay delivery over SMTP,
+//!   DKIM signing at send time, delivery reports.
 //! - [`app`]: `serve`: wires the store, TLS, control socket and shutdown.
 //! - [`step`]: the step type every sans-I/O protocol session returns.
 //! - [`smtp`], [`pop3`]: sans-I/O protocol sessions; [`imap`]: the IMAP codec.
@@ -31,6 +34,7 @@ pub mod imap;
 pub mod mail;
 pub mod net;
 pub mod pop3;
+pub mod queue;
 pub mod sasl;
 pub mod smtp;
 pub mod step;

@@ -63,6 +63,12 @@ enum Command {
         /// How long.
         seconds: f64,
     },
+    /// The outbound queue.
+    #[command(subcommand)]
+    Queue(QueueCmd),
+    /// DKIM signing keys.
+    #[command(subcommand)]
+    Dkim(DkimCmd),
     /// Developer tool: synthetic durable deliveries straight into a store (used by
     /// the crash-safety test and the throughput benchmark). Prints `ack W S` after
     /// each committed delivery with --print-acks.
@@ -121,6 +127,36 @@ enum UserCmd {
     },
     /// List accounts.
     List,
+}
+
+#[derive(Subcommand)]
+enum QueueCmd {
+    /// List queued messages: id, age, sender, recipients with state, next attempt, last error.
+    List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Attempt a queued message now.
+    Retry {
+        /// The queue id (from `queue list`).
+        id: u64,
+    },
+    /// Remove a queued message without delivering it (no bounce is sent).
+    Delete {
+        /// The queue id (from `queue list`).
+        id: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum DkimCmd {
+    /// Print the DNS TXT records to publish for each domain (DKIM keys, SPF, DMARC).
+    Dns {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -416,6 +452,10 @@ fn main() -> ExitCode {
         Command::Button(ButtonCmd::Hold { seconds }) => Request::ButtonHold { seconds },
         Command::DebugFailProbe { seconds } => Request::DebugFailProbe { seconds },
         Command::DebugBlockRuntime { seconds } => Request::DebugBlockRuntime { seconds },
+        Command::Queue(QueueCmd::List { json }) => return admin(cfg, Request::QueueList, json),
+        Command::Queue(QueueCmd::Retry { id }) => Request::QueueRetry { id },
+        Command::Queue(QueueCmd::Delete { id }) => Request::QueueDelete { id },
+        Command::Dkim(DkimCmd::Dns { json }) => return admin(cfg, Request::DkimDns, json),
         Command::DebugStoreLoad(args) => return debug_store_load(args),
     };
     admin(cfg, req, false)

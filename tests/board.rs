@@ -308,7 +308,7 @@ fn systemd_notify_ready_watchdog_stopping() {
     let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
-    let mut s = Server::start_env(
+    let mut s = Server::start_with_env(
         "",
         &[
             ("NOTIFY_SOCKET", path.to_str().unwrap()),

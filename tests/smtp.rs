@@ -151,7 +151,10 @@ check(msgs[1][-1] == b"via LOGIN", msgs[1])
 
 #[test]
 fn submissions_implicit_tls_delivers_local_and_queues_remote() {
-    let s = server();
+    // No name server answers, so the queued message stays queued (deferred) for the check.
+    let s = Server::start_with("[dns]\nnameservers = [\"127.0.0.1:9\"]\n");
+    s.add_user("alice@home.arpa", PW);
+    s.add_user("bob@home.arpa", PW);
     s.python(&py(r#"
 with smtplib.SMTP_SSL(H, PORT['submissions'], context=CTX, timeout=TIMEOUT) as s:
     s.login("alice@home.arpa", PW)

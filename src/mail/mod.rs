@@ -1,7 +1,10 @@
 //! Message handling shared by the protocols: parsing a raw RFC 5322 message once,
 //! at delivery, into the envelope and MIME structure that IMAP serves; the DNS resolver
-//! and the sender verification (SPF, DKIM, ARC, DMARC) of inbound mail.
+//! and the sender verification (SPF, DKIM, ARC, DMARC) of inbound mail; DKIM signing of
+//! outbound mail; delivery status notifications.
 
 pub mod dns;
+pub mod dsn;
 pub mod message;
+pub mod sign;
 pub mod verify;

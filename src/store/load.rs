@@ -92,14 +92,26 @@ pub fn run(
             })
         })
         .collect();
+    // Join every writer before reporting an error, so each one has printed the
+    // acknowledgements of the deliveries it got answered.
     let mut delivered = 0;
+    let mut first_err = None;
     for h in handles {
-        delivered += h
-            .join()
-            .map_err(|_| super::Error::Storage("writer thread panicked".into()))??;
+        match h.join() {
+            Ok(Ok(n)) => delivered += n,
+            Ok(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            Err(_) => {
+                first_err.get_or_insert(super::Error::Storage("writer thread panicked".into()));
+            }
+        }
     }
-    Ok(LoadReport {
-        delivered,
-        elapsed: start.elapsed(),
-    })
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(LoadReport {
+            delivered,
+            elapsed: start.elapsed(),
+        }),
+    }
 }

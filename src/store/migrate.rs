@@ -4,6 +4,7 @@
 
 use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 
+use super::records::{QueueItem, RcptState, dec, enc};
 use super::schema::{self, META, SCHEMA_VERSION};
 use super::{Error, Result};
 
@@ -34,11 +35,52 @@ pub(super) fn mark_running(tx: &WriteTransaction) -> Result<bool> {
     Ok(unclean)
 }
 
-/// Upgrades from `from` to `from + 1`. Version 1 is the first schema: nothing yet.
-fn upgrade(_tx: &WriteTransaction, from: u64) -> Result<()> {
-    Err(Error::Corrupt(format!(
-        "no migration from schema version {from}"
-    )))
+/// A queue row as schema version 1 wrote it (before `delay_notified`).
+#[derive(serde::Deserialize)]
+struct QueueItemV1 {
+    id: u64,
+    blob: [u8; 32],
+    mail_from: String,
+    rcpts: Vec<(String, RcptState)>,
+    created: i64,
+    next_attempt: i64,
+    attempts: u32,
+    last_error: Option<String>,
+}
+
+/// Upgrades from `from` to `from + 1`.
+fn upgrade(tx: &WriteTransaction, from: u64) -> Result<()> {
+    match from {
+        // 1 → 2: the DKIM key table, and queue rows gain `delay_notified`.
+        1 => {
+            tx.open_table(schema::DKIM_KEYS)?;
+            let mut q = tx.open_table(schema::QUEUE)?;
+            let mut rows = Vec::new();
+            for entry in q.iter()? {
+                let (k, v) = entry?;
+                let old: QueueItemV1 = dec(v.value())?;
+                rows.push((k.value(), old));
+            }
+            for (k, old) in rows {
+                let new = QueueItem {
+                    id: old.id,
+                    blob: old.blob,
+                    mail_from: old.mail_from,
+                    rcpts: old.rcpts,
+                    created: old.created,
+                    next_attempt: old.next_attempt,
+                    attempts: old.attempts,
+                    last_error: old.last_error,
+                    delay_notified: false,
+                };
+                q.insert(k, enc(&new)?.as_slice())?;
+            }
+            Ok(())
+        }
+        _ => Err(Error::Corrupt(format!(
+            "no migration from schema version {from}"
+        ))),
+    }
 }
 
 /// The schema version recorded in the file, if any.
@@ -92,6 +134,7 @@ pub(super) fn check_and_migrate(db: &Database) -> Result<()> {
             tx.open_table(schema::BLOB_REFS)?;
             tx.open_table(schema::PARSED)?;
             tx.open_table(schema::QUEUE)?;
+            tx.open_table(schema::DKIM_KEYS)?;
         }
         Some(mut v) => {
             while v < SCHEMA_VERSION {

@@ -35,7 +35,9 @@ use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 use tokio::sync::broadcast;
 
 pub use change::Change;
-pub use records::{Account, Mailbox, MessageRow, QueueItem, RcptState, SpecialUse, flag};
+pub use records::{
+    Account, DkimAlgorithm, DkimKey, Mailbox, MessageRow, QueueItem, RcptState, SpecialUse, flag,
+};
 pub use schema::SCHEMA_VERSION;
 
 use crate::mail::message::ParsedMessage;
@@ -324,6 +326,14 @@ pub enum Op {
     QueueUpdate(QueueItem),
     /// Remove a queue item.
     QueueDelete(u64),
+    /// Store a domain's DKIM keys unless it has keys already; answers `Id(1)` when
+    /// stored, `Id(0)` when keys existed (they are kept).
+    PutDkimKeys {
+        /// The domain.
+        domain: String,
+        /// Its keys.
+        keys: Vec<DkimKey>,
+    },
     /// Set a counter in the meta table.
     SetMeta(&'static str, u64),
     /// Daemon start: counts an unclean start if the last run did not end cleanly.
@@ -481,6 +491,33 @@ fn looks_like_redb(path: &Path) -> Result<()> {
     }
 }
 
+/// Creates a new database under a temporary name, initialises it with a durable
+/// commit, and renames it into place (then syncs the directory). A power cut during
+/// the very first start therefore leaves either no database or a complete one, never a
+/// half-written file that would be refused as damaged on the next boot. A leftover
+/// temporary file is from such an interrupted creation and holds no mail: it is removed.
+fn create_atomically(data_dir: &Path, path: &Path) -> Result<()> {
+    let tmp = data_dir.join(format!("{DB_FILE}.new"));
+    let io = |e: std::io::Error| Error::Storage(format!("{}: {e}", tmp.display()));
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => tracing::warn!(
+            "removed {} left by an interrupted first start",
+            tmp.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    {
+        let db = open_db(&tmp)?;
+        migrate::check_and_migrate(&db)?;
+    }
+    std::fs::rename(&tmp, path).map_err(io)?;
+    std::fs::File::open(data_dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io)?;
+    Ok(())
+}
+
 impl Store {
     /// Opens (or creates) the store in `data_dir`, migrating an older schema and
     /// refusing a newer or damaged one untouched; starts the writer thread.
@@ -495,6 +532,9 @@ impl Store {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| Error::Storage(format!("{}: {e}", data_dir.display())))?;
         let path = data_dir.join(DB_FILE);
+        if !path.exists() {
+            create_atomically(data_dir, &path)?;
+        }
         looks_like_redb(&path)?;
         if path.exists() {
             // redb marks a file on every read-write open, so look at the schema through
@@ -866,6 +906,9 @@ fn apply(tx: &WriteTransaction, op: &Op, changes: &mut Vec<Change>) -> Result<Ou
         } => queue::enqueue(tx, message, mail_from, rcpts, *now, changes).map(Output::Id),
         Op::QueueUpdate(item) => queue::update(tx, item, changes).map(|_| Output::None),
         Op::QueueDelete(id) => queue::delete(tx, *id, changes).map(|_| Output::None),
+        Op::PutDkimKeys { domain, keys } => {
+            queue::put_dkim_keys(tx, domain, keys).map(|stored| Output::Id(u64::from(stored)))
+        }
         Op::SetMeta(key, v) => {
             migrate::set_meta(tx, key, *v)?;
             Ok(Output::None)

@@ -167,4 +167,43 @@ pub struct QueueItem {
     pub attempts: u32,
     /// The last temporary error.
     pub last_error: Option<String>,
+    /// True once the sender got the "delayed" notice (sent at most once). Added in
+    /// schema version 2.
+    pub delay_notified: bool,
+}
+
+/// A DKIM signing algorithm (RFC 6376 §3.3, RFC 8463).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DkimAlgorithm {
+    /// `ed25519-sha256` (RFC 8463).
+    Ed25519,
+    /// `rsa-sha256` with a 2048-bit key (RFC 6376 §3.3.1, RFC 8301).
+    Rsa2048,
+}
+
+/// One DKIM key of a domain (schema version 2).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DkimKey {
+    /// The selector: the key's DNS name is `<selector>._domainkey.<domain>`.
+    pub selector: String,
+    /// Algorithm.
+    pub algorithm: DkimAlgorithm,
+    /// The private key: PKCS#8 DER for Ed25519, PKCS#1 DER for RSA.
+    pub private_der: Vec<u8>,
+    /// The public key as published in `p=`: the raw 32 bytes for Ed25519 (RFC 8463 §4.2),
+    /// SubjectPublicKeyInfo DER for RSA (RFC 6376 §3.6.1).
+    pub public: Vec<u8>,
+    /// Unix seconds when generated.
+    pub created: i64,
+}
+
+impl std::fmt::Debug for DkimKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the private key.
+        f.debug_struct("DkimKey")
+            .field("selector", &self.selector)
+            .field("algorithm", &self.algorithm)
+            .field("created", &self.created)
+            .finish_non_exhaustive()
+    }
 }

@@ -6,7 +6,9 @@ use redb::TableDefinition;
 
 /// The schema this build writes. A database with a higher number is refused
 /// untouched; a lower one is migrated by `migrate.rs`.
-pub const SCHEMA_VERSION: u64 = 1;
+///
+/// History: 1 = first schema; 2 = `DKIM_KEYS`, and `QueueItem.delay_notified`.
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// Counters and flags: `schema_version`, `next_account`, `next_mailbox`,
 /// `next_queue`, `last_uidvalidity`, `running`, `unclean_starts`, `fault4_pending`.
@@ -36,3 +38,5 @@ pub(crate) const BLOB_REFS: TableDefinition<[u8; 32], u64> = TableDefinition::ne
 pub(crate) const PARSED: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("parsed");
 /// Queue id → postcard `QueueItem`.
 pub(crate) const QUEUE: TableDefinition<u64, &[u8]> = TableDefinition::new("queue");
+/// Domain (lower case) → postcard `Vec<DkimKey>`: the domain's signing keys (since version 2).
+pub(crate) const DKIM_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("dkim_keys");

@@ -457,3 +457,118 @@ fn queue_holds_a_blob_reference() {
     s.write(Op::QueueDelete(id)).unwrap();
     assert_eq!(s.read(|r| r.blob(&m.hash)).unwrap(), None);
 }
+
+/// A queue row exactly as schema version 1 encoded it.
+#[derive(serde::Serialize)]
+struct QueueItemV1 {
+    id: u64,
+    blob: [u8; 32],
+    mail_from: String,
+    rcpts: Vec<(String, RcptState)>,
+    created: i64,
+    next_attempt: i64,
+    attempts: u32,
+    last_error: Option<String>,
+}
+
+#[test]
+fn version_1_database_is_migrated_to_2() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join(DB_FILE);
+    // Write a database the way version 1 did: its tables, a queue row, version 1.
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut meta = tx.open_table(schema::META).unwrap();
+            meta.insert("schema_version", 1).unwrap();
+            meta.insert("next_queue", 7).unwrap();
+            tx.open_table(schema::ACCOUNTS).unwrap();
+            tx.open_table(schema::ADDRESSES).unwrap();
+            tx.open_table(schema::MAILBOXES).unwrap();
+            tx.open_table(schema::MAILBOX_NAMES).unwrap();
+            tx.open_table(schema::SUBSCRIPTIONS).unwrap();
+            tx.open_table(schema::MESSAGES).unwrap();
+            tx.open_table(schema::EXPUNGED).unwrap();
+            tx.open_table(schema::BLOBS).unwrap();
+            tx.open_table(schema::BLOB_REFS).unwrap();
+            tx.open_table(schema::PARSED).unwrap();
+            let row = QueueItemV1 {
+                id: 7,
+                blob: [9; 32],
+                mail_from: "a@home.arpa".into(),
+                rcpts: vec![
+                    ("x@example.org".into(), RcptState::Delivered),
+                    ("y@example.org".into(), RcptState::Pending),
+                ],
+                created: 100,
+                next_attempt: 400,
+                attempts: 1,
+                last_error: Some("451 try later".into()),
+            };
+            let mut q = tx.open_table(schema::QUEUE).unwrap();
+            q.insert(7, postcard::to_allocvec(&row).unwrap().as_slice())
+                .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let s = Store::open(d.path()).unwrap();
+    assert_eq!(s.read(|r| r.meta("schema_version")).unwrap(), 2);
+    let q = s.read(|r| r.queue()).unwrap();
+    assert_eq!(
+        q,
+        vec![QueueItem {
+            id: 7,
+            blob: [9; 32],
+            mail_from: "a@home.arpa".into(),
+            rcpts: vec![
+                ("x@example.org".into(), RcptState::Delivered),
+                ("y@example.org".into(), RcptState::Pending),
+            ],
+            created: 100,
+            next_attempt: 400,
+            attempts: 1,
+            last_error: Some("451 try later".into()),
+            delay_notified: false,
+        }]
+    );
+    // The new table exists and works.
+    assert!(s.read(|r| r.dkim_keys("home.arpa")).unwrap().is_empty());
+    let key = DkimKey {
+        selector: "s1".into(),
+        algorithm: DkimAlgorithm::Ed25519,
+        private_der: vec![1, 2, 3],
+        public: vec![4],
+        created: 5,
+    };
+    let put = |keys: Vec<DkimKey>| {
+        s.write(Op::PutDkimKeys {
+            domain: "Home.Arpa".into(),
+            keys,
+        })
+        .unwrap()
+    };
+    assert_eq!(put(vec![key.clone()]), Output::Id(1));
+    // Keys are generated once: a second put keeps the first.
+    let mut other = key.clone();
+    other.selector = "s2".into();
+    assert_eq!(put(vec![other]), Output::Id(0));
+    assert_eq!(s.read(|r| r.dkim_keys("home.arpa")).unwrap(), vec![key]);
+    s.close();
+    // Reopening a migrated database changes nothing.
+    let s = Store::open(d.path()).unwrap();
+    assert_eq!(s.read(|r| r.queue()).unwrap(), q);
+}
+
+#[test]
+fn an_interrupted_first_creation_is_cleaned_up() {
+    let d = tempfile::tempdir().unwrap();
+    // What a power cut during the first start leaves: a partial temporary file.
+    std::fs::write(d.path().join(format!("{DB_FILE}.new")), vec![0u8; 4096]).unwrap();
+    let s = Store::open(d.path()).unwrap();
+    assert!(!d.path().join(format!("{DB_FILE}.new")).exists());
+    assert_eq!(
+        s.read(|r| r.meta("schema_version")).unwrap(),
+        SCHEMA_VERSION
+    );
+}

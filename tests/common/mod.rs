@@ -179,6 +179,17 @@ impl Server {
         }
     }
 
+    /// A daemon with `extra` config and extra environment variables for its process.
+    pub fn start_with_env(extra: &str, env: &[(&str, &str)]) -> Server {
+        Server::start_env(extra, env)
+    }
+
+    /// `kill -9` the daemon, then start it again on the same config and data.
+    pub fn kill9_and_restart(&mut self) {
+        self.kill9();
+        self.restart();
+    }
+
     /// SIGKILL, as a power cut or a hang would end it.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
