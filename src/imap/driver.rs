@@ -229,17 +229,26 @@ mod tests {
     use super::*;
     use crate::store::{MailboxSel, NewMessage, Op, Store, Target};
     use tokio::io::{AsyncBufReadExt, BufReader};
+    use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
     use tokio::net::{TcpListener, TcpStream};
 
-    /// IDLE push through the real driver loop: a delivery committed to the store reaches
-    /// an idling client as EXISTS, with no polling.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn idle_receives_exists_on_delivery() {
-        let d = tempfile::tempdir().unwrap();
+    struct Setup {
+        shared: Shared,
+        account: u64,
+        r: BufReader<OwnedReadHalf>,
+        w: OwnedWriteHalf,
+        server: tokio::task::JoinHandle<()>,
+        _dir: tempfile::TempDir,
+    }
+
+    /// A store with one account, and one client connected to a driver task.
+    async fn setup(idle: Duration) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
         let mut cfg = crate::config::Config::defaults();
-        cfg.server.data_dir = d.path().to_path_buf();
-        let store = Store::open(d.path()).unwrap();
-        let id = match store
+        cfg.server.data_dir = dir.path().to_path_buf();
+        cfg.limits.imap_idle_timeout = idle;
+        let store = Store::open(dir.path()).unwrap();
+        let account = match store
             .write(Op::CreateAccount {
                 address: "a@home.arpa".into(),
                 password_hash: auth::hash_password("pw").unwrap(),
@@ -268,53 +277,100 @@ mod tests {
             };
             imap.connection(Stream::Plain(tcp), info).await;
         });
-        let c = TcpStream::connect(addr).await.unwrap();
-        let (r, mut w) = c.into_split();
-        let mut r = BufReader::new(r);
-        let mut line = String::new();
-        let mut expect = async |r: &mut BufReader<_>, prefix: &str| loop {
-            line.clear();
+        let (r, w) = TcpStream::connect(addr).await.unwrap().into_split();
+        Setup {
+            shared,
+            account,
+            r: BufReader::new(r),
+            w,
+            server,
+            _dir: dir,
+        }
+    }
+
+    /// Reads lines until one starts with `prefix`; returns it.
+    async fn expect(r: &mut BufReader<OwnedReadHalf>, prefix: &str) -> String {
+        loop {
+            let mut line = String::new();
             r.read_line(&mut line).await.unwrap();
             assert!(!line.is_empty(), "connection closed waiting for {prefix}");
             if line.starts_with(prefix) {
-                return line.clone();
+                return line;
             }
-        };
-        expect(&mut r, "* OK").await;
-        w.write_all(b"a LOGIN a@home.arpa pw\r\nb SELECT INBOX\r\nc IDLE\r\n")
+        }
+    }
+
+    async fn login_select_idle(t: &mut Setup) {
+        expect(&mut t.r, "* OK").await;
+        t.w.write_all(b"a LOGIN a@home.arpa pw\r\nb SELECT INBOX\r\nc IDLE\r\n")
             .await
             .unwrap();
-        expect(&mut r, "a OK").await;
-        expect(&mut r, "b OK").await;
-        expect(&mut r, "+ idling").await;
-        let s2 = store.clone();
+        expect(&mut t.r, "a OK").await;
+        expect(&mut t.r, "b OK").await;
+        expect(&mut t.r, "+ idling").await;
+    }
+
+    /// IDLE push through the real driver loop: a delivery committed to the store reaches
+    /// an idling client as EXISTS, with no polling.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_receives_exists_on_delivery() {
+        let mut t = setup(Duration::from_secs(60)).await;
+        login_select_idle(&mut t).await;
+        let (store, account) = (t.shared.store.clone(), t.account);
         let t0 = std::time::Instant::now();
         tokio::task::spawn_blocking(move || {
-            s2.write(Op::Deliver {
-                message: Arc::new(NewMessage::new(b"Subject: x\r\n\r\nhi\r\n".to_vec())),
-                targets: vec![Target {
-                    account: id,
-                    mailbox: MailboxSel::Inbox,
-                }],
-                flags: 0,
-                keywords: vec![],
-                internal_date: 0,
-                delivered: true,
-            })
-            .unwrap()
+            store
+                .write(Op::Deliver {
+                    message: Arc::new(NewMessage::new(b"Subject: x\r\n\r\nhi\r\n".to_vec())),
+                    targets: vec![Target {
+                        account,
+                        mailbox: MailboxSel::Inbox,
+                    }],
+                    flags: 0,
+                    keywords: vec![],
+                    internal_date: 0,
+                    delivered: true,
+                })
+                .unwrap()
         })
         .await
         .unwrap();
-        let exists = tokio::time::timeout(Duration::from_secs(2), expect(&mut r, "* 1 EXISTS"))
+        let exists = tokio::time::timeout(Duration::from_secs(2), expect(&mut t.r, "* "))
             .await
             .expect("EXISTS within 2 s");
         assert_eq!(exists, "* 1 EXISTS\r\n");
         assert!(t0.elapsed() < Duration::from_secs(2));
-        w.write_all(b"DONE\r\nz LOGOUT\r\n").await.unwrap();
-        expect(&mut r, "c OK").await;
-        expect(&mut r, "z OK").await;
-        server.await.unwrap();
-        // Shutdown sends the session's goodbye.
-        drop(shared);
+        t.w.write_all(b"DONE\r\nz LOGOUT\r\n").await.unwrap();
+        expect(&mut t.r, "c OK").await;
+        expect(&mut t.r, "z OK").await;
+        t.server.await.unwrap();
+    }
+
+    /// Server shutdown while a client idles: the session's `* BYE`, then the close.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_sends_bye_to_an_idling_client() {
+        let mut t = setup(Duration::from_secs(60)).await;
+        login_select_idle(&mut t).await;
+        t.shared.stop.cancel();
+        let bye = tokio::time::timeout(Duration::from_secs(2), expect(&mut t.r, "* BYE"))
+            .await
+            .expect("BYE");
+        assert_eq!(bye, "* BYE Server shutting down\r\n");
+        tokio::time::timeout(Duration::from_secs(2), t.server)
+            .await
+            .expect("connection task ends")
+            .unwrap();
+    }
+
+    /// The inactivity autologout (RFC 9051 §5.4) with `imap_idle_timeout`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_timeout_logs_out() {
+        let mut t = setup(Duration::from_millis(300)).await;
+        expect(&mut t.r, "* OK").await;
+        let bye = tokio::time::timeout(Duration::from_secs(5), expect(&mut t.r, "* BYE"))
+            .await
+            .expect("autologout");
+        assert_eq!(bye, "* BYE Autologout; idle for too long\r\n");
+        t.server.await.unwrap();
     }
 }

@@ -1048,6 +1048,23 @@ impl Session {
             Some(Code::HighestModSeq(mb.highestmodseq)),
             "Highest",
         ));
+        if self.enabled.rev2 {
+            // RFC 9051 §6.3.2: a LIST response for the selected mailbox.
+            let boxes = b.mailboxes(account)?;
+            let prefix = format!("{}/", mb.name);
+            let mut attributes = vec![if boxes.iter().any(|o| o.name.starts_with(&prefix)) {
+                MailboxAttr::HasChildren
+            } else {
+                MailboxAttr::HasNoChildren
+            }];
+            attributes.extend(mb.special_use.map(special_attr));
+            self.send(Data::List(ListData {
+                attributes,
+                delimiter: Some('/'),
+                mailbox: Mailbox::new(mb.name.clone()),
+                extended: vec![],
+            }));
+        }
         let view = View {
             mailbox: mb.id,
             read_only,
@@ -1448,6 +1465,11 @@ impl Session {
         }
         let ids: Vec<u32> = hits.iter().map(|h| if uid { h.1 } else { h.0 }).collect();
         let max_modseq = hits.iter().map(|h| h.2).max();
+        // RFC 9051 §6.4.4: an IMAP4rev2 client gets ESEARCH (ALL) for a plain SEARCH.
+        let returns = match returns {
+            None if self.enabled.rev2 => Some(vec![SearchReturn::All]),
+            r => r,
+        };
         match returns {
             None => self.send(Data::Search {
                 ids,
@@ -1959,7 +1981,9 @@ fn framer_config(cfg: &SessionConfig) -> FramerConfig {
         max_literal: d.max_literal,
         max_append_literal: cfg.max_message_size,
         max_frame: cfg.max_message_size.saturating_add(1024 * 1024),
-        max_discard: cfg.max_message_size,
+        // A refused LITERAL+ literal is read and dropped up to this size (RFC 7888 §4);
+        // only larger ones close the connection.
+        max_discard: cfg.max_message_size.max(d.max_discard),
     }
 }
 

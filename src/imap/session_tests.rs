@@ -756,3 +756,110 @@ fn list_patterns() {
     assert!(!pattern_matches("", "Sent"));
     assert!(pattern_matches("%/%", "a/b"));
 }
+
+#[test]
+fn imap4rev2_gets_esearch_and_list_on_select_and_no_recent() {
+    let f = fixture();
+    f.deliver(MSG);
+    let mut s = f.logged_in();
+    let out = f.run(&mut s, b"e ENABLE IMAP4rev2\r\ns SELECT Sent\r\n");
+    assert!(out.starts_with("* ENABLED IMAP4REV2\r\ne OK"), "{out}");
+    assert!(
+        out.contains("* LIST (\\HasNoChildren \\Sent) \"/\" Sent\r\n"),
+        "{out}"
+    );
+    assert!(!out.contains("RECENT"), "{out}");
+    let out = f.run(&mut s, b"i SELECT INBOX\r\na SEARCH ALL\r\n");
+    assert!(out.contains("* OK [CLOSED]"), "{out}");
+    assert!(
+        out.ends_with("* ESEARCH (TAG \"a\") ALL 1\r\na OK SEARCH completed\r\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn non_synchronizing_literal_over_the_limit_is_discarded_and_overlong_lines_cut() {
+    let f = fixture();
+    let mut s = Session::new(
+        SessionConfig {
+            max_message_size: 100,
+            max_line: 1024,
+            ..SessionConfig::default()
+        },
+        false,
+    );
+    f.run(&mut s, b"l LOGIN a@home.arpa pw\r\n");
+    let mut input = b"a APPEND INBOX {500+}\r\n".to_vec();
+    input.extend(std::iter::repeat_n(b'x', 500));
+    input.extend_from_slice(b"\r\nb NOOP\r\n");
+    let out = f.run(&mut s, &input);
+    assert!(out.starts_with("a NO [TOOBIG]"), "{out}");
+    assert!(out.ends_with("\r\nb OK NOOP completed\r\n"), "{out}");
+    // A line without end is refused once it crosses the cap, whatever follows.
+    let mut long = b"c NOOP ".to_vec();
+    long.extend(std::iter::repeat_n(b'y', 5000));
+    let out = f.run(&mut s, &long);
+    assert!(out.starts_with("c BAD"), "{out}");
+    let out = f.run(&mut s, b"more\r\nd NOOP\r\n");
+    assert_eq!(out, "d OK NOOP completed\r\n");
+}
+
+/// A store that refuses writes (a full card): errors map to NO with a code.
+struct Full(Store);
+
+impl Backend for Full {
+    fn mailboxes(&self, account: u64) -> store::Result<Vec<crate::store::Mailbox>> {
+        self.0.mailboxes(account)
+    }
+    fn subscriptions(&self, account: u64) -> store::Result<Vec<String>> {
+        Backend::subscriptions(&self.0, account)
+    }
+    fn mailbox(&self, account: u64, name: &str) -> store::Result<Option<crate::store::Mailbox>> {
+        Backend::mailbox(&self.0, account, name)
+    }
+    fn mailbox_by_id(&self, id: u64) -> store::Result<Option<crate::store::Mailbox>> {
+        Backend::mailbox_by_id(&self.0, id)
+    }
+    fn messages(&self, mailbox: u64) -> store::Result<Vec<(u32, crate::store::MessageRow)>> {
+        Backend::messages(&self.0, mailbox)
+    }
+    fn message(&self, mailbox: u64, uid: u32) -> store::Result<Option<crate::store::MessageRow>> {
+        Backend::message(&self.0, mailbox, uid)
+    }
+    fn blob(&self, blob: &[u8; 32]) -> store::Result<Option<Vec<u8>>> {
+        Backend::blob(&self.0, blob)
+    }
+    fn parsed(
+        &self,
+        blob: &[u8; 32],
+    ) -> store::Result<Option<crate::mail::message::ParsedMessage>> {
+        Backend::parsed(&self.0, blob)
+    }
+    fn expunged_since(&self, mailbox: u64, modseq: u64) -> store::Result<Vec<u32>> {
+        Backend::expunged_since(&self.0, mailbox, modseq)
+    }
+    fn write(&self, _: Op) -> store::Result<Output> {
+        Err(store::Error::Full)
+    }
+}
+
+#[test]
+fn store_errors_become_tagged_no_with_a_code() {
+    let f = fixture();
+    let mut s = f.logged_in();
+    s.feed(b"a APPEND INBOX {1+}\r\nx\r\nb CREATE Foo\r\nc NOOP\r\n");
+    let full = Full(f.store.clone());
+    let mut out = Vec::new();
+    loop {
+        match s.next() {
+            Step::Write(b) => out.extend(b),
+            Step::Event(Event::Execute) => s.execute(&full, NOW),
+            _ => break,
+        }
+    }
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(
+        out,
+        "a NO [OVERQUOTA] storage is full\r\nb NO [OVERQUOTA] storage is full\r\nc OK NOOP completed\r\n"
+    );
+}
