@@ -9,8 +9,45 @@ use crate::mail::message::ParsedMessage;
 use crate::store::records::{Mailbox, MessageRow};
 use crate::store::{Op, Output, Result, Store};
 
+/// One message as FETCH needs it.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// Its row.
+    pub row: MessageRow,
+    /// Its parse-once structure, when asked for.
+    pub parsed: Option<ParsedMessage>,
+    /// Its bytes, when asked for.
+    pub raw: Option<Vec<u8>>,
+}
+
 /// What the IMAP session reads and writes.
 pub trait Backend {
+    /// Several messages in one consistent read (`None` for UIDs no longer there), with
+    /// their structure and bytes when asked. The default asks message by message.
+    fn load(
+        &self,
+        mailbox: u64,
+        uids: &[u32],
+        parsed: bool,
+        raw: bool,
+    ) -> Result<Vec<Option<Loaded>>> {
+        let mut out = Vec::with_capacity(uids.len());
+        for &uid in uids {
+            out.push(match self.message(mailbox, uid)? {
+                Some(row) => Some(Loaded {
+                    parsed: if parsed {
+                        self.parsed(&row.blob)?
+                    } else {
+                        None
+                    },
+                    raw: if raw { self.blob(&row.blob)? } else { None },
+                    row,
+                }),
+                None => None,
+            });
+        }
+        Ok(out)
+    }
     /// Every mailbox of an account.
     fn mailboxes(&self, account: u64) -> Result<Vec<Mailbox>>;
     /// Subscribed names of an account.
@@ -34,6 +71,28 @@ pub trait Backend {
 }
 
 impl Backend for Store {
+    fn load(
+        &self,
+        mailbox: u64,
+        uids: &[u32],
+        parsed: bool,
+        raw: bool,
+    ) -> Result<Vec<Option<Loaded>>> {
+        self.read(|r| {
+            let mut out = Vec::with_capacity(uids.len());
+            for &uid in uids {
+                out.push(match r.message(mailbox, uid)? {
+                    Some(row) => Some(Loaded {
+                        parsed: if parsed { r.parsed(&row.blob)? } else { None },
+                        raw: if raw { r.blob(&row.blob)? } else { None },
+                        row,
+                    }),
+                    None => None,
+                });
+            }
+            Ok(out)
+        })
+    }
     fn mailboxes(&self, account: u64) -> Result<Vec<Mailbox>> {
         self.read(|r| r.mailboxes(account))
     }

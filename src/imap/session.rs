@@ -300,6 +300,8 @@ pub struct Session {
     pending: Option<Event>,
     /// A store change for the selected mailbox arrived during IDLE.
     dirty: bool,
+    /// Close once the pending output is written (after a BYE).
+    close_after: bool,
 }
 
 impl Session {
@@ -316,6 +318,7 @@ impl Session {
             enabled: Enabled::default(),
             pending: None,
             dirty: false,
+            close_after: false,
         }
     }
 
@@ -402,6 +405,9 @@ impl Session {
         loop {
             if !self.out.is_empty() {
                 return Step::Write(std::mem::take(&mut self.out));
+            }
+            if self.close_after {
+                return Step::Close;
             }
             if let Some(ev) = self.pending.take() {
                 return Step::Event(ev);
@@ -1612,80 +1618,107 @@ impl Session {
         self.finish(&job.tag, res);
     }
 
+    /// Renders the next chunk of a FETCH: up to [`CHUNK_MESSAGES`] messages or about
+    /// [`CHUNK_BYTES`] of output. Rows and structures are read in one transaction per
+    /// batch; message bytes one message at a time, so memory is bounded by the largest.
     fn fetch_some(&mut self, job: &mut FetchJob, b: &dyn Backend) -> Result<(), Fail> {
         let need_blob = fetch::needs_blob(&job.attrs);
         let need_parsed = fetch::needs_parsed(&job.attrs);
         let sets_seen = fetch::sets_seen(&job.attrs);
         let condstore = self.enabled.condstore;
+        let batch = if need_blob { 1 } else { CHUNK_MESSAGES };
         let mut count = 0;
-        while let Some(i) = job.todo.pop_front() {
+        while count < CHUNK_MESSAGES && self.out.len() < CHUNK_BYTES && !job.todo.is_empty() {
             let view = self.view()?;
             let (mailbox, read_only) = (view.mailbox, view.read_only);
-            let Some(m) = view.msgs.get(i) else { continue };
-            let uid = m.uid;
-            let Some(mut row) = b.message(mailbox, uid)? else {
-                job.expunge_issued = true;
-                continue;
-            };
-            if let Some(since) = job.changed_since
-                && row.modseq <= since
-            {
-                continue;
-            }
-            let mut attrs = std::borrow::Cow::Borrowed(&job.attrs);
-            if sets_seen && !read_only && row.flags & flag::SEEN == 0 {
-                // RFC 9051 §6.4.5: BODY[] sets \Seen; the FETCH then reports FLAGS.
-                if let Output::Flags { rows, .. } = b.write(Op::SetFlags {
+            let take = batch.min(job.todo.len());
+            let (idx, uids): (Vec<usize>, Vec<u32>) = job
+                .todo
+                .drain(..take)
+                .filter_map(|i| view.msgs.get(i).map(|m| (i, m.uid)))
+                .unzip();
+            let mut loaded = b.load(mailbox, &uids, need_parsed, need_blob)?;
+            // RFC 9051 §6.4.5: BODY[] (not PEEK) sets \Seen; the FETCH then reports FLAGS.
+            let unseen: Vec<u32> = uids
+                .iter()
+                .zip(&loaded)
+                .filter_map(|(u, l)| {
+                    l.as_ref()
+                        .filter(|l| l.row.flags & flag::SEEN == 0)
+                        .map(|_| *u)
+                })
+                .collect();
+            let mut newly_seen = Vec::new();
+            let rows = if sets_seen && !read_only && !unseen.is_empty() {
+                match b.write(Op::SetFlags {
                     mailbox,
-                    uids: vec![uid],
+                    uids: unseen,
                     mode: FlagMode::Add,
                     flags: flag::SEEN,
                     keywords: vec![],
                     unchanged_since: None,
-                })? && let Some((_, f, kw, ms)) = rows.into_iter().next()
-                {
-                    row.flags = f;
-                    row.keywords = kw;
-                    row.modseq = ms;
+                })? {
+                    Output::Flags { rows, .. } => rows,
+                    _ => Vec::new(),
                 }
-                if !attrs.contains(&FetchAttr::Flags) {
-                    attrs.to_mut().push(FetchAttr::Flags);
-                }
-                if condstore && !attrs.contains(&FetchAttr::ModSeq) {
-                    attrs.to_mut().push(FetchAttr::ModSeq);
-                }
-            }
-            let raw = if need_blob { b.blob(&row.blob)? } else { None };
-            let parsed = if need_parsed {
-                b.parsed(&row.blob)?
             } else {
-                None
+                Vec::new()
             };
-            let msg = fetch::Message {
-                uid,
-                row: &row,
-                flags: fetch::flags_of(row.flags, &row.keywords),
-                parsed: parsed.as_ref(),
-                raw: raw.as_deref(),
-            };
-            match fetch::render(&msg, &attrs) {
-                Ok(items) => self.send(Data::Fetch {
-                    seq: i as u32 + 1,
-                    items,
-                }),
-                Err(fetch::FetchError::UnknownCte) => job.unknown_cte = true,
+            for (u, f, kw, ms) in rows {
+                if let Some(l) = uids
+                    .iter()
+                    .position(|x| *x == u)
+                    .and_then(|p| loaded.get_mut(p))
+                    .and_then(Option::as_mut)
+                {
+                    l.row.flags = f;
+                    l.row.keywords = kw;
+                    l.row.modseq = ms;
+                    newly_seen.push(u);
+                }
             }
-            // What the client was told is now what the view knows.
-            if let Ok(view) = self.view_mut()
-                && let Some(vm) = view.msgs.get_mut(i)
-            {
-                vm.flags = row.flags;
-                vm.keywords = row.keywords;
-                vm.modseq = row.modseq;
-            }
-            count += 1;
-            if count >= CHUNK_MESSAGES || self.out.len() >= CHUNK_BYTES {
-                break;
+            for ((i, uid), l) in idx.into_iter().zip(uids).zip(loaded) {
+                let Some(l) = l else {
+                    job.expunge_issued = true;
+                    continue;
+                };
+                if let Some(since) = job.changed_since
+                    && l.row.modseq <= since
+                {
+                    continue;
+                }
+                let mut attrs = std::borrow::Cow::Borrowed(&job.attrs);
+                if newly_seen.contains(&uid) {
+                    if !attrs.contains(&FetchAttr::Flags) {
+                        attrs.to_mut().push(FetchAttr::Flags);
+                    }
+                    if condstore && !attrs.contains(&FetchAttr::ModSeq) {
+                        attrs.to_mut().push(FetchAttr::ModSeq);
+                    }
+                }
+                let msg = fetch::Message {
+                    uid,
+                    row: &l.row,
+                    flags: fetch::flags_of(l.row.flags, &l.row.keywords),
+                    parsed: l.parsed.as_ref(),
+                    raw: l.raw.as_deref(),
+                };
+                match fetch::render(&msg, &attrs) {
+                    Ok(items) => self.send(Data::Fetch {
+                        seq: i as u32 + 1,
+                        items,
+                    }),
+                    Err(fetch::FetchError::UnknownCte) => job.unknown_cte = true,
+                }
+                // What the client was told is now what the view knows.
+                if let Ok(view) = self.view_mut()
+                    && let Some(vm) = view.msgs.get_mut(i)
+                {
+                    vm.flags = l.row.flags;
+                    vm.keywords = l.row.keywords;
+                    vm.modseq = l.row.modseq;
+                }
+                count += 1;
             }
         }
         Ok(())
@@ -1867,10 +1900,17 @@ impl Session {
     fn sync(&mut self, b: &dyn Backend, allow_expunge: bool) -> Result<(), Fail> {
         let qresync = self.enabled.qresync;
         let condstore = self.enabled.condstore;
-        let State::Selected { view, .. } = &mut self.state else {
+        let State::Selected { view, .. } = &self.state else {
             return Ok(());
         };
         let Some(mb) = b.mailbox_by_id(view.mailbox)? else {
+            // Deleted by another session: nothing sensible remains to show (as Dovecot).
+            self.status(StatusResponse::bye(None, "Selected mailbox was deleted"));
+            self.state = State::Logout;
+            self.close_after = true;
+            return Ok(());
+        };
+        let State::Selected { view, .. } = &mut self.state else {
             return Ok(());
         };
         if mb.highestmodseq == view.highestmodseq && mb.uidnext == view.uidnext {

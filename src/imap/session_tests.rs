@@ -863,3 +863,19 @@ fn store_errors_become_tagged_no_with_a_code() {
         "a NO [OVERQUOTA] storage is full\r\nb NO [OVERQUOTA] storage is full\r\nc OK NOOP completed\r\n"
     );
 }
+
+#[test]
+fn selected_mailbox_deleted_elsewhere_ends_the_session_with_bye() {
+    let f = fixture();
+    let mut a = f.logged_in();
+    let mut b = f.logged_in();
+    f.run(&mut a, b"c CREATE Projects\r\ns SELECT Projects\r\n");
+    let out = f.run(&mut b, b"d DELETE Projects\r\n");
+    assert_eq!(out, "d OK DELETE completed\r\n");
+    let out = f.run(&mut a, b"n NOOP\r\nm NOOP\r\n");
+    assert_eq!(
+        out,
+        "* BYE Selected mailbox was deleted\r\nn OK completed\r\n"
+    );
+    assert_eq!(a.next(), Step::Close);
+}
