@@ -1014,15 +1014,16 @@ impl Session {
                 }
             }
         }
-        let mut flags = vec![
+        let system = vec![
             Flag::Answered,
             Flag::Flagged,
             Flag::Deleted,
             Flag::Seen,
             Flag::Draft,
         ];
+        let mut flags = system.clone();
         flags.extend(keywords.into_iter().map(Flag::Keyword));
-        self.send(Data::Flags(flags.clone()));
+        self.send(Data::Flags(flags));
         self.send(Data::Exists(msgs.len() as u32));
         if !self.enabled.rev2 {
             self.send(Data::Recent(0));
@@ -1040,11 +1041,7 @@ impl Session {
         self.status(StatusResponse::ok(
             None,
             Some(Code::PermanentFlags {
-                flags: if read_only {
-                    vec![]
-                } else {
-                    flags[..5].to_vec()
-                },
+                flags: if read_only { vec![] } else { system },
                 new_keywords: !read_only,
             }),
             "Flags permitted",
