@@ -216,3 +216,30 @@ fn malformed_command_and_over_limit_literal() {
     assert!(read_line(&mut r).starts_with("* BYE"));
     assert!(read_line(&mut r).starts_with("e OK"));
 }
+
+/// curl as a second, independent client over IMAPS: LIST, then a message by number.
+#[test]
+fn curl_over_imaps() {
+    let s = server_with_mail();
+    let base = format!("imaps://127.0.0.1:{}/", s.port("imaps"));
+    let curl = |url: &str| {
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args(["-sS", "-k", "--max-time", "20", "--user"])
+            .arg(format!("{ALICE}:{PW}"))
+            .arg(url);
+        let out = common::run_bounded(cmd, b"", common::RUN_TIMEOUT);
+        assert!(
+            out.status.success(),
+            "curl {url}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            s.log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let list = curl(&base);
+    assert!(list.contains("\"/\" INBOX"), "{list}");
+    assert!(list.contains("\\Sent"), "{list}");
+    let msg = curl(&format!("{base}INBOX;UID=1"));
+    assert!(msg.contains("Subject: first"), "{msg}");
+    assert!(msg.ends_with("\r\nhello\r\n"), "{msg:?}");
+}

@@ -1707,8 +1707,10 @@ impl Session {
                     }),
                     Err(fetch::FetchError::UnknownCte) => job.unknown_cte = true,
                 }
-                // What the client was told is now what the view knows.
-                if let Ok(view) = self.view_mut()
+                // What the client was told is now what the view knows; flags it was not
+                // told about are left for the next sync to report.
+                if attrs.contains(&FetchAttr::Flags)
+                    && let Ok(view) = self.view_mut()
                     && let Some(vm) = view.msgs.get_mut(i)
                 {
                     vm.flags = l.row.flags;

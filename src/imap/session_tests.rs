@@ -1005,3 +1005,22 @@ fn token_soup_never_panics() {
     // The soup reached the parser and, sometimes, the commands.
     assert!(bad > 100 && ok > 10, "bad {bad} ok {ok}");
 }
+
+#[test]
+fn flags_changed_elsewhere_are_reported_even_after_a_fetch_without_flags() {
+    let f = fixture();
+    f.deliver(MSG);
+    let mut a = f.logged_in();
+    let mut b = f.logged_in();
+    f.run(&mut a, b"s SELECT INBOX\r\n");
+    f.run(&mut b, b"s SELECT INBOX\r\n");
+    f.run(&mut a, b"x STORE 1 +FLAGS (\\Flagged)\r\n");
+    // B's FETCH (non-UID) may not carry the change; the FETCH FLAGS comes at its end.
+    let out = f.run(&mut b, b"f FETCH 1 (RFC822.SIZE)\r\n");
+    assert!(
+        out.contains("* 1 FETCH (UID 1 FLAGS (\\Flagged))\r\n"),
+        "{out}"
+    );
+    let out = f.run(&mut b, b"n NOOP\r\n");
+    assert_eq!(out, "n OK completed\r\n");
+}
