@@ -1024,3 +1024,158 @@ fn flags_changed_elsewhere_are_reported_even_after_a_fetch_without_flags() {
     let out = f.run(&mut b, b"n NOOP\r\n");
     assert_eq!(out, "n OK completed\r\n");
 }
+
+/// What a client learns from the untagged responses, checked for consistency: sequence
+/// numbers never jump, a FETCH never names a message number the client does not know,
+/// and a number always keeps its UID until the client is told of an EXPUNGE.
+#[derive(Default)]
+struct ClientModel {
+    uids: Vec<Option<u32>>,
+}
+
+impl ClientModel {
+    fn apply(&mut self, out: &str) {
+        for line in out.split("\r\n") {
+            let mut w = line.split(' ');
+            if w.next() != Some("*") {
+                continue;
+            }
+            let (Some(n), Some(kind)) = (w.next().and_then(|n| n.parse::<usize>().ok()), w.next())
+            else {
+                if let Some(rest) = line.strip_prefix("* SEARCH") {
+                    for id in rest
+                        .split_whitespace()
+                        .filter_map(|x| x.parse::<usize>().ok())
+                    {
+                        assert!(
+                            id >= 1 && id <= self.uids.len(),
+                            "SEARCH {id} of {}",
+                            self.uids.len()
+                        );
+                    }
+                }
+                continue;
+            };
+            match kind {
+                "EXISTS" => {
+                    assert!(
+                        n >= self.uids.len(),
+                        "EXISTS shrank: {n} < {}",
+                        self.uids.len()
+                    );
+                    self.uids.resize(n, None);
+                }
+                "EXPUNGE" => {
+                    assert!(
+                        n >= 1 && n <= self.uids.len(),
+                        "EXPUNGE {n} of {}",
+                        self.uids.len()
+                    );
+                    self.uids.remove(n - 1);
+                }
+                "FETCH" => {
+                    assert!(
+                        n >= 1 && n <= self.uids.len(),
+                        "FETCH {n} of {}",
+                        self.uids.len()
+                    );
+                    // STORE's replies to a plain STORE carry no UID: range check only.
+                    let Some(uid) = line
+                        .split("UID ")
+                        .nth(1)
+                        .and_then(|x| x.split([' ', ')']).next())
+                        .and_then(|x| x.parse::<u32>().ok())
+                    else {
+                        continue;
+                    };
+                    match self.uids[n - 1] {
+                        Some(known) => assert_eq!(known, uid, "message {n} changed its UID"),
+                        None => self.uids[n - 1] = Some(uid),
+                    }
+                    let known: Vec<u32> = self.uids.iter().flatten().copied().collect();
+                    assert!(
+                        known.windows(2).all(|p| p[0] < p[1]),
+                        "UIDs out of order: {known:?}"
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+#[test]
+fn concurrent_delivery_and_expunge_keep_every_client_view_consistent() {
+    let f = fixture();
+    for _ in 0..5 {
+        f.deliver(MSG);
+    }
+    let mut s = f.logged_in();
+    let mut model = ClientModel::default();
+    model.apply(&f.run(&mut s, b"s SELECT INBOX\r\n"));
+    let store = f.store.clone();
+    let account = f.account;
+    let writer = std::thread::spawn(move || {
+        let inbox = store
+            .read(|r| r.mailbox(account, "INBOX"))
+            .unwrap()
+            .unwrap()
+            .id;
+        for i in 0..150 {
+            store
+                .write(Op::Deliver {
+                    message: Arc::new(NewMessage::new(MSG.to_vec())),
+                    targets: vec![Target {
+                        account,
+                        mailbox: MailboxSel::Inbox,
+                    }],
+                    flags: 0,
+                    keywords: vec![],
+                    internal_date: NOW,
+                    delivered: true,
+                })
+                .unwrap();
+            if i % 2 == 0 {
+                let rows = store.read(|r| r.messages(inbox)).unwrap();
+                let victims: Vec<u32> = rows.iter().step_by(3).map(|(u, _)| *u).collect();
+                store
+                    .write(Op::Expunge {
+                        mailbox: inbox,
+                        uids: Some(victims),
+                    })
+                    .unwrap();
+            }
+        }
+    });
+    let mut i = 0;
+    while !writer.is_finished() || i < 50 {
+        let cmd: &[u8] = match (i % 5, model.uids.is_empty()) {
+            (_, true) => b"n NOOP\r\n",
+            (0, _) => b"f FETCH 1:* (UID FLAGS)\r\n",
+            (1, _) => b"u UID FETCH 1:* (UID)\r\n",
+            (2, _) => b"s SEARCH ALL\r\n",
+            (3, _) => b"x STORE 1:* +FLAGS (\\Seen)\r\n",
+            _ => b"n NOOP\r\n",
+        };
+        let out = f.run(&mut s, cmd);
+        assert!(!out.contains(" BAD "), "{out}");
+        model.apply(&out);
+        i += 1;
+    }
+    writer.join().unwrap();
+    model.apply(&f.run(&mut s, b"n NOOP\r\nf FETCH 1:* (UID)\r\n"));
+    let inbox = f
+        .store
+        .read(|r| r.mailbox(f.account, "INBOX"))
+        .unwrap()
+        .unwrap()
+        .id;
+    let truth: Vec<Option<u32>> = f
+        .store
+        .read(|r| r.messages(inbox))
+        .unwrap()
+        .into_iter()
+        .map(|(u, _)| Some(u))
+        .collect();
+    assert_eq!(model.uids, truth);
+}
