@@ -5,8 +5,9 @@
 //!
 //! String keys match as case-insensitive substrings (RFC 9051 §6.4.4: "case-insensitive
 //! substring") over the raw header field values (HEADER, FROM, SUBJECT...), the body
-//! (BODY) or the whole message (TEXT). Encoded words and transfer encodings are not
-//! decoded: what a client searches for in an ASCII header is found, as in mox.
+//! (BODY) or the whole message (TEXT). Header fields with RFC 2047 encoded words are also
+//! matched decoded (Unicode case-folded); bodies are matched as stored, without undoing
+//! a transfer encoding.
 
 use super::command::{Date, SearchKey, SequenceSet};
 use super::fetch;
@@ -122,7 +123,45 @@ fn body<'a>(c: &Candidate<'a>) -> &'a [u8] {
 fn header_has(c: &Candidate<'_>, name: &str, needle: &[u8]) -> bool {
     let values = fetch::header_value(header(c), name);
     // RFC 9051 §6.4.4 HEADER: an empty string matches every message with the field.
-    values.iter().any(|v| contains_ci(v, needle))
+    if values.iter().any(|v| contains_ci(v, needle)) {
+        return true;
+    }
+    // Encoded words (RFC 2047): also match the decoded text, case-folded.
+    values.iter().any(|v| contains_ci(v, b"=?")) && decoded_has(header(c), name, needle)
+}
+
+/// Whether a decoded value of the field `name` contains `needle` (Unicode case-folded).
+fn decoded_has(header: &[u8], name: &str, needle: &[u8]) -> bool {
+    use mail_parser::{HeaderValue, MessageParser};
+    let needle = String::from_utf8_lossy(needle).to_lowercase();
+    let Some(msg) = MessageParser::default().parse_headers(header) else {
+        return false;
+    };
+    let Some(part) = msg.parts.first() else {
+        return false;
+    };
+    part.headers
+        .iter()
+        .filter(|h| h.name.as_str().eq_ignore_ascii_case(name))
+        .any(|h| {
+            let text = match &h.value {
+                HeaderValue::Text(t) => t.to_string(),
+                HeaderValue::TextList(l) => l.join(" "),
+                HeaderValue::Address(a) => a
+                    .iter()
+                    .map(|x| {
+                        format!(
+                            "{} <{}>",
+                            x.name.as_deref().unwrap_or(""),
+                            x.address.as_deref().unwrap_or("")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                _ => return false,
+            };
+            text.to_lowercase().contains(&needle)
+        })
 }
 
 /// The day of the `Date:` header (its own zone; RFC 9051 §6.4.4 SENT* disregard time
@@ -284,6 +323,16 @@ mod tests {
         }]));
         assert!(check(vec![Larger(10), Smaller(1000)]));
         assert!(needs_content(&[Not(Box::new(Subject(vec![])))]));
+        assert!(decoded_has(
+            b"Subject: =?utf-8?q?Caf=C3=A9_au_lait?=\r\nFrom: =?utf-8?q?J=C3=BCrgen?= <j@x.de>\r\n\r\n",
+            "subject",
+            "CAFÉ AU".as_bytes()
+        ));
+        assert!(decoded_has(
+            b"From: =?utf-8?q?J=C3=BCrgen?= <j@x.de>\r\n\r\n",
+            "from",
+            "jürgen".as_bytes()
+        ));
         assert!(!needs_content(&[Not(Box::new(Seen))]));
     }
 }
