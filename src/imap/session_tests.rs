@@ -1179,3 +1179,52 @@ fn concurrent_delivery_and_expunge_keep_every_client_view_consistent() {
         .collect();
     assert_eq!(model.uids, truth);
 }
+
+#[test]
+fn copy_uid_expunge_close_rename_inbox() {
+    let f = fixture();
+    let u1 = f.deliver(MSG);
+    let u2 = f.deliver(MSG);
+    let u3 = f.deliver(MSG);
+    let mut s = f.logged_in();
+    f.run(&mut s, b"s SELECT INBOX\r\n");
+    // COPY: tagged COPYUID (RFC 4315 §3), source unchanged.
+    let out = f.run(&mut s, b"c COPY 1:2 Archive\r\n");
+    assert!(out.starts_with("c OK [COPYUID "), "{out}");
+    assert!(out.contains(&format!(" {u1}:{u2} ")), "{out}");
+    // UID EXPUNGE removes only \Deleted messages of its set (RFC 4315 §2.1).
+    let out = f.run(
+        &mut s,
+        format!("d STORE 1:3 +FLAGS.SILENT (\\Deleted)\r\ne UID EXPUNGE {u2}:{u3}\r\n").as_bytes(),
+    );
+    assert!(
+        out.ends_with("* 3 EXPUNGE\r\n* 2 EXPUNGE\r\ne OK EXPUNGE completed\r\n"),
+        "{out}"
+    );
+    // CLOSE expunges the rest silently (RFC 9051 §6.4.1).
+    let out = f.run(&mut s, b"k CHECK\r\nl CLOSE\r\n");
+    assert_eq!(out, "k OK completed\r\nl OK CLOSE completed\r\n");
+    assert_eq!(s.state(), StateKind::Authenticated);
+    let out = f.run(&mut s, b"m STATUS INBOX (MESSAGES DELETED)\r\n");
+    assert!(
+        out.starts_with("* STATUS INBOX (MESSAGES 0 DELETED 0)"),
+        "{out}"
+    );
+    // RENAME INBOX moves its messages to a new mailbox; INBOX stays (RFC 9051 §6.3.6).
+    let out = f.run(
+        &mut s,
+        b"r RENAME Archive Old/Archive\r\nt RENAME INBOX Saved\r\n",
+    );
+    assert_eq!(out, "r OK RENAME completed\r\nt OK RENAME completed\r\n");
+    let out = f.run(&mut s, b"u LIST \"\" *\r\n");
+    assert!(
+        out.contains("\"/\" Old/Archive\r\n") && out.contains("\"/\" Saved\r\n"),
+        "{out}"
+    );
+    assert!(out.contains("\"/\" INBOX\r\n"), "{out}");
+    let out = f.run(&mut s, b"v STATUS Old/Archive (MESSAGES)\r\n");
+    assert!(
+        out.starts_with("* STATUS Old/Archive (MESSAGES 2)"),
+        "{out}"
+    );
+}
