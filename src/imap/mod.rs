@@ -5,7 +5,8 @@
 //! - [`command`]: the command tree, its parser and encoder.
 //! - [`response`]: the response encoder (ENVELOPE, BODYSTRUCTURE included).
 //! - [`session`]: the sans-I/O session: states and the command table, every command's
-//!   replies, the selected-mailbox view and when store changes reach the client.
+//!   replies, the selected-mailbox view and when store changes reach the client; its
+//!   command handlers are in `ops/` (auth, mailbox, message, view).
 //! - [`fetch`] / [`search`]: pure FETCH rendering and SEARCH evaluation.
 //! - [`backend`]: the store operations the session uses, as a trait.
 //! - [`driver`]: the tokio side: listeners, literals, IDLE push, timeouts, goodbye.
