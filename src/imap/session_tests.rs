@@ -1228,3 +1228,31 @@ fn copy_uid_expunge_close_rename_inbox() {
         "{out}"
     );
 }
+
+#[test]
+fn idle_ended_by_anything_but_done_and_id_before_login() {
+    let f = fixture();
+    let mut s = f.session();
+    let out = f.run(&mut s, b"i ID (\"name\" \"test\")\r\n");
+    assert!(
+        out.starts_with("* ID (\"name\" \"Letterbox\" \"version\" "),
+        "{out}"
+    );
+    assert!(out.ends_with("i OK ID completed\r\n"), "{out}");
+    let mut s = f.logged_in();
+    let out = f.run(&mut s, b"a IDLE\r\nb NOOP\r\nc NOOP\r\n");
+    assert_eq!(
+        out,
+        "+ idling\r\na BAD Expected DONE; IDLE terminated\r\nc OK NOOP completed\r\n"
+    );
+    // AUTHENTICATE is refused like LOGIN where plaintext is not allowed.
+    let mut s = Session::new(
+        SessionConfig {
+            plaintext_auth_allowed: false,
+            ..SessionConfig::default()
+        },
+        false,
+    );
+    let out = f.run(&mut s, b"x AUTHENTICATE PLAIN AGFAcHc=\r\n");
+    assert!(out.starts_with("x NO [PRIVACYREQUIRED]"), "{out}");
+}

@@ -102,11 +102,12 @@ impl Session {
             }
             let (mut raw, mut parsed) = (None, None);
             if content {
-                let Some(row) = b.message(view.mailbox, m.uid)? else {
+                // One read per message, and one message's bytes in memory at a time.
+                let Some(Some(l)) = b.load(view.mailbox, &[m.uid], true, true)?.pop() else {
                     continue;
                 };
-                raw = b.blob(&row.blob)?;
-                parsed = b.parsed(&row.blob)?;
+                raw = l.raw;
+                parsed = l.parsed;
             }
             let c = search::Candidate {
                 seq: i as u32 + 1,
