@@ -1256,3 +1256,19 @@ fn idle_ended_by_anything_but_done_and_id_before_login() {
     let out = f.run(&mut s, b"x AUTHENTICATE PLAIN AGFAcHc=\r\n");
     assert!(out.starts_with("x NO [PRIVACYREQUIRED]"), "{out}");
 }
+
+#[test]
+fn list_recursivematch_reports_childinfo() {
+    let f = fixture();
+    let mut s = f.logged_in();
+    f.run(
+        &mut s,
+        b"c CREATE Work/Reports\r\nd SUBSCRIBE Work/Reports\r\n",
+    );
+    let out = f.run(&mut s, b"l LIST (SUBSCRIBED RECURSIVEMATCH) \"\" %\r\n");
+    assert!(
+        out.contains("* LIST (\\HasChildren) \"/\" Work (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n"),
+        "{out}"
+    );
+    assert!(!out.contains("Work/Reports"), "{out}");
+}

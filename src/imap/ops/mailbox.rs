@@ -7,7 +7,9 @@ use super::super::command::{
     AppendMessage, Flag, ListReturn, ListSelect, Mailbox, SelectParams, SequenceSet, StatusItem,
 };
 use super::super::fetch;
-use super::super::response::{Code, Data, FetchItem, ListData, MailboxAttr, StatusResponse};
+use super::super::response::{
+    Code, Data, FetchItem, ListData, ListExtended, MailboxAttr, StatusResponse,
+};
 use super::{Done, Fail, Msg, Session, State, View, no};
 use crate::store::records::{Mailbox as StoreMailbox, SpecialUse, flag};
 use crate::store::{self, MailboxSel, NewMessage, Op, Output, Target};
@@ -239,6 +241,7 @@ impl Session {
         let boxes = b.mailboxes(account)?;
         let subs = b.subscriptions(account)?;
         let only_subscribed = lsub || selection.contains(&ListSelect::Subscribed);
+        let recursive = !lsub && selection.contains(&ListSelect::RecursiveMatch);
         let only_special = selection.contains(&ListSelect::SpecialUse);
         let show_subscribed = only_subscribed && !lsub || returns.contains(&ListReturn::Subscribed);
         let status_items: Option<&Vec<StatusItem>> = returns.iter().find_map(|r| match r {
@@ -261,7 +264,11 @@ impl Session {
                 continue;
             }
             let subscribed = subs.iter().any(|s| s == name);
-            if only_subscribed && !subscribed {
+            // RFC 5258 §3.5 RECURSIVEMATCH: a parent of a subscribed mailbox is listed
+            // with CHILDINFO ("SUBSCRIBED") even when it is not subscribed itself.
+            let sub_prefix = format!("{name}/");
+            let child_subscribed = recursive && subs.iter().any(|s| s.starts_with(&sub_prefix));
+            if only_subscribed && !subscribed && !child_subscribed {
                 continue;
             }
             if only_special && mb.is_none_or(|m| m.special_use.is_none()) {
@@ -289,7 +296,11 @@ impl Session {
                 attributes: attrs,
                 delimiter: Some('/'),
                 mailbox: Mailbox::new(name.clone()),
-                extended: vec![],
+                extended: if child_subscribed {
+                    vec![ListExtended::ChildInfo(vec!["SUBSCRIBED".into()])]
+                } else {
+                    vec![]
+                },
             };
             lines.push((data, *mb));
         }
