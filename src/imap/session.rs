@@ -155,10 +155,10 @@ pub fn allowed(state: StateKind, cmd: &CommandBody) -> bool {
 struct Msg {
     uid: u32,
     flags: u8,
-    keywords: Vec<String>,
+    /// Keywords; boxed, as most messages have none (memory per selected message
+    /// matters with many idle clients on big mailboxes).
+    keywords: Box<[String]>,
     modseq: u64,
-    internal_date: i64,
-    size: u64,
     /// Expunged in the store but not yet reported to the client.
     gone: bool,
 }

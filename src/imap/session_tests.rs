@@ -1272,3 +1272,14 @@ fn list_recursivematch_reports_childinfo() {
     );
     assert!(!out.contains("Work/Reports"), "{out}");
 }
+
+/// Per-message memory of a selected mailbox: 10,000 messages cost about 320 KB per
+/// session that has them selected (many idle clients on one big INBOX).
+#[test]
+fn view_entries_stay_small() {
+    assert!(
+        std::mem::size_of::<Msg>() <= 32,
+        "{}",
+        std::mem::size_of::<Msg>()
+    );
+}

@@ -52,10 +52,8 @@ impl Session {
             .map(|(uid, r)| Msg {
                 uid,
                 flags: r.flags,
-                keywords: r.keywords,
+                keywords: r.keywords.into_boxed_slice(),
                 modseq: r.modseq,
-                internal_date: r.internal_date,
-                size: r.size,
                 gone: false,
             })
             .collect();

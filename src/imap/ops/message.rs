@@ -95,27 +95,31 @@ impl Session {
             saved: &view.saved,
             now,
         };
+        // Dates and sizes come from the store (the view keeps only what changes);
+        // flags are the ones the client was told about.
+        let rows = b.messages(view.mailbox)?;
         let mut hits: Vec<(u32, u32, u64)> = Vec::new();
         for (i, m) in view.msgs.iter().enumerate() {
-            if m.gone {
+            let Some((_, row)) = rows
+                .binary_search_by_key(&m.uid, |(u, _)| *u)
+                .ok()
+                .and_then(|p| rows.get(p))
+            else {
                 continue;
-            }
+            };
             let (mut raw, mut parsed) = (None, None);
             if content {
-                // One read per message, and one message's bytes in memory at a time.
-                let Some(Some(l)) = b.load(view.mailbox, &[m.uid], true, true)?.pop() else {
-                    continue;
-                };
-                raw = l.raw;
-                parsed = l.parsed;
+                // One message's bytes in memory at a time.
+                raw = b.blob(&row.blob)?;
+                parsed = b.parsed(&row.blob)?;
             }
             let c = search::Candidate {
                 seq: i as u32 + 1,
                 uid: m.uid,
                 flags: m.flags,
                 keywords: &m.keywords,
-                internal_date: m.internal_date,
-                size: m.size,
+                internal_date: row.internal_date,
+                size: row.size,
                 modseq: m.modseq,
                 raw: raw.as_deref(),
                 parsed: parsed.as_ref(),
@@ -372,7 +376,7 @@ impl Session {
                     && let Some(vm) = view.msgs.get_mut(i)
                 {
                     vm.flags = l.row.flags;
-                    vm.keywords = l.row.keywords;
+                    vm.keywords = l.row.keywords.into_boxed_slice();
                     vm.modseq = l.row.modseq;
                 }
                 count += 1;
@@ -443,7 +447,7 @@ impl Session {
                 continue;
             };
             m.flags = f;
-            m.keywords = kw.clone();
+            m.keywords = kw.clone().into_boxed_slice();
             m.modseq = ms;
             // RFC 7162 §3.1.3: with UNCHANGEDSINCE, .SILENT still reports MODSEQ.
             if !silent || unchanged_since.is_some() {

@@ -80,10 +80,8 @@ impl Session {
                 view.msgs.push(Msg {
                     uid: *uid,
                     flags: row.flags,
-                    keywords: row.keywords.clone(),
+                    keywords: row.keywords.clone().into_boxed_slice(),
                     modseq: row.modseq,
-                    internal_date: row.internal_date,
-                    size: row.size,
                     gone: false,
                 });
                 continue;
@@ -93,9 +91,9 @@ impl Session {
                 continue;
             };
             if m.modseq != row.modseq {
-                let changed = m.flags != row.flags || m.keywords != row.keywords;
+                let changed = m.flags != row.flags || *m.keywords != *row.keywords;
                 m.flags = row.flags;
-                m.keywords = row.keywords.clone();
+                m.keywords = row.keywords.clone().into_boxed_slice();
                 m.modseq = row.modseq;
                 if changed || condstore {
                     let mut items = vec![
