@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::control::{self, Ctx, DaemonInfo};
 use crate::hw::supervisor::Supervisor;
+use crate::imap::driver::{self as imap, Imap};
 use crate::net::{ConnLimits, Listener, Shared};
 use crate::pop3::driver::{self as pop3, Pop3};
 use crate::smtp::Mode;
@@ -78,7 +79,6 @@ fn banner(cfg: &Config, tls: &Tls, address: &str, password: &str) -> String {
 }
 
 /// Binds every configured service (SPEC §2); an error names the service and the address.
-/// Services whose driver does not exist yet (IMAP) are skipped with a log line.
 async fn bind_listeners(shared: &Shared) -> Result<Vec<Listener>, String> {
     let mut out = Vec::new();
     for (service, addr) in shared.config.listen.services() {
@@ -89,6 +89,8 @@ async fn bind_listeners(shared: &Shared) -> Result<Vec<Listener>, String> {
             "submissions" => (true, smtp::busy(host)),
             "pop3" => (false, pop3::busy()),
             "pop3s" => (true, pop3::busy()),
+            "imap" => (false, imap::busy()),
+            "imaps" => (true, imap::busy()),
             _ => {
                 tracing::info!(service, "not served yet by this build");
                 continue;
@@ -111,6 +113,7 @@ fn start_listeners(listeners: Vec<Listener>, shared: &Shared, tracker: &TaskTrac
     );
     let pop3 = Pop3::new(shared.clone());
     let smtp = Smtp::new(shared.clone());
+    let imap = Imap::new(shared.clone());
     for l in listeners {
         if let Ok(addr) = l.local_addr() {
             tracing::info!(service = l.service(), %addr, "listening");
@@ -118,6 +121,10 @@ fn start_listeners(listeners: Vec<Listener>, shared: &Shared, tracker: &TaskTrac
         let mode = match l.service() {
             "pop3" | "pop3s" => {
                 tracker.spawn(pop3.clone().serve(l, limits.clone(), tracker.clone()));
+                continue;
+            }
+            "imap" | "imaps" => {
+                tracker.spawn(imap.clone().serve(l, limits.clone(), tracker.clone()));
                 continue;
             }
             "smtp" => Mode::Mx,

@@ -176,7 +176,15 @@ check(msgs[0].count(b"Message-ID: <mine@x>") == 1 and not any(l.startswith(b"Mes
         .collect();
     assert_eq!(
         services,
-        ["smtp", "submission", "submissions", "pop3", "pop3s"],
+        [
+            "smtp",
+            "submission",
+            "submissions",
+            "imap",
+            "imaps",
+            "pop3",
+            "pop3s"
+        ],
         "{status}"
     );
 }

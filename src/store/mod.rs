@@ -983,6 +983,7 @@ pub fn now_unix() -> i64 {
 }
 
 pub use accounts::{normalize_address, split_address};
+pub use mailboxes::normalize_name;
 
 #[cfg(test)]
 mod tests;

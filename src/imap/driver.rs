@@ -1,0 +1,376 @@
+//! The IMAP tokio driver: runs [`Session`]s on the `imap` (STARTTLS, RFC 9051 §6.2.1)
+//! and `imaps` (implicit TLS, RFC 8314 §3.3) listeners and owns the IMAP policy, not the
+//! protocol:
+//!
+//! - Login: `auth::authenticate` (argon2, on a blocking thread); a failure is answered
+//!   only after the shared failed-login limiter's delay (SPEC §5).
+//! - Store work: [`Event::Execute`] moves the session onto a blocking thread, runs
+//!   [`Session::execute`] against the store, and takes it back. Large FETCHes come back
+//!   in chunks, each written before the next is rendered.
+//! - IDLE push (RFC 2177): while the session idles, the wait for input also waits on the
+//!   store's committed-change channel, so a delivery reaches the client as EXISTS as
+//!   soon as its commit is published, without polling. An idle connection costs its
+//!   read buffer, its session and one broadcast receiver.
+//! - Timers and shutdown: `[limits] imap_idle_timeout` (RFC 9051 §5.4 autologout, at
+//!   least 30 minutes by default), and the session's `* BYE` on server shutdown.
+//!
+//! This is its own loop rather than `net::pump` because of the third `select!` arm
+//! (store changes) and because execution hands the session to a blocking thread.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::task::TaskTracker;
+
+use super::session::{Decision, Event, Session, SessionConfig, Step};
+use crate::auth;
+use crate::net::{Busy, ConnInfo, ConnLimits, Listener, Shared, Stream};
+use crate::sasl::Credentials;
+use crate::store;
+
+/// Failed logins after which the session closes the connection.
+const MAX_AUTH_FAILURES: u32 = 3;
+/// Bytes read from the socket at a time.
+const READ_BUFFER: usize = 16 * 1024;
+/// How long the goodbye may take to write.
+const GOODBYE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most a write may block on a client that does not read.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The line for connections over the caps.
+pub fn busy() -> Busy {
+    Busy(Session::busy_reply())
+}
+
+/// IMAP state shared by every connection.
+pub struct Imap {
+    shared: Shared,
+}
+
+/// Why a connection ended (logged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Closed,
+    PeerClosed,
+    TimedOut,
+    Shutdown,
+    IoError,
+    SessionBug,
+}
+
+impl Imap {
+    /// The IMAP service over the daemon's shared state.
+    pub fn new(shared: Shared) -> Arc<Imap> {
+        Arc::new(Imap { shared })
+    }
+
+    /// Accepts on `listener` until shutdown.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: Listener,
+        limits: Arc<ConnLimits>,
+        tracker: TaskTracker,
+    ) {
+        let stop = self.shared.stop.clone();
+        listener
+            .serve(limits, stop, tracker, move |stream, info| {
+                self.clone().connection(stream, info)
+            })
+            .await;
+    }
+
+    async fn connection(self: Arc<Self>, mut stream: Stream, info: ConnInfo) {
+        let config = &self.shared.config;
+        let ip = info.peer.ip();
+        let session = Session::new(
+            SessionConfig {
+                tls_available: true,
+                plaintext_auth_allowed: config.is_plaintext_allowed(ip),
+                max_message_size: config.limits.max_message_size,
+                max_auth_failures: MAX_AUTH_FAILURES,
+                ..SessionConfig::default()
+            },
+            stream.is_tls(),
+        );
+        let end = self.run(&mut stream, session, ip).await;
+        let _ = tokio::time::timeout(GOODBYE_TIMEOUT, stream.shutdown()).await;
+        tracing::debug!(service = info.service, peer = %info.peer, ?end, "imap connection ended");
+    }
+
+    async fn run(&self, stream: &mut Stream, mut session: Session, ip: IpAddr) -> End {
+        let shared = &self.shared;
+        let idle = shared.config.limits.imap_idle_timeout;
+        let mut changes = shared.store.subscribe();
+        if write(stream, &session.greeting(), WRITE_TIMEOUT)
+            .await
+            .is_err()
+        {
+            return End::IoError;
+        }
+        let mut buf = vec![0u8; READ_BUFFER];
+        loop {
+            match session.next() {
+                Step::Write(bytes) => {
+                    if write(stream, &bytes, WRITE_TIMEOUT).await.is_err() {
+                        return End::IoError;
+                    }
+                }
+                Step::Event(Event::Login(creds)) => {
+                    let d = self.login(creds, ip).await;
+                    session.answer(d);
+                }
+                Step::Event(Event::Execute) => {
+                    let store = shared.store.clone();
+                    let now = store::now_unix();
+                    session = match tokio::task::spawn_blocking(move || {
+                        session.execute(&store, now);
+                        session
+                    })
+                    .await
+                    {
+                        Ok(s) => s,
+                        Err(_) => return End::SessionBug,
+                    };
+                }
+                Step::NeedMoreInput => {
+                    if shared.stop.is_cancelled() {
+                        goodbye(stream, &session.shutdown_reply()).await;
+                        return End::Shutdown;
+                    }
+                    let idling = session.is_idling();
+                    tokio::select! {
+                        r = stream.read(&mut buf) => match r {
+                            Ok(0) => return End::PeerClosed,
+                            Ok(n) => session.feed(buf.get(..n).unwrap_or_default()),
+                            Err(_) => return End::IoError,
+                        },
+                        c = changes.recv(), if idling => match c {
+                            Ok(change) => session.notify(Some(&change)),
+                            Err(RecvError::Lagged(_)) => session.notify(None),
+                            Err(RecvError::Closed) => {
+                                goodbye(stream, &session.shutdown_reply()).await;
+                                return End::Shutdown;
+                            }
+                        },
+                        _ = tokio::time::sleep(idle) => {
+                            goodbye(stream, &session.timeout_reply()).await;
+                            return End::TimedOut;
+                        }
+                        _ = shared.stop.cancelled() => {
+                            goodbye(stream, &session.shutdown_reply()).await;
+                            return End::Shutdown;
+                        }
+                    }
+                }
+                Step::StartTls => {
+                    if stream.upgrade(&shared.tls.acceptor()).await.is_err() {
+                        return End::IoError;
+                    }
+                    session.tls_established();
+                }
+                Step::Close => return End::Closed,
+                Step::Wait => return End::SessionBug,
+            }
+        }
+    }
+
+    async fn login(&self, credentials: Credentials, ip: IpAddr) -> Decision {
+        let shared = &self.shared;
+        let login = credentials.username.clone();
+        let domain = shared.config.primary_domain().to_string();
+        let l2 = login.clone();
+        let password = credentials.password;
+        let account = shared
+            .store
+            .call(move |s| auth::authenticate(s, &l2, password.expose(), &domain))
+            .await;
+        match account {
+            Ok(Some(a)) => {
+                shared.limiter.success(&login);
+                Decision::LoggedIn { account: a.id }
+            }
+            Ok(None) => {
+                tracing::info!(peer = %ip, login = %login, "imap login failed");
+                shared.failed_login_delay(ip, &login).await;
+                Decision::Failed
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "imap login: store unavailable");
+                Decision::Unavailable
+            }
+        }
+    }
+}
+
+/// Writes and flushes within `timeout` (a client that does not read must not pin the task).
+async fn write(stream: &mut Stream, bytes: &[u8], timeout: Duration) -> std::io::Result<()> {
+    let io = async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    };
+    match tokio::time::timeout(timeout, io).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "write timed out",
+        )),
+    }
+}
+
+async fn goodbye(stream: &mut Stream, line: &[u8]) {
+    let _ = write(stream, line, GOODBYE_TIMEOUT).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{MailboxSel, NewMessage, Op, Store, Target};
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+    use tokio::net::{TcpListener, TcpStream};
+
+    struct Setup {
+        shared: Shared,
+        account: u64,
+        r: BufReader<OwnedReadHalf>,
+        w: OwnedWriteHalf,
+        server: tokio::task::JoinHandle<()>,
+        _dir: tempfile::TempDir,
+    }
+
+    /// A store with one account, and one client connected to a driver task.
+    async fn setup(idle: Duration) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = crate::config::Config::defaults();
+        cfg.server.data_dir = dir.path().to_path_buf();
+        cfg.limits.imap_idle_timeout = idle;
+        let store = Store::open(dir.path()).unwrap();
+        let account = match store
+            .write(Op::CreateAccount {
+                address: "a@home.arpa".into(),
+                password_hash: auth::hash_password("pw").unwrap(),
+            })
+            .unwrap()
+        {
+            store::Output::Id(id) => id,
+            o => panic!("{o:?}"),
+        };
+        let shared = Shared {
+            store: store.clone(),
+            tls: crate::tls::Tls::from_config(&cfg).unwrap(),
+            config: Arc::new(cfg),
+            limiter: Arc::new(auth::Limiter::default()),
+            stop: tokio_util::sync::CancellationToken::new(),
+        };
+        let imap = Imap::new(shared.clone());
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (tcp, peer) = l.accept().await.unwrap();
+            let info = ConnInfo {
+                service: "imap",
+                peer,
+                local: addr,
+            };
+            imap.connection(Stream::Plain(tcp), info).await;
+        });
+        let (r, w) = TcpStream::connect(addr).await.unwrap().into_split();
+        Setup {
+            shared,
+            account,
+            r: BufReader::new(r),
+            w,
+            server,
+            _dir: dir,
+        }
+    }
+
+    /// Reads lines until one starts with `prefix`; returns it.
+    async fn expect(r: &mut BufReader<OwnedReadHalf>, prefix: &str) -> String {
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).await.unwrap();
+            assert!(!line.is_empty(), "connection closed waiting for {prefix}");
+            if line.starts_with(prefix) {
+                return line;
+            }
+        }
+    }
+
+    async fn login_select_idle(t: &mut Setup) {
+        expect(&mut t.r, "* OK").await;
+        t.w.write_all(b"a LOGIN a@home.arpa pw\r\nb SELECT INBOX\r\nc IDLE\r\n")
+            .await
+            .unwrap();
+        expect(&mut t.r, "a OK").await;
+        expect(&mut t.r, "b OK").await;
+        expect(&mut t.r, "+ idling").await;
+    }
+
+    /// IDLE push through the real driver loop: a delivery committed to the store reaches
+    /// an idling client as EXISTS, with no polling.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_receives_exists_on_delivery() {
+        let mut t = setup(Duration::from_secs(60)).await;
+        login_select_idle(&mut t).await;
+        let (store, account) = (t.shared.store.clone(), t.account);
+        let t0 = std::time::Instant::now();
+        tokio::task::spawn_blocking(move || {
+            store
+                .write(Op::Deliver {
+                    message: Arc::new(NewMessage::new(b"Subject: x\r\n\r\nhi\r\n".to_vec())),
+                    targets: vec![Target {
+                        account,
+                        mailbox: MailboxSel::Inbox,
+                    }],
+                    flags: 0,
+                    keywords: vec![],
+                    internal_date: 0,
+                    delivered: true,
+                })
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let exists = tokio::time::timeout(Duration::from_secs(2), expect(&mut t.r, "* "))
+            .await
+            .expect("EXISTS within 2 s");
+        assert_eq!(exists, "* 1 EXISTS\r\n");
+        assert!(t0.elapsed() < Duration::from_secs(2));
+        t.w.write_all(b"DONE\r\nz LOGOUT\r\n").await.unwrap();
+        expect(&mut t.r, "c OK").await;
+        expect(&mut t.r, "z OK").await;
+        t.server.await.unwrap();
+    }
+
+    /// Server shutdown while a client idles: the session's `* BYE`, then the close.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_sends_bye_to_an_idling_client() {
+        let mut t = setup(Duration::from_secs(60)).await;
+        login_select_idle(&mut t).await;
+        t.shared.stop.cancel();
+        let bye = tokio::time::timeout(Duration::from_secs(2), expect(&mut t.r, "* BYE"))
+            .await
+            .expect("BYE");
+        assert_eq!(bye, "* BYE Server shutting down\r\n");
+        tokio::time::timeout(Duration::from_secs(2), t.server)
+            .await
+            .expect("connection task ends")
+            .unwrap();
+    }
+
+    /// The inactivity autologout (RFC 9051 §5.4) with `imap_idle_timeout`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_timeout_logs_out() {
+        let mut t = setup(Duration::from_millis(300)).await;
+        expect(&mut t.r, "* OK").await;
+        let bye = tokio::time::timeout(Duration::from_secs(5), expect(&mut t.r, "* BYE"))
+            .await
+            .expect("autologout");
+        assert_eq!(bye, "* BYE Autologout; idle for too long\r\n");
+        t.server.await.unwrap();
+    }
+}

@@ -1,0 +1,887 @@
+//! The IMAP session (RFC 3501, RFC 9051), sans-I/O (STYLE habit 1): bytes in with
+//! [`Session::feed`], [`Step`]s out of [`Session::next`]. It owns the protocol: the
+//! connection states and the one table of what each allows ([`allowed`], STYLE habit 3),
+//! the literal and AUTHENTICATE / IDLE flows, every command's replies, and the
+//! session's own view of the selected mailbox.
+//!
+//! The command handlers live in `imap/ops/` (auth, mailbox, message, view), one file per
+//! group; they are child modules of this one so they share the session's private state.
+//!
+//! # Events
+//! - [`Event::Login`]: check these credentials (the driver applies the failed-login
+//!   limiter); answer with [`Session::answer`].
+//! - [`Event::Execute`]: a command (or an IDLE update, or the next chunk of a large
+//!   FETCH) needs the store; call [`Session::execute`] with a [`Backend`] on a blocking
+//!   thread. It never blocks on the network.
+//!
+//! # The selected mailbox view (RFC 9051 §2.3.1.2, §5.2, §7.5.1)
+//! The session keeps its own list of UIDs (index + 1 = sequence number) with the flags
+//! it last reported. Store changes reach the client only when [`View`] is synced: at the
+//! end of each command in the Selected state and, during IDLE, whenever the driver
+//! reports a change ([`Session::notify`]). EXPUNGE (or VANISHED with QRESYNC) is
+//! withheld at the end of FETCH, STORE and SEARCH (the non-UID forms, RFC 9051 §7.5.1)
+//! so a client's sequence numbers never shift under it; a message gone from the store
+//! but not yet reported keeps its number and a FETCH of it is answered with
+//! `OK [EXPUNGEISSUED]` and no data.
+
+use std::collections::VecDeque;
+
+use super::backend::Backend;
+use super::command::{Command, CommandBody, FetchAttr, parse_command, parse_idle_done};
+use super::fragment::{
+    Event as FrameEvent, FrameError, FrameErrorKind, Framer, FramerConfig, LiteralMode,
+};
+use super::response::{Code, Data, NamespaceDesc, Response, StatusResponse};
+use crate::sasl::{Credentials, Exchange};
+pub use crate::step::Step as GenericStep;
+use crate::store::{self, Change, Op};
+
+/// What this session's driver must do next.
+pub type Step = GenericStep<Event>;
+
+/// Output is handed to the driver in pieces of about this size (a large FETCH is
+/// rendered chunk by chunk, so memory stays bounded whatever the mailbox).
+const CHUNK_BYTES: usize = 256 * 1024;
+/// Messages rendered per FETCH chunk at most.
+const CHUNK_MESSAGES: usize = 256;
+
+/// Settings from the driver.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// A certificate is available for STARTTLS.
+    pub tls_available: bool,
+    /// LOGIN / AUTHENTICATE PLAIN are allowed without TLS from this client
+    /// (`[auth] plaintext_networks`).
+    pub plaintext_auth_allowed: bool,
+    /// `APPENDLIMIT` (RFC 7889) = `[limits] max_message_size`.
+    pub max_message_size: u64,
+    /// Failed logins after which the connection is closed.
+    pub max_auth_failures: u32,
+    /// Longest command line.
+    pub max_line: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            tls_available: true,
+            plaintext_auth_allowed: true,
+            max_message_size: 50 * 1024 * 1024,
+            max_auth_failures: 3,
+            max_line: 64 * 1024,
+        }
+    }
+}
+
+/// What the session asks of its driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Check a login (LOGIN or AUTHENTICATE); answer with [`Session::answer`].
+    Login(Credentials),
+    /// Call [`Session::execute`] (on a blocking thread).
+    Execute,
+}
+
+/// The driver's answer to [`Event::Login`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// The credentials belong to this account.
+    LoggedIn {
+        /// Account id.
+        account: u64,
+    },
+    /// Wrong user or password.
+    Failed,
+    /// The store could not be asked.
+    Unavailable,
+}
+
+/// The connection states of RFC 9051 §3, without their data (for the table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StateKind {
+    /// Before LOGIN / AUTHENTICATE.
+    NotAuthenticated,
+    /// Logged in, no mailbox selected.
+    Authenticated,
+    /// A mailbox is selected.
+    Selected,
+    /// After LOGOUT (or BYE).
+    Logout,
+}
+
+/// Which commands each state allows: the one table, checked before dispatch
+/// (RFC 9051 §6.1-§6.4, RFC 3501 §6, and each extension's section).
+pub fn allowed(state: StateKind, cmd: &CommandBody) -> bool {
+    use CommandBody::*;
+    use StateKind::{Authenticated, NotAuthenticated, Selected};
+    match cmd {
+        // RFC 9051 §6.1, RFC 2971 (ID): any state.
+        Capability | Noop | Logout | Id(_) => state != StateKind::Logout,
+        // RFC 9051 §6.2.
+        StartTls | Authenticate { .. } | Login { .. } => state == NotAuthenticated,
+        // RFC 9051 §6.3, RFC 5161 ENABLE, RFC 2177 IDLE, RFC 2342 NAMESPACE.
+        Enable(_)
+        | Select { .. }
+        | Examine { .. }
+        | Create { .. }
+        | Delete(_)
+        | Rename { .. }
+        | Subscribe(_)
+        | Unsubscribe(_)
+        | List { .. }
+        | Lsub { .. }
+        | Namespace
+        | Status { .. }
+        | Append { .. }
+        | Idle => {
+            matches!(state, Authenticated | Selected)
+        }
+        // RFC 9051 §6.4, RFC 3691 UNSELECT, RFC 4315 UID EXPUNGE, RFC 6851 MOVE.
+        Check
+        | Close
+        | Unselect
+        | Expunge
+        | UidExpunge(_)
+        | Search { .. }
+        | Fetch { .. }
+        | Store { .. }
+        | Copy { .. }
+        | Move { .. } => state == Selected,
+    }
+}
+
+/// One message of the view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Msg {
+    uid: u32,
+    flags: u8,
+    /// Keywords; boxed, as most messages have none (memory per selected message
+    /// matters with many idle clients on big mailboxes).
+    keywords: Box<[String]>,
+    modseq: u64,
+    /// Expunged in the store but not yet reported to the client.
+    gone: bool,
+}
+
+/// The session's view of the selected mailbox.
+#[derive(Debug, Clone)]
+struct View {
+    mailbox: u64,
+    read_only: bool,
+    uidnext: u32,
+    /// The store's highestmodseq at the last complete sync (0 forces a rescan).
+    highestmodseq: u64,
+    msgs: Vec<Msg>,
+    /// SEARCHRES `$` (RFC 5182), as UIDs, ascending.
+    saved: Vec<u32>,
+}
+
+impl View {
+    fn seq_of(&self, uid: u32) -> Option<usize> {
+        self.msgs.binary_search_by_key(&uid, |m| m.uid).ok()
+    }
+    fn last_uid(&self) -> u32 {
+        self.msgs.last().map(|m| m.uid).unwrap_or(0)
+    }
+}
+
+enum State {
+    NotAuthenticated { failures: u32 },
+    Authenticated { account: u64 },
+    Selected { account: u64, view: Box<View> },
+    Logout,
+}
+
+impl State {
+    fn kind(&self) -> StateKind {
+        match self {
+            State::NotAuthenticated { .. } => StateKind::NotAuthenticated,
+            State::Authenticated { .. } => StateKind::Authenticated,
+            State::Selected { .. } => StateKind::Selected,
+            State::Logout => StateKind::Logout,
+        }
+    }
+    fn account(&self) -> Option<u64> {
+        match self {
+            State::Authenticated { account } | State::Selected { account, .. } => Some(*account),
+            _ => None,
+        }
+    }
+}
+
+/// A FETCH in progress, rendered in chunks.
+struct FetchJob {
+    tag: String,
+    uid: bool,
+    /// View indices still to render.
+    todo: VecDeque<usize>,
+    attrs: Vec<FetchAttr>,
+    changed_since: Option<u64>,
+    expunge_issued: bool,
+    unknown_cte: bool,
+}
+
+/// What the session is waiting for.
+enum Mode {
+    /// Reading commands.
+    Command,
+    /// AUTHENTICATE: the next line is a SASL response.
+    Sasl { tag: String, exchange: Exchange },
+    /// An [`Event::Login`] is outstanding.
+    LoginWait { tag: String },
+    /// A command waits for [`Session::execute`].
+    Exec(Box<Command>),
+    /// A FETCH is being rendered.
+    Fetching(Box<FetchJob>),
+    /// IDLE (RFC 2177) until `DONE`.
+    Idle { tag: String },
+    /// STARTTLS answered: hand out [`Step::StartTls`] next.
+    StartTls,
+    /// The TLS handshake runs.
+    TlsWait,
+    /// Close after writing.
+    Closing,
+}
+
+/// Failure of one command, shaped like the reply (STYLE habit 4).
+#[derive(Debug)]
+enum Fail {
+    Bad(String),
+    No(Option<Code>, String),
+}
+
+impl From<store::Error> for Fail {
+    fn from(e: store::Error) -> Fail {
+        match e {
+            store::Error::NotFound(m) => Fail::No(Some(Code::NonExistent), m),
+            store::Error::Exists(m) => Fail::No(Some(Code::AlreadyExists), m),
+            store::Error::Invalid(m) => Fail::No(Some(Code::Cannot), m),
+            store::Error::Full => Fail::No(Some(Code::OverQuota), "storage is full".into()),
+            e if e.is_temporary() => Fail::No(Some(Code::Unavailable), e.to_string()),
+            e => {
+                tracing::warn!(error = %e, "imap: store error");
+                Fail::No(Some(Code::ServerBug), "internal error".into())
+            }
+        }
+    }
+}
+
+type Done = Result<(Option<Code>, &'static str), Fail>;
+
+fn no(code: Code, text: &str) -> Fail {
+    Fail::No(Some(code), text.to_string())
+}
+
+/// Options turned on with ENABLE (RFC 5161) or implied by use (RFC 7162 §3.1).
+#[derive(Debug, Clone, Copy, Default)]
+struct Enabled {
+    condstore: bool,
+    qresync: bool,
+    rev2: bool,
+    utf8: bool,
+}
+
+/// One IMAP connection's protocol state.
+pub struct Session {
+    cfg: SessionConfig,
+    framer: Framer,
+    out: Vec<u8>,
+    state: State,
+    mode: Mode,
+    tls: bool,
+    enabled: Enabled,
+    pending: Option<Event>,
+    /// A store change for the selected mailbox arrived during IDLE.
+    dirty: bool,
+    /// Close once the pending output is written (after a BYE).
+    close_after: bool,
+}
+
+impl Session {
+    /// A new session; `tls` is true on the implicit-TLS port.
+    pub fn new(cfg: SessionConfig, tls: bool) -> Session {
+        let framer = Framer::new(framer_config(&cfg));
+        Session {
+            cfg,
+            framer,
+            out: Vec::new(),
+            state: State::NotAuthenticated { failures: 0 },
+            mode: Mode::Command,
+            tls,
+            enabled: Enabled::default(),
+            pending: None,
+            dirty: false,
+            close_after: false,
+        }
+    }
+
+    /// The greeting (RFC 9051 §7.1.1), with the capabilities so clients skip a round trip.
+    pub fn greeting(&self) -> Vec<u8> {
+        Response::from(StatusResponse::ok(
+            None,
+            Some(Code::Capability(self.capabilities())),
+            "Letterbox IMAP ready",
+        ))
+        .to_bytes()
+    }
+
+    /// The line for connections over the caps.
+    pub fn busy_reply() -> Vec<u8> {
+        Response::from(StatusResponse::bye(
+            Some(Code::Unavailable),
+            "Too many connections, try again later",
+        ))
+        .to_bytes()
+    }
+
+    /// The goodbye on server shutdown (RFC 9051 §7.1.5).
+    pub fn shutdown_reply(&self) -> Vec<u8> {
+        Response::from(StatusResponse::bye(None, "Server shutting down")).to_bytes()
+    }
+
+    /// The goodbye on the inactivity timeout (RFC 9051 §5.4 autologout).
+    pub fn timeout_reply(&self) -> Vec<u8> {
+        Response::from(StatusResponse::bye(None, "Autologout; idle for too long")).to_bytes()
+    }
+
+    /// The current state.
+    pub fn state(&self) -> StateKind {
+        self.state.kind()
+    }
+
+    /// True while in IDLE: the driver should also wait for store changes.
+    pub fn is_idling(&self) -> bool {
+        matches!(self.mode, Mode::Idle { .. })
+    }
+
+    /// The account, once logged in (the driver filters store changes by it).
+    pub fn account(&self) -> Option<u64> {
+        self.state.account()
+    }
+
+    /// A committed store change; relevant ones wake an idling session. Pass `None` when
+    /// changes may have been missed (a lagging receiver).
+    pub fn notify(&mut self, change: Option<&Change>) {
+        let State::Selected { view, account } = &self.state else {
+            return;
+        };
+        let relevant = match change {
+            None => true,
+            Some(
+                Change::MessageAdded { mailbox, .. }
+                | Change::FlagsChanged { mailbox, .. }
+                | Change::Expunged { mailbox, .. },
+            ) => *mailbox == view.mailbox,
+            Some(Change::MailboxesChanged { account: a }) => a == account,
+            Some(_) => false,
+        };
+        self.dirty |= relevant;
+    }
+
+    /// Bytes read from the client.
+    pub fn feed(&mut self, input: &[u8]) {
+        self.framer.enqueue(input);
+    }
+
+    /// The TLS handshake after [`Step::StartTls`] succeeded.
+    pub fn tls_established(&mut self) {
+        self.tls = true;
+        if matches!(self.mode, Mode::TlsWait | Mode::StartTls) {
+            self.mode = Mode::Command;
+        }
+    }
+
+    /// What to do next.
+    // Named after imap-next's `next`; not an `Iterator`: it never ends (Close repeats).
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Step {
+        loop {
+            if !self.out.is_empty() {
+                return Step::Write(std::mem::take(&mut self.out));
+            }
+            if self.close_after {
+                return Step::Close;
+            }
+            if let Some(ev) = self.pending.take() {
+                return Step::Event(ev);
+            }
+            match &self.mode {
+                Mode::Closing => return Step::Close,
+                Mode::StartTls => {
+                    self.mode = Mode::TlsWait;
+                    // RFC 9051 §6.2.1 / CVE-2011-0411: nothing sent before the
+                    // handshake may be read as a command after it.
+                    self.framer = Framer::new(framer_config(&self.cfg));
+                    return Step::StartTls;
+                }
+                Mode::TlsWait | Mode::LoginWait { .. } => return Step::Wait,
+                Mode::Exec(_) | Mode::Fetching(_) => return Step::Event(Event::Execute),
+                Mode::Idle { .. } if self.dirty => return Step::Event(Event::Execute),
+                _ => {}
+            }
+            match self.framer.progress() {
+                None => {
+                    if self.framer.is_closed() {
+                        self.mode = Mode::Closing;
+                        continue;
+                    }
+                    return Step::NeedMoreInput;
+                }
+                Some(ev) => self.on_frame_event(ev),
+            }
+        }
+    }
+
+    /// Answers [`Event::Login`].
+    pub fn answer(&mut self, decision: Decision) {
+        let Mode::LoginWait { tag } = std::mem::replace(&mut self.mode, Mode::Command) else {
+            return;
+        };
+        match decision {
+            Decision::LoggedIn { account } => {
+                self.state = State::Authenticated { account };
+                let caps = self.capabilities();
+                self.status(StatusResponse::ok(
+                    Some(&tag),
+                    Some(Code::Capability(caps)),
+                    "Logged in",
+                ));
+            }
+            Decision::Failed => {
+                let failures = match &mut self.state {
+                    State::NotAuthenticated { failures } => {
+                        *failures += 1;
+                        *failures
+                    }
+                    _ => 0,
+                };
+                self.status(StatusResponse::no(
+                    Some(&tag),
+                    Some(Code::AuthenticationFailed),
+                    "Authentication failed",
+                ));
+                if failures >= self.cfg.max_auth_failures {
+                    self.status(StatusResponse::bye(None, "Too many failed logins"));
+                    self.state = State::Logout;
+                    self.mode = Mode::Closing;
+                }
+            }
+            Decision::Unavailable => self.status(StatusResponse::no(
+                Some(&tag),
+                Some(Code::Unavailable),
+                "Try again later",
+            )),
+        }
+    }
+
+    /// Runs the outstanding store work ([`Event::Execute`]); `now` is unix seconds.
+    pub fn execute(&mut self, b: &dyn Backend, now: i64) {
+        match std::mem::replace(&mut self.mode, Mode::Command) {
+            Mode::Exec(cmd) => {
+                let Command { tag, body } = *cmd;
+                let selected_before = self.state.kind() == StateKind::Selected;
+                let allow_expunge = !matches!(
+                    body,
+                    CommandBody::Fetch { uid: false, .. }
+                        | CommandBody::Store { uid: false, .. }
+                        | CommandBody::Search { uid: false, .. }
+                );
+                let res = self.run(&tag, body, b, now);
+                // FETCH continues in chunks and finishes itself.
+                if matches!(self.mode, Mode::Fetching(_)) {
+                    return;
+                }
+                if matches!(self.mode, Mode::Idle { .. }) {
+                    return;
+                }
+                if selected_before && let Err(e) = self.sync(b, allow_expunge) {
+                    tracing::warn!(error = ?e, "imap: sync failed");
+                }
+                self.finish(&tag, res);
+            }
+            Mode::Fetching(job) => self.fetch_chunk(*job, b),
+            Mode::Idle { tag } => {
+                self.mode = Mode::Idle { tag };
+                self.dirty = false;
+                if let Err(e) = self.sync(b, true) {
+                    tracing::warn!(error = ?e, "imap: sync during IDLE failed");
+                }
+            }
+            other => self.mode = other,
+        }
+    }
+
+    // -----------------------------------------------------------------------------
+    // Output helpers.
+    // -----------------------------------------------------------------------------
+
+    fn send(&mut self, r: impl Into<Response>) {
+        r.into().encode(&mut self.out);
+    }
+
+    fn status(&mut self, s: StatusResponse) {
+        self.send(s);
+    }
+
+    fn finish(&mut self, tag: &str, res: Done) {
+        match res {
+            Ok((code, text)) => self.status(StatusResponse::ok(Some(tag), code, text)),
+            Err(Fail::Bad(text)) => self.status(StatusResponse::bad(Some(tag), None, &text)),
+            Err(Fail::No(code, text)) => self.status(StatusResponse::no(Some(tag), code, &text)),
+        }
+    }
+
+    /// CAPABILITY (RFC 9051 §6.1.1) for the current state and transport.
+    pub fn capabilities(&self) -> Vec<String> {
+        let mut caps: Vec<String> = vec!["IMAP4rev1".into(), "IMAP4rev2".into()];
+        let pre = self.state.kind() == StateKind::NotAuthenticated;
+        if pre {
+            if !self.tls && self.cfg.tls_available {
+                caps.push("STARTTLS".into());
+            }
+            if !self.tls && !self.cfg.plaintext_auth_allowed {
+                // RFC 9051 §6.2.3, RFC 3501 §7.2.1.
+                caps.push("LOGINDISABLED".into());
+            } else {
+                caps.push("AUTH=PLAIN".into());
+            }
+            caps.push("SASL-IR".into());
+        }
+        for c in [
+            "LITERAL+",
+            "ID",
+            "ENABLE",
+            "IDLE",
+            "NAMESPACE",
+            "UIDPLUS",
+            "MOVE",
+            "UNSELECT",
+            "CHILDREN",
+            "SPECIAL-USE",
+            "CREATE-SPECIAL-USE",
+            "LIST-EXTENDED",
+            "LIST-STATUS",
+            "ESEARCH",
+            "SEARCHRES",
+            "CONDSTORE",
+            "QRESYNC",
+            "STATUS=SIZE",
+            "BINARY",
+            "UTF8=ACCEPT",
+        ] {
+            caps.push(c.into());
+        }
+        caps.push(format!("APPENDLIMIT={}", self.cfg.max_message_size));
+        caps
+    }
+
+    // -----------------------------------------------------------------------------
+    // Framing.
+    // -----------------------------------------------------------------------------
+
+    fn on_frame_event(&mut self, ev: FrameEvent) {
+        match ev {
+            FrameEvent::Frame(frame) => self.on_frame(&frame),
+            FrameEvent::LiteralAnnounced(ann) => {
+                // Sizes over the caps were refused by the framer already
+                // (RFC 7888 §4, RFC 7889 APPENDLIMIT).
+                self.framer.accept_literal();
+                if ann.mode == LiteralMode::Sync {
+                    self.send(Response::Continue("Ready".into()));
+                }
+            }
+            FrameEvent::Rejected(err) => self.on_rejected(&err),
+            FrameEvent::Fatal(err) => {
+                self.status(StatusResponse::bye(Some(Code::TooBig), &err.to_string()));
+                self.mode = Mode::Closing;
+            }
+        }
+    }
+
+    fn on_rejected(&mut self, err: &FrameError) {
+        let text = err.to_string();
+        let tag = err.tag.as_deref();
+        let s = match err.kind {
+            FrameErrorKind::LineTooLong => StatusResponse::bad(tag, None, &text),
+            // RFC 9051 §7.1 TOOBIG, RFC 7889 §4.
+            FrameErrorKind::LiteralTooBig { .. } | FrameErrorKind::FrameTooBig => match tag {
+                Some(_) => StatusResponse::no(tag, Some(Code::TooBig), &text),
+                None => StatusResponse::bad(None, Some(Code::TooBig), &text),
+            },
+        };
+        // A rejected line during AUTHENTICATE or IDLE ends that flow as well.
+        match std::mem::replace(&mut self.mode, Mode::Command) {
+            Mode::Sasl { tag, .. } | Mode::Idle { tag } => {
+                self.status(StatusResponse::bad(Some(&tag), None, &text));
+            }
+            other => {
+                self.mode = other;
+                self.status(s);
+            }
+        }
+    }
+
+    fn on_frame(&mut self, frame: &[u8]) {
+        match std::mem::replace(&mut self.mode, Mode::Command) {
+            Mode::Idle { tag } => {
+                // RFC 2177 §3: only DONE ends IDLE.
+                match parse_idle_done(frame) {
+                    Ok(()) => self.status(StatusResponse::ok(Some(&tag), None, "IDLE terminated")),
+                    Err(_) => self.status(StatusResponse::bad(
+                        Some(&tag),
+                        None,
+                        "Expected DONE; IDLE terminated",
+                    )),
+                }
+            }
+            Mode::Sasl { tag, exchange } => {
+                let line = frame.strip_suffix(b"\n").unwrap_or(frame);
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                match exchange.step(line) {
+                    Ok((ex, next)) => self.sasl_next(tag, ex, next),
+                    Err(e) => self.sasl_error(&tag, e),
+                }
+            }
+            other => {
+                self.mode = other;
+                match parse_command(frame) {
+                    Ok(cmd) => self.dispatch(cmd),
+                    Err(e) => {
+                        let s = StatusResponse::bad(e.tag.as_deref(), None, e.message);
+                        self.status(s);
+                    }
+                }
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------------
+    // Dispatch.
+    // -----------------------------------------------------------------------------
+
+    fn dispatch(&mut self, cmd: Command) {
+        if !allowed(self.state.kind(), &cmd.body) {
+            let text = format!(
+                "{} is not allowed in the {:?} state",
+                cmd.body.name(),
+                self.state.kind()
+            );
+            self.status(StatusResponse::bad(Some(&cmd.tag), None, &text));
+            return;
+        }
+        let Command { tag, body } = cmd;
+        match body {
+            CommandBody::Capability => {
+                let caps = self.capabilities();
+                self.send(Data::Capability(caps));
+                self.finish(&tag, Ok((None, "CAPABILITY completed")));
+            }
+            CommandBody::Logout => {
+                // RFC 9051 §6.1.3.
+                self.status(StatusResponse::bye(None, "Logging out"));
+                self.finish(&tag, Ok((None, "LOGOUT completed")));
+                self.state = State::Logout;
+                self.mode = Mode::Closing;
+            }
+            CommandBody::Id(_) => {
+                // RFC 2971 §3.1.
+                self.send(Data::Id(Some(vec![
+                    ("name".into(), Some("Letterbox".into())),
+                    ("version".into(), Some(env!("CARGO_PKG_VERSION").into())),
+                ])));
+                self.finish(&tag, Ok((None, "ID completed")));
+            }
+            CommandBody::Noop if self.state.kind() != StateKind::Selected => {
+                self.finish(&tag, Ok((None, "NOOP completed")));
+            }
+            CommandBody::StartTls => self.starttls(&tag),
+            CommandBody::Login { username, password } => {
+                if let Err(f) = self.plaintext_check() {
+                    self.finish(&tag, Err(f));
+                    return;
+                }
+                self.mode = Mode::LoginWait { tag };
+                self.pending = Some(Event::Login(Credentials {
+                    authzid: None,
+                    username,
+                    password,
+                }));
+            }
+            CommandBody::Authenticate {
+                mechanism,
+                initial_response,
+            } => self.authenticate(
+                tag,
+                &mechanism,
+                initial_response.as_ref().map(|s| s.expose()),
+            ),
+            CommandBody::Enable(caps) => self.enable(&tag, &caps),
+            CommandBody::Namespace => {
+                // RFC 2342 §5: one personal namespace, "/" separator.
+                self.send(Data::Namespace {
+                    personal: vec![NamespaceDesc {
+                        prefix: String::new(),
+                        delimiter: Some('/'),
+                    }],
+                    other: vec![],
+                    shared: vec![],
+                });
+                self.finish(&tag, Ok((None, "NAMESPACE completed")));
+            }
+            body => self.mode = Mode::Exec(Box::new(Command { tag, body })),
+        }
+    }
+
+    // -----------------------------------------------------------------------------
+    // Commands that need the store.
+    // -----------------------------------------------------------------------------
+
+    fn account_id(&self) -> Result<u64, Fail> {
+        self.state
+            .account()
+            .ok_or_else(|| Fail::Bad("not logged in".into()))
+    }
+
+    fn run(&mut self, tag: &str, body: CommandBody, b: &dyn Backend, now: i64) -> Done {
+        use CommandBody as C;
+        match body {
+            C::Noop | C::Check => Ok((None, "completed")),
+            C::Select { mailbox, params } => self.select(b, &mailbox, &params, false),
+            C::Examine { mailbox, params } => self.select(b, &mailbox, &params, true),
+            C::Create {
+                mailbox,
+                special_use,
+            } => self.create(b, &mailbox, &special_use),
+            C::Delete(mailbox) => {
+                // RFC 9051 §6.3.4.
+                let name = normalize(&mailbox);
+                if name == "INBOX" {
+                    return Err(no(Code::Cannot, "INBOX cannot be deleted"));
+                }
+                if let State::Selected { view, .. } = &self.state
+                    && b.mailbox_by_id(view.mailbox)?
+                        .is_some_and(|m| m.name == name)
+                {
+                    // Deleting the selected mailbox leaves the Selected state.
+                    let account = self.account_id()?;
+                    self.state = State::Authenticated { account };
+                }
+                b.write(Op::DeleteMailbox {
+                    account: self.account_id()?,
+                    name,
+                })?;
+                Ok((None, "DELETE completed"))
+            }
+            C::Rename { from, to } => {
+                // RFC 9051 §6.3.6 (renaming INBOX moves its messages: the store's job).
+                b.write(Op::RenameMailbox {
+                    account: self.account_id()?,
+                    from: normalize(&from),
+                    to: normalize(&to),
+                })?;
+                Ok((None, "RENAME completed"))
+            }
+            C::Subscribe(m) => self.subscribe(b, &m, true),
+            C::Unsubscribe(m) => self.subscribe(b, &m, false),
+            C::List {
+                selection,
+                reference,
+                patterns,
+                returns,
+            } => self.list(b, &selection, &reference, &patterns, &returns, false),
+            C::Lsub { reference, pattern } => self.list(b, &[], &reference, &[pattern], &[], true),
+            C::Status { mailbox, items } => {
+                let mb = self.lookup(b, &mailbox)?;
+                self.status_data(b, &mb, &items)?;
+                Ok((None, "STATUS completed"))
+            }
+            C::Append { mailbox, messages } => self.append(b, &mailbox, messages, now),
+            C::Idle => {
+                // RFC 2177 §3.
+                if self.state.kind() == StateKind::Selected {
+                    self.sync(b, true)?;
+                }
+                self.send(Response::Continue("idling".into()));
+                self.dirty = false;
+                self.mode = Mode::Idle {
+                    tag: tag.to_string(),
+                };
+                Ok((None, ""))
+            }
+            C::Close => {
+                // RFC 9051 §6.4.1: expunge silently, then leave Selected.
+                let account = self.account_id()?;
+                if let State::Selected { view, .. } = &self.state
+                    && !view.read_only
+                {
+                    b.write(Op::Expunge {
+                        mailbox: view.mailbox,
+                        uids: None,
+                    })?;
+                }
+                self.state = State::Authenticated { account };
+                Ok((None, "CLOSE completed"))
+            }
+            C::Unselect => {
+                // RFC 3691.
+                let account = self.account_id()?;
+                self.state = State::Authenticated { account };
+                Ok((None, "UNSELECT completed"))
+            }
+            C::Expunge => self.expunge(b, None),
+            C::UidExpunge(set) => self.expunge(b, Some(&set)),
+            C::Search {
+                uid,
+                returns,
+                charset,
+                criteria,
+            } => self.search(tag, b, uid, returns, charset, &criteria, now),
+            C::Fetch {
+                uid,
+                set,
+                items,
+                modifiers,
+            } => self.fetch(tag, b, uid, &set, items.expand(), modifiers),
+            C::Store {
+                uid,
+                set,
+                unchanged_since,
+                action,
+                silent,
+                flags,
+            } => self.store(b, uid, &set, unchanged_since, action, silent, &flags),
+            C::Copy { uid, set, mailbox } => self.copy(b, uid, &set, &mailbox, false),
+            C::Move { uid, set, mailbox } => self.copy(b, uid, &set, &mailbox, true),
+            other => Err(Fail::Bad(format!("{} cannot run here", other.name()))),
+        }
+    }
+}
+
+fn framer_config(cfg: &SessionConfig) -> FramerConfig {
+    let d = FramerConfig::default();
+    FramerConfig {
+        max_line: cfg.max_line,
+        max_literal: d.max_literal,
+        max_append_literal: cfg.max_message_size,
+        max_frame: cfg.max_message_size.saturating_add(1024 * 1024),
+        // A refused LITERAL+ literal is read and dropped up to this size (RFC 7888 §4);
+        // only larger ones close the connection.
+        max_discard: cfg.max_message_size.max(d.max_discard),
+    }
+}
+
+#[path = "ops/auth.rs"]
+mod auth;
+#[path = "ops/mailbox.rs"]
+mod mailbox;
+#[path = "ops/message.rs"]
+mod message;
+#[path = "ops/view.rs"]
+mod view;
+
+use mailbox::normalize;
+pub use mailbox::pattern_matches;
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

@@ -1,0 +1,245 @@
+//! IMAP end to end (issue 5): the real daemon, Python's imaplib as the client following
+//! the first-sync sequence of Thunderbird and Apple Mail, mail delivered over the daemon's
+//! own SMTP MX listener, and POP3 changing the same INBOX.
+
+mod common;
+
+use common::{Server, py_deliver};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+const ALICE: &str = "alice@home.arpa";
+const PW: &str = "alice-password-1";
+
+const RAW1: &str = r#"b"From: Bob <bob@example.com>\r\nTo: alice@home.arpa\r\nSubject: first\r\nMessage-ID: <1@example.com>\r\n\r\nhello\r\n""#;
+const RAW2: &str = r#"b"From: Carol <carol@example.com>\r\nTo: alice@home.arpa\r\nSubject: pushed\r\n\r\nwhile idling\r\n""#;
+
+/// Helpers shared by the scripts: login and raw IDLE (imaplib 3.11 has no idle()).
+const PY_IMAP: &str = r#"
+import imaplib, re
+imaplib.Commands.setdefault('ID', ('NONAUTH', 'AUTH', 'SELECTED'))
+def imap_login(port='imap'):
+    if port == 'imaps':
+        M = imaplib.IMAP4_SSL(H, PORT['imaps'], ssl_context=CTX, timeout=TIMEOUT)
+    else:
+        M = imaplib.IMAP4(H, PORT['imap'], timeout=TIMEOUT)
+    typ, _ = M.login(ALICE, PW)
+    check(typ == 'OK', 'login', typ)
+    return M
+def ok(r, what):
+    check(r[0] == 'OK', what, r)
+    return r[1]
+"#;
+
+fn server_with_mail() -> Server {
+    let s = Server::start();
+    s.add_user(ALICE, PW);
+    s.python(&py_deliver("bob@example.com", &[ALICE], RAW1));
+    s
+}
+
+fn py(script: &str) -> String {
+    format!("ALICE = {ALICE:?}\nPW = {PW:?}\n{PY_IMAP}\n{script}")
+}
+
+#[test]
+fn first_sync_idle_store_move_expunge_append() {
+    let s = server_with_mail();
+    s.python(&py(&format!(
+        r#"
+RAW1 = {RAW1}
+M = imaplib.IMAP4(H, PORT['imap'], timeout=TIMEOUT)
+caps = ok(M.capability(), 'CAPABILITY')[0].decode()
+for c in ['IMAP4rev2', 'IDLE', 'UIDPLUS', 'MOVE', 'CONDSTORE', 'QRESYNC', 'SPECIAL-USE',
+          'LIST-STATUS', 'ESEARCH', 'AUTH=PLAIN', 'SASL-IR', 'STARTTLS', 'APPENDLIMIT=']:
+    check(c in caps, 'capability', c, caps)
+ok(M._simple_command('ID', '("name" "imaplib")'), 'ID')
+idr = M._untagged_response('OK', [None], 'ID')[1]
+check(b'Letterbox' in idr[0], 'ID reply', idr)
+ok(M.login(ALICE, PW), 'LOGIN')
+
+# LIST with SPECIAL-USE and STATUS in one round trip (RFC 6154, RFC 5819).
+lst = ok(M.list('""', '"*" RETURN (SPECIAL-USE STATUS (MESSAGES UNSEEN))'), 'LIST')
+names = {{}}
+for l in lst:
+    m = re.match(rb'\((.*?)\) "/" (.*)', l)
+    names[m.group(2).decode().strip('"')] = m.group(1).decode()
+for want, attr in [('INBOX', ''), ('Sent', '\\Sent'), ('Trash', '\\Trash'), ('Drafts', '\\Drafts'),
+                   ('Junk', '\\Junk'), ('Archive', '\\Archive')]:
+    check(want in names and attr in names[want], want, names)
+st = M.untagged_responses.pop('STATUS', [])
+check(any(b'INBOX (MESSAGES 1 UNSEEN 1)' in x for x in st), 'LIST-STATUS', st)
+
+typ, data = M.select('INBOX (CONDSTORE)')
+check(typ == 'OK' and data == [b'1'], 'SELECT', typ, data)
+check(M.untagged_responses.get('HIGHESTMODSEQ'), 'HIGHESTMODSEQ', M.untagged_responses)
+res = ok(M.uid('FETCH', '1:*', '(UID FLAGS RFC822.SIZE ENVELOPE BODYSTRUCTURE)'), 'UID FETCH')
+head = res[0] if isinstance(res[0], bytes) else res[0][0]
+check(b'ENVELOPE (' in head and b'"first"' in head and b'"bob" "example.com"' in head, head)
+check(b'BODYSTRUCTURE ("text" "plain"' in head.replace(b'"TEXT" "PLAIN"', b'"text" "plain"'), head)
+uid1 = int(re.search(rb'UID (\d+)', head).group(1))
+size = int(re.search(rb'RFC822.SIZE (\d+)', head).group(1))
+body = ok(M.uid('FETCH', str(uid1), '(BODY.PEEK[])'), 'BODY.PEEK')[0][1]
+check(len(body) == size and body.endswith(RAW1), 'delivered bytes', body)
+check(body.startswith(b'Authentication-Results: ') and b'\r\nReceived: ' in body[:len(body) - len(RAW1)], body[:80])
+flags = ok(M.uid('FETCH', str(uid1), '(FLAGS)'), 'FLAGS')[0]
+check(b'\\Seen' not in flags, 'PEEK does not set \\Seen', flags)
+
+# IDLE: a delivery over SMTP arrives as EXISTS within 2 s, no polling.
+tag = M._new_tag()
+M.send(tag + b' IDLE\r\n')
+check(M.readline().startswith(b'+'), 'IDLE continuation')
+t0 = time.time()
+{deliver}
+M.sock.settimeout(2)
+line = M.readline()
+check(line == b'* 2 EXISTS\r\n', 'pushed EXISTS', line, time.time() - t0)
+check(time.time() - t0 < 2, 'push latency', time.time() - t0)
+M.sock.settimeout(TIMEOUT)
+M.send(b'DONE\r\n')
+line = M.readline()
+while line.startswith(b'*'):
+    line = M.readline()
+check(line.startswith(tag + b' OK'), 'IDLE done', line)
+
+ok(M.uid('STORE', str(uid1), '+FLAGS', '(\\Seen)'), 'UID STORE')
+flags = ok(M.uid('FETCH', str(uid1), '(FLAGS)'), 'FLAGS')[0]
+check(b'\\Seen' in flags, flags)
+# UID MOVE to Trash (RFC 6851) with COPYUID.
+typ, data = M.uid('MOVE', str(uid1), 'Trash')
+check(typ == 'OK', 'MOVE', typ, data)
+check(M.untagged_responses.pop('EXPUNGE', None) == [b'1'], 'MOVE expunged message 1')
+typ, data = M.status('Trash', '(MESSAGES)')
+check(b'MESSAGES 1' in data[0], data)
+# The pushed message is now 1: delete and EXPUNGE it.
+ok(M.store('1', '+FLAGS.SILENT', '(\\Deleted)'), 'STORE')
+typ, data = M.expunge()
+check(typ == 'OK' and data == [b'1'], 'EXPUNGE', typ, data)
+typ, data = M.select('INBOX')
+check(data == [b'0'], 'empty INBOX', data)
+
+# APPEND to Sent with flags and a date; APPENDUID (RFC 4315).
+msg = b'From: alice@home.arpa\r\nTo: bob@example.com\r\nSubject: sent\r\n\r\nbye\r\n'
+typ, data = M.append('Sent', '(\\Seen)', imaplib.Time2Internaldate(1700000000), msg)
+check(typ == 'OK' and b'APPENDUID' in data[0], 'APPEND', typ, data)
+uv, auid = re.search(rb'APPENDUID (\d+) (\d+)', data[0]).groups()
+M.select('Sent', readonly=True)
+resp = ok(M.uid('FETCH', auid.decode(), '(BODY.PEEK[] INTERNALDATE FLAGS)'), 'FETCH Sent')
+check(resp[0][1] == msg, resp)
+check(b'14-Nov-2023' in resp[1] and b'\\Seen' in resp[1], resp)
+M.logout()
+"#,
+        deliver = py_deliver("carol@example.com", &[ALICE], RAW2)
+    )));
+}
+
+#[test]
+fn authenticate_plain_and_search() {
+    let s = server_with_mail();
+    s.python(&py(r#"
+M = imaplib.IMAP4(H, PORT['imap'], timeout=TIMEOUT)
+typ, data = M.authenticate('PLAIN', lambda _: ('\0' + ALICE + '\0' + PW).encode())
+check(typ == 'OK', 'AUTHENTICATE', typ, data)
+M.select('INBOX')
+typ, data = M.search(None, 'TEXT', 'HELLO')
+check(data == [b'1'], 'SEARCH TEXT', data)
+typ, data = M.search('UTF-8', 'SUBJECT', 'nothing-like-this')
+check(data == [b''], data)
+typ, data = M.uid('SEARCH', 'RETURN', '(COUNT)', 'ALL')
+check(typ == 'OK', typ, data)
+check(any(b'COUNT 1' in x for x in M.untagged_responses.get('ESEARCH', [])), M.untagged_responses)
+M.logout()
+"#));
+}
+
+#[test]
+fn pop3_dele_is_seen_as_expunge_by_an_imap_session() {
+    let s = server_with_mail();
+    s.python(&py(r#"
+M = imap_login()
+typ, data = M.select('INBOX')
+check(data == [b'1'], data)
+p = poplib.POP3(H, PORT['pop3'], timeout=TIMEOUT)
+p.user(ALICE)
+p.pass_(PW)
+p.dele(1)
+p.quit()
+typ, data = M.noop()
+check(M.untagged_responses.get('EXPUNGE') == [b'1'], 'EXPUNGE after POP3 QUIT', M.untagged_responses)
+M.logout()
+"#));
+}
+
+#[test]
+fn imaps_and_starttls() {
+    let s = server_with_mail();
+    s.python(&py(r#"
+M = imap_login('imaps')
+typ, data = M.select('INBOX')
+check(data == [b'1'], data)
+M.logout()
+M = imaplib.IMAP4(H, PORT['imap'], timeout=TIMEOUT)
+ok(M.starttls(ssl_context=CTX), 'STARTTLS')
+check('STARTTLS' not in M.capabilities, 'no STARTTLS inside TLS', M.capabilities)
+ok(M.login(ALICE, PW), 'LOGIN inside TLS')
+M.logout()
+"#));
+}
+
+fn read_line(r: &mut BufReader<TcpStream>) -> String {
+    let mut line = String::new();
+    r.read_line(&mut line).expect("read");
+    line
+}
+
+#[test]
+fn malformed_command_and_over_limit_literal() {
+    let s = server_with_mail();
+    let c = TcpStream::connect(("127.0.0.1", s.port("imap"))).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let mut w = c.try_clone().expect("clone");
+    let mut r = BufReader::new(c);
+    assert!(read_line(&mut r).starts_with("* OK [CAPABILITY "));
+    w.write_all(b"a FROBNICATE\r\n").unwrap();
+    assert!(read_line(&mut r).starts_with("a BAD "));
+    w.write_all(b"b NOOP\r\n").unwrap();
+    assert_eq!(read_line(&mut r), "b OK NOOP completed\r\n");
+    w.write_all(format!("c LOGIN {ALICE} {PW}\r\n").as_bytes())
+        .unwrap();
+    assert!(read_line(&mut r).starts_with("c OK "));
+    // 100 MB against the 50 MiB default: refused before a single byte is sent.
+    w.write_all(b"d APPEND INBOX {100000000}\r\n").unwrap();
+    let line = read_line(&mut r);
+    assert!(line.starts_with("d NO [TOOBIG]"), "{line}");
+    w.write_all(b"e LOGOUT\r\n").unwrap();
+    assert!(read_line(&mut r).starts_with("* BYE"));
+    assert!(read_line(&mut r).starts_with("e OK"));
+}
+
+/// curl as a second, independent client over IMAPS: LIST, then a message by number.
+#[test]
+fn curl_over_imaps() {
+    let s = server_with_mail();
+    let base = format!("imaps://127.0.0.1:{}/", s.port("imaps"));
+    let curl = |url: &str| {
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args(["-sS", "-k", "--max-time", "20", "--user"])
+            .arg(format!("{ALICE}:{PW}"))
+            .arg(url);
+        let out = common::run_bounded(cmd, b"", common::RUN_TIMEOUT);
+        assert!(
+            out.status.success(),
+            "curl {url}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            s.log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let list = curl(&base);
+    assert!(list.contains("\"/\" INBOX"), "{list}");
+    assert!(list.contains("\\Sent"), "{list}");
+    let msg = curl(&format!("{base}INBOX;UID=1"));
+    assert!(msg.contains("Subject: first"), "{msg}");
+    assert!(msg.ends_with("\r\nhello\r\n"), "{msg:?}");
+}
