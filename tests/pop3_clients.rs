@@ -30,13 +30,7 @@ fn deliver(s: &Server, from: u32, to: u32) {
 
 /// Runs fetchmail with a generated rcfile; the MDA stores each message as a file in
 /// `out`. Returns (exit code, stderr) and the subjects fetched in this run.
-fn fetchmail(
-    s: &Server,
-    home: &Path,
-    out: &Path,
-    port: u16,
-    options: &str,
-) -> (i32, String, Vec<String>) {
+fn fetchmail(home: &Path, out: &Path, port: u16, options: &str) -> (i32, String, Vec<String>) {
     assert!(
         Command::new("fetchmail").arg("--version").output().is_ok(),
         "fetchmail is not installed (apt-get install fetchmail)"
@@ -109,15 +103,15 @@ fn fetchmail_keep_mode_fetches_each_message_once_over_pop3s() {
     let home = tempfile::tempdir().unwrap();
     let out = home.path().join("got");
     let (port, opts) = (s.port("pop3s"), "ssl\n  no sslcertck\n  keep");
-    let (code, err, got) = fetchmail(&s, home.path(), &out, port, opts);
+    let (code, err, got) = fetchmail(home.path(), &out, port, opts);
     assert_eq!(code, 0, "{err}\n{}", s.log());
     assert_eq!(got, ["fetch 1", "fetch 2", "fetch 3"]);
     deliver(&s, 4, 5);
-    let (code, err, got) = fetchmail(&s, home.path(), &out, port, opts);
+    let (code, err, got) = fetchmail(home.path(), &out, port, opts);
     assert_eq!(code, 0, "{err}");
     assert_eq!(got, ["fetch 4", "fetch 5"], "only the new ones");
     // Nothing new: fetchmail exits 1 ("no mail").
-    let (code, _, got) = fetchmail(&s, home.path(), &out, port, opts);
+    let (code, _, got) = fetchmail(home.path(), &out, port, opts);
     assert_eq!((code, got.len()), (1, 0));
     // Keep mode left everything on the server.
     s.python("p = poplib.POP3_SSL(H, PORT['pop3s'], context=CTX, timeout=TIMEOUT)\np.user('alice@home.arpa'); p.pass_('alice password')\ncheck(p.stat()[0] == 5, p.stat())\np.quit()\n");
@@ -133,10 +127,10 @@ fn fetchmail_fetch_and_delete_over_stls() {
     // `sslproto TLS1.2+` without `ssl` makes fetchmail insist on STLS.
     // `sslproto TLS1.2+` without `ssl` makes fetchmail insist on STLS.
     let (port, opts) = (s.port("pop3"), "sslproto TLS1.2+\n  no sslcertck\n  nokeep");
-    let (code, err, got) = fetchmail(&s, home.path(), &out, port, opts);
+    let (code, err, got) = fetchmail(home.path(), &out, port, opts);
     assert_eq!(code, 0, "{err}\n{}", s.log());
     assert_eq!(got.len(), 4, "{got:?}");
-    let (code, _, got) = fetchmail(&s, home.path(), &out, port, opts);
+    let (code, _, got) = fetchmail(home.path(), &out, port, opts);
     assert_eq!((code, got.len()), (1, 0), "deleted on the server");
     s.python("p = poplib.POP3(H, PORT['pop3'], timeout=TIMEOUT)\np.stls(CTX)\np.user('alice@home.arpa'); p.pass_('alice password')\ncheck(p.stat() == (0, 0), p.stat())\np.quit()\n");
 }
