@@ -7,6 +7,7 @@
 # Raw results are left in ${BENCH_DIR:-/tmp}/letterbox-compare-raw/.
 # Knobs (environment): RUNS=5 MESSAGES=2000 SIZE=4096 CONNECTIONS=16 LOGINS=100
 #   LOGIN_CLIENTS=8 RETR_CLIENTS=4 BENCH_DIR=/tmp (where both servers keep their data)
+#   LB_ENV="NAME=VALUE ..." (extra environment for `letterbox serve`, e.g. malloc tuning)
 #
 # Each measurement runs RUNS times per server, alternating servers, and the table gives
 # the median and the min–max, with the servers' CPU time per message or login. RSS: Letterbox's VmRSS; the peers' PSS summed over every
@@ -26,6 +27,7 @@ LOGINS=${LOGINS:-100}
 LOGIN_CLIENTS=${LOGIN_CLIENTS:-8}
 RETR_CLIENTS=${RETR_CLIENTS:-4}
 DEADLINE=${DEADLINE:-570}
+LB_ENV=${LB_ENV:-}
 DOMAIN=bench.test
 PASS=bench-password-1
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -100,7 +102,8 @@ for a in "${accounts[@]}"; do
 done
 
 step "start Letterbox and the peers"
-"$BIN" serve --config "$LB_CFG" >"$work/lb/out" 2>"$work/lb/err" &
+# shellcheck disable=SC2086 # LB_ENV is a list of NAME=VALUE words
+env $LB_ENV "$BIN" serve --config "$LB_CFG" >"$work/lb/out" 2>"$work/lb/err" &
 LB_PID=$!
 for _ in $(seq 1 300); do
   grep -q "letterbox ready" "$work/lb/err" 2>/dev/null && break
@@ -263,6 +266,10 @@ lb_commit=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
   echo "Written by \`benches/compare.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'); $lb_version (commit $lb_commit),"
   echo "Postfix $pf_version delivering over LMTP to Dovecot $dc_version (Debian packages)."
   echo
+  if [[ -n $LB_ENV ]]; then
+    echo "Letterbox ran with this environment: \`$LB_ENV\`."
+    echo
+  fi
   echo "Machine: $(nproc) CPUs ($cpu), kernel $(uname -r), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM;"
   echo "data on $fs. The machine is shared (other builds were running): read the min–max."
   echo
@@ -305,7 +312,7 @@ lb_commit=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
   echo
   echo "Set-up: each ingest run sends $MESSAGES distinct messages to r1..r$RETR_CLIENTS (round robin);"
   echo "\"delivered\" is timed from the first connection to the moment every accepted message is"
-  echo "in its mailbox (Letterbox: store.messages of a status request on its control socket;"
+  echo "in its mailbox (Letterbox: the message counts of a \`user list\` request on its control socket;"
   echo "Dovecot: files in the Maildirs' new/ and cur/), both counted in-process by the load"
   echo "generator every 5 ms. Letterbox answers 250 only after the store commit is durable;"
   echo "Postfix answers 250 once its queue file is fsynced, and Dovecot's LMTP fsyncs each"

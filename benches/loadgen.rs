@@ -8,7 +8,7 @@
 //! - `smtp-ingest`: `--connections` SMTP sessions each send messages (EHLO once, then
 //!   MAIL/RCPT/DATA, pipelined when the server offers PIPELINING) until `--messages` in all
 //!   have been answered; 250s are counted as accepted. With `--count-control-socket`
-//!   (Letterbox's status request, asked in-process), `--count-maildir` (Maildir directories
+//!   (the sum of the accounts' message counts from Letterbox's `user list`, asked in-process), `--count-maildir` (Maildir directories
 //!   whose `new/` and `cur/` entries are counted) or `--count-cmd` (a shell command printing
 //!   the number of delivered messages), it then waits, bounded by
 //!   `--wait-secs`, until every accepted message has landed, and reports the delivered rate
@@ -103,7 +103,7 @@ struct SmtpArgs {
     #[arg(long)]
     count_cmd: Option<String>,
     /// Letterbox's control socket (`data_dir/control.sock`): delivered messages are the
-    /// store's message count from a status request, asked in-process.
+    /// sum of the accounts' message counts from a `user list` request, asked in-process.
     #[arg(long)]
     count_control_socket: Option<String>,
     /// Maildir directories whose new/ and cur/ entries count as delivered messages.
@@ -508,16 +508,21 @@ async fn smtp_session(a: Arc<SmtpArgs>, next: Arc<AtomicU64>) -> io::Result<Inge
 async fn delivered(a: &SmtpArgs) -> io::Result<Option<u64>> {
     if let Some(path) = &a.count_control_socket {
         let path = std::path::PathBuf::from(path);
+        // `user list` reads each mailbox's message counter; `status` would walk the
+        // whole blob table (slow, and it grows the daemon's RSS: see results-notes.md).
         let resp = tokio::task::spawn_blocking(move || {
-            letterbox::control::send(&path, &letterbox::control::Request::Status)
+            letterbox::control::send(&path, &letterbox::control::Request::UserList)
         })
         .await
         .map_err(io::Error::other)??
         .ok_or_else(|| io::Error::other("no Letterbox daemon on the control socket"))?;
-        return resp.data["store"]["messages"]
-            .as_u64()
-            .map(Some)
-            .ok_or_else(|| io::Error::other("status without store.messages"));
+        let rows = resp
+            .data
+            .as_array()
+            .ok_or_else(|| io::Error::other("user list: not an array"))?;
+        return Ok(Some(
+            rows.iter().filter_map(|r| r["messages"].as_u64()).sum(),
+        ));
     }
     if let Some(cmd) = &a.count_cmd {
         let cmd = cmd.clone();
