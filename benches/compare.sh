@@ -1,0 +1,338 @@
+#!/usr/bin/env bash
+# The comparison benchmark (issues 3 §6, 6 §5, 8 §4): Letterbox against Postfix delivering
+# over LMTP to Dovecot, both from Debian packages, on loopback, in the same run, with the
+# same load generator (benches/loadgen.rs) and the same data. Writes benches/results.md.
+#
+# Usage: bash benches/compare.sh        (as root: it installs the peers with apt-get)
+# Raw results are left in ${BENCH_DIR:-/tmp}/letterbox-compare-raw/.
+# Knobs (environment): RUNS=5 MESSAGES=2000 SIZE=4096 CONNECTIONS=16 LOGINS=100
+#   LOGIN_CLIENTS=8 RETR_CLIENTS=4 BENCH_DIR=/tmp (where both servers keep their data)
+#   LB_ENV="NAME=VALUE ..." (extra environment for `letterbox serve`, e.g. malloc tuning)
+#
+# Each measurement runs RUNS times per server, alternating servers, and the table gives
+# the median and the min–max, with the servers' CPU time per message or login. RSS: Letterbox's VmRSS; the peers' PSS summed over every
+# Postfix and Dovecot process (smaps_rollup), idle and the peak under each load (sampled
+# every 100 ms). Bounded: every load is under `timeout`, the whole run under DEADLINE s.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+# shellcheck source=benches/peers/setup.sh
+source benches/peers/setup.sh
+
+RUNS=${RUNS:-5}
+MESSAGES=${MESSAGES:-2000}
+SIZE=${SIZE:-4096}
+CONNECTIONS=${CONNECTIONS:-16}
+LOGINS=${LOGINS:-100}
+LOGIN_CLIENTS=${LOGIN_CLIENTS:-8}
+RETR_CLIENTS=${RETR_CLIENTS:-4}
+DEADLINE=${DEADLINE:-570}
+LB_ENV=${LB_ENV:-}
+DOMAIN=bench.test
+PASS=bench-password-1
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+
+step() { printf '==> %s\n' "$*" >&2; }
+check_deadline() {
+  if ((SECONDS > DEADLINE)); then
+    echo "compare.sh: over the ${DEADLINE} s budget, giving up" >&2
+    exit 1
+  fi
+}
+
+step "build (release)"
+cargo build --release --locked --bin letterbox >&2
+LOADGEN=$(cargo bench --locked --bench loadgen --no-run --message-format=json 2>/dev/null |
+  jq -r 'select(.reason == "compiler-artifact" and .target.name == "loadgen") | .executable' |
+  tail -1)
+[[ -x $LOADGEN ]] || { echo "loadgen binary not found" >&2; exit 1; }
+BIN=$TARGET/release/letterbox
+
+step "peers: install"
+peers_install
+
+work=$(mktemp -d "${BENCH_DIR:-/tmp}/letterbox-compare.XXXXXX")
+RAW=${BENCH_DIR:-/tmp}/letterbox-compare-raw
+LB_PID=
+SAMPLER_PID=
+cleanup() {
+  set +e
+  [[ -n $SAMPLER_PID ]] && kill "$SAMPLER_PID" 2>/dev/null && wait "$SAMPLER_PID" 2>/dev/null
+  if [[ -n $LB_PID ]] && kill -0 "$LB_PID" 2>/dev/null; then
+    kill -TERM "$LB_PID"
+    wait "$LB_PID" 2>/dev/null
+  fi
+  peers_stop "$work/peers"
+  # Keep the raw results (loadgen JSON lines, memory and CPU samples) for inspection.
+  rm -rf "$RAW"
+  cp -r "$work/res" "$RAW" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+chmod 755 "$work"
+mkdir -p "$work/lb" "$work/peers" "$work/res"
+
+# --- Letterbox: config, accounts, start -------------------------------------------------
+LB_SMTP=$(free_port)
+LB_POP3=$(free_port)
+cat >"$work/lb/letterbox.toml" <<EOF
+[server]
+data_dir = "$work/lb/data"
+domains = ["$DOMAIN"]
+[listen]
+smtp = "127.0.0.1:$LB_SMTP"
+submission = "127.0.0.1:$(free_port)"
+submissions = "127.0.0.1:$(free_port)"
+imap = "127.0.0.1:$(free_port)"
+imaps = "127.0.0.1:$(free_port)"
+pop3 = "127.0.0.1:$LB_POP3"
+pop3s = "127.0.0.1:$(free_port)"
+EOF
+LB_CFG=$work/lb/letterbox.toml
+
+step "accounts (r1..r$RETR_CLIENTS receive the ingest; l1..l$LOGIN_CLIENTS log in)"
+peers_configure "$work/peers" "$DOMAIN"
+PHC=$("$LOADGEN" hash --password "$PASS")
+accounts=()
+for i in $(seq 1 "$RETR_CLIENTS"); do accounts+=("r$i@$DOMAIN"); done
+for i in $(seq 1 "$LOGIN_CLIENTS"); do accounts+=("l$i@$DOMAIN"); done
+for a in "${accounts[@]}"; do
+  printf '%s\n' "$PASS" | "$BIN" user add "$a" --password-stdin --config "$LB_CFG" >/dev/null
+  peers_add_user "$work/peers" "$a" "$PHC"
+done
+
+step "start Letterbox and the peers"
+# shellcheck disable=SC2086 # LB_ENV is a list of NAME=VALUE words
+env $LB_ENV "$BIN" serve --config "$LB_CFG" >"$work/lb/out" 2>"$work/lb/err" &
+LB_PID=$!
+for _ in $(seq 1 300); do
+  grep -q "letterbox ready" "$work/lb/err" 2>/dev/null && break
+  kill -0 "$LB_PID" || { cat "$work/lb/err" >&2; exit 1; }
+  sleep 0.05
+done
+wait_port "$LB_SMTP"
+wait_port "$LB_POP3"
+peers_start "$work/peers"
+
+
+peer_maildirs=()
+for i in $(seq 1 "$RETR_CLIENTS"); do
+  peer_maildirs+=(--count-maildir "$work/peers/mail/$DOMAIN/r$i/Maildir")
+done
+
+# --- memory ----------------------------------------------------------------------------
+mem_lb() { awk '/^VmRSS:/ {print $2}' "/proc/$LB_PID/status"; }
+mem_peers() {
+  local p
+  for p in $(peers_pids "$work/peers"); do
+    awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || true
+  done | awk '{s += $1} END {print s + 0}'
+}
+# CPU time used so far, in clock ticks: Letterbox's utime+stime; for the peers, that of
+# every live process plus what the masters collected from exited children.
+cpu_lb() { awk '{print $14 + $15}' "/proc/$LB_PID/stat"; }
+cpu_peers() {
+  local p
+  for p in $(peers_pids "$work/peers"); do
+    # Fields after the parenthesised name: 14 utime 15 stime 16 cutime 17 cstime.
+    sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13 + $14 + $15}' || true
+  done | awk '{s += $1} END {print s + 0}'
+}
+TICKS=$(getconf CLK_TCK)
+# sampler SERVER OUT: writes the peak (kB) every 100 ms until killed (at most 10 min).
+sampler() {
+  local fn=$1 out=$2 peak=0 v i
+  for i in $(seq 1 6000); do
+    v=$($fn)
+    # Written whole, then renamed: a kill never leaves a half-written file.
+    ((v > peak)) && peak=$v && echo "$peak" >"$out.tmp" && mv "$out.tmp" "$out"
+    sleep 0.1
+  done
+}
+# measure NAME SERVER CMD...: runs the load under the sampler, appends the JSON result
+# and the peak memory to $work/res/NAME.SERVER.{jsonl,mem}.
+measure() {
+  local name=$1 server=$2 fn peak cpu0 cpu1
+  shift 2
+  check_deadline
+  fn=mem_lb
+  [[ $server == peers ]] && fn=mem_peers
+  cpu0=$(cpu_"$server")
+  rm -f "$work/peak" "$work/peak.tmp"
+  sampler "$fn" "$work/peak" &
+  SAMPLER_PID=$!
+  timeout 120 "$@" >>"$work/res/$name.$server.jsonl" 2>>"$work/res/log"
+  cpu1=$(cpu_"$server")
+  echo $(((cpu1 - cpu0) * 1000 / TICKS)) >>"$work/res/$name.$server.cpu_ms"
+  kill "$SAMPLER_PID" 2>/dev/null || true
+  wait "$SAMPLER_PID" 2>/dev/null || true
+  SAMPLER_PID=
+  peak=$(cat "$work/peak" 2>/dev/null || true)
+  [[ -n $peak ]] || peak=$($fn)
+  echo "$peak" >>"$work/res/$name.$server.mem"
+  tail -1 "$work/res/log" >&2
+}
+
+# Idle memory: both servers up, accounts created, no load yet (median of 5 samples).
+for i in 1 2 3 4 5; do
+  mem_lb >>"$work/res/idle.lb.mem"
+  mem_peers >>"$work/res/idle.peers.mem"
+  sleep 0.2
+done
+
+# order RUN: which server goes first alternates from run to run.
+order() { if (($1 % 2)); then echo lb peers; else echo peers lb; fi; }
+
+# --- the runs ---------------------------------------------------------------------------
+step "SMTP ingest: $RUNS x $MESSAGES messages of $SIZE bytes over $CONNECTIONS sessions"
+for r in $(seq 1 "$RUNS"); do
+  for s in $(order "$r"); do
+    if [[ $s == lb ]]; then
+      measure ingest lb "$LOADGEN" smtp-ingest --port "$LB_SMTP" --connections "$CONNECTIONS" \
+        --messages "$MESSAGES" --size "$SIZE" --to "r{}@$DOMAIN" --rcpt-users "$RETR_CLIENTS" \
+        --count-control-socket "$work/lb/data/control.sock" --wait-secs 100
+    else
+      measure ingest peers "$LOADGEN" smtp-ingest --port "$PEER_SMTP_PORT" \
+        --connections "$CONNECTIONS" --messages "$MESSAGES" --size "$SIZE" --to "r{}@$DOMAIN" \
+        --rcpt-users "$RETR_CLIENTS" "${peer_maildirs[@]}" --wait-secs 100
+    fi
+  done
+done
+
+step "POP3 RETR: $RUNS x every message of r1..r$RETR_CLIENTS, one client each"
+for r in $(seq 1 "$RUNS"); do
+  for s in $(order "$r"); do
+    port=$LB_POP3
+    [[ $s == peers ]] && port=$PEER_POP3_PORT
+    measure retr "$s" "$LOADGEN" pop3-retr --port "$port" --user "r{}@$DOMAIN" \
+      --users "$RETR_CLIENTS" --pass "$PASS" --clients "$RETR_CLIENTS"
+  done
+done
+
+step "POP3 logins: $RUNS x $LOGINS logins from $LOGIN_CLIENTS clients"
+for r in $(seq 1 "$RUNS"); do
+  for s in $(order "$r"); do
+    port=$LB_POP3
+    [[ $s == peers ]] && port=$PEER_POP3_PORT
+    measure logins "$s" "$LOADGEN" pop3-logins --port "$port" --user "l{}@$DOMAIN" \
+      --users "$LOGIN_CLIENTS" --pass "$PASS" --count "$LOGINS" --concurrency "$LOGIN_CLIENTS"
+  done
+done
+
+# --- the table --------------------------------------------------------------------------
+# stats FILE: "median min max" of the numbers in FILE (one per line).
+stats() { grep -E '^[0-9.]+$' "$1" | sort -g | awk '{a[NR]=$1} END {printf "%s %s %s\n", a[int((NR+1)/2)], a[1], a[NR]}'; }
+# field NAME SERVER KEY: extracts KEY from every JSON result into a numbers file.
+field() {
+  local f="$work/res/$1.$2.$3"
+  jq -r ".$3 // empty" "$work/res/$1.$2.jsonl" >"$f"
+  echo "$f"
+}
+# per_unit NAME SERVER KEY: CPU milliseconds per unit (KEY of each JSON result), per run.
+per_unit() {
+  local f="$work/res/$1.$2.cpu_per_$3"
+  jq -r ".$3" "$work/res/$1.$2.jsonl" | paste - "$work/res/$1.$2.cpu_ms" |
+    awk '{ if ($1 > 0) printf "%.4f\n", $2 / $1 }' >"$f"
+  echo "$f"
+}
+# row LABEL UNIT SCALE LB_FILE PEER_FILE: one Markdown row; values divided by SCALE.
+row() {
+  local label=$1 unit=$2 scale=$3 a b
+  if [[ ! -s $4 || ! -s $5 ]]; then
+    echo "| $label | n/a | n/a | | | |"
+    echo "compare.sh: no data for \"$label\" ($4, $5)" >&2
+    return 0
+  fi
+  read -r -a a <<<"$(stats "$4")"
+  read -r -a b <<<"$(stats "$5")"
+  awk -v l="$label" -v u="$unit" -v s="$scale" \
+    -v am="${a[0]}" -v alo="${a[1]}" -v ahi="${a[2]}" \
+    -v bm="${b[0]}" -v blo="${b[1]}" -v bhi="${b[2]}" 'BEGIN {
+      f = (am / s >= 100) ? "%.0f" : (am / s >= 1 ? "%.1f" : "%.2f")
+      printf "| %s | " f " %s | " f " %s | %.2f | " f "–" f " | " f "–" f " |\n",
+        l, am / s, u, bm / s, u, (bm > 0 ? am / bm : 0), alo / s, ahi / s, blo / s, bhi / s
+    }'
+}
+
+cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+fs=$(df -T "$work" | awk 'NR == 2 {print $2 " on " $1}')
+pf_version=$(postconf -c "$work/peers/postfix" -h mail_version 2>/dev/null || echo "?")
+dc_version=$(dovecot --version 2>/dev/null | cut -d' ' -f1)
+lb_version=$("$BIN" --version 2>/dev/null || echo letterbox)
+lb_commit=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
+{
+  echo "# Letterbox against Postfix + Dovecot"
+  echo
+  echo "Written by \`benches/compare.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'); $lb_version (commit $lb_commit),"
+  echo "Postfix $pf_version delivering over LMTP to Dovecot $dc_version (Debian packages)."
+  echo
+  if [[ -n $LB_ENV ]]; then
+    echo "Letterbox ran with this environment: \`$LB_ENV\`."
+    echo
+  fi
+  echo "Machine: $(nproc) CPUs ($cpu), kernel $(uname -r), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM;"
+  echo "data on $fs. The machine is shared (other builds were running): read the min–max."
+  echo
+  echo "Each figure is the median of $RUNS runs per server (which server goes first alternates),"
+  echo "both driven by the same client (\`benches/loadgen.rs\`) on loopback in plain text."
+  echo "Ratio = Letterbox / peers (above 1 is better for rates, below 1 is better for memory)."
+  echo
+  echo "| metric | Letterbox | Postfix/Dovecot | ratio | Letterbox min–max | Postfix/Dovecot min–max |"
+  echo "|---|---|---|---|---|---|"
+  row "SMTP ingest, delivered msg/s ($CONNECTIONS sessions, $SIZE B)" "" 1 \
+    "$(field ingest lb delivered_per_sec)" "$(field ingest peers delivered_per_sec)"
+  row "SMTP ingest, accepted (250) msg/s" "" 1 \
+    "$(field ingest lb accepted_per_sec)" "$(field ingest peers accepted_per_sec)"
+  row "SMTP median time MAIL..250 per message" "ms" 1 \
+    "$(field ingest lb median_latency_ms)" "$(field ingest peers median_latency_ms)"
+  row "POP3 logins/s ($LOGIN_CLIENTS clients, USER/PASS/QUIT)" "" 1 \
+    "$(field logins lb logins_per_sec)" "$(field logins peers logins_per_sec)"
+  row "POP3 RETR msg/s ($RETR_CLIENTS clients: login, RETR all, QUIT)" "" 1 \
+    "$(field retr lb messages_per_sec)" "$(field retr peers messages_per_sec)"
+  row "POP3 RETR MB/s (same sessions)" "" 1 \
+    "$(field retr lb mb_per_sec)" "$(field retr peers mb_per_sec)"
+  row "POP3 RETR msg/s, after the logins" "" 1 \
+    "$(field retr lb retr_messages_per_sec)" "$(field retr peers retr_messages_per_sec)"
+  row "POP3 RETR MB/s, after the logins" "" 1 \
+    "$(field retr lb retr_mb_per_sec)" "$(field retr peers retr_mb_per_sec)"
+  row "server CPU per delivered message" "ms" 1 \
+    "$(per_unit ingest lb accepted)" "$(per_unit ingest peers accepted)"
+  row "server CPU per POP3 RETR message (with the logins)" "ms" 1 \
+    "$(per_unit retr lb messages)" "$(per_unit retr peers messages)"
+  row "server CPU per POP3 login" "ms" 1 \
+    "$(per_unit logins lb ok)" "$(per_unit logins peers ok)"
+  row "memory idle (after start, before load)" "MiB" 1024 \
+    "$work/res/idle.lb.mem" "$work/res/idle.peers.mem"
+  row "memory peak under SMTP ingest" "MiB" 1024 \
+    "$work/res/ingest.lb.mem" "$work/res/ingest.peers.mem"
+  row "memory peak under POP3 logins" "MiB" 1024 \
+    "$work/res/logins.lb.mem" "$work/res/logins.peers.mem"
+  row "memory peak under POP3 RETR" "MiB" 1024 \
+    "$work/res/retr.lb.mem" "$work/res/retr.peers.mem"
+  echo
+  echo "Set-up: each ingest run sends $MESSAGES distinct messages to r1..r$RETR_CLIENTS (round robin);"
+  echo "\"delivered\" is timed from the first connection to the moment every accepted message is"
+  echo "in its mailbox (Letterbox: the message counts of a \`user list\` request on its control socket;"
+  echo "Dovecot: files in the Maildirs' new/ and cur/), both counted in-process by the load"
+  echo "generator every 5 ms. Letterbox answers 250 only after the store commit is durable;"
+  echo "Postfix answers 250 once its queue file is fsynced, and Dovecot's LMTP fsyncs each"
+  echo "Maildir file (mail_fsync = optimized, the default). The phases run in this order:"
+  echo "ingest, RETR, logins. Each RETR run downloads every message of r1..r$RETR_CLIENTS (all"
+  echo "$((RUNS * MESSAGES)) once the ingest runs are done). The login accounts l1..l$LOGIN_CLIENTS are empty."
+  echo "Both servers check passwords with argon2id at Letterbox's parameters"
+  echo "(\`$(cut -d'$' -f1-4 <<<"$PHC")\`): the peers' passwd-file holds a hash made by"
+  echo "Letterbox's own code (Dovecot verifies it with libsodium). Memory: Letterbox VmRSS;"
+  echo "peers: PSS summed over every Postfix and Dovecot process, including the smtpd, cleanup,"
+  echo "lmtp and pop3 processes that stay alive between loads. Server CPU: user+system time"
+  echo "of Letterbox; of every Postfix and Dovecot process (with exited children), over the"
+  echo "run, divided by its messages or logins (the load generator's own CPU is not counted)."
+  if [[ -f benches/results-notes.md ]]; then
+    echo
+    cat benches/results-notes.md
+  fi
+} >"$work/results.md"
+cp "$work/results.md" benches/results.md
+cat benches/results.md
+step "raw results: loadgen lines"
+cat "$work/res/log" >&2
+step "done in ${SECONDS} s"

@@ -1,0 +1,777 @@
+//! The load generator of the comparison benchmark (issues 3 §6, 6 §5, 8 §4): one client,
+//! in Rust, that faces Letterbox and the Postfix + Dovecot peers alike, so that both
+//! servers see the same bytes in the same order.
+//!
+//! It is a `[[bench]]` with `harness = false`; run it as
+//! `cargo bench --bench loadgen -- MODE [OPTIONS]`. Modes:
+//!
+//! - `smtp-ingest`: `--connections` SMTP sessions each send messages (EHLO once, then
+//!   MAIL/RCPT/DATA, pipelined when the server offers PIPELINING) until `--messages` in all
+//!   have been answered; 250s are counted as accepted. With `--count-control-socket`
+//!   (the sum of the accounts' message counts from Letterbox's `user list`, asked in-process), `--count-maildir` (Maildir directories
+//!   whose `new/` and `cur/` entries are counted) or `--count-cmd` (a shell command printing
+//!   the number of delivered messages), it then waits, bounded by
+//!   `--wait-secs`, until every accepted message has landed, and reports the delivered rate
+//!   timed to the last one.
+//! - `pop3-logins`: `--count` logins (connect, USER, PASS, QUIT) from `--concurrency`
+//!   clients; client `i` logs in as account `i % --users` so that no two clients share a
+//!   maildrop (Letterbox refuses a second session with `-ERR [IN-USE]`, as RFC 1939 allows).
+//! - `pop3-retr`: `--clients` clients each log in (client `i` as account `i % --users`),
+//!   STAT, RETR every message, QUIT; reports messages/s and MB/s.
+//! - `hash`: prints Letterbox's argon2id PHC string for `--password`, so the peer's
+//!   passwd-file can carry the same cost parameters.
+//!
+//! Account names are templates: `{}` is replaced by the account number (`r{}@bench.test`).
+//! Messages are all distinct (numbered subject, Message-ID and body), so a content-addressed
+//! store cannot deduplicate them. The result is one JSON line on stdout (for scripts) after
+//! a human-readable line on stderr. IMAP modes will slot in as further subcommands.
+//!
+//! `--tls` wraps each connection in implicit TLS (tokio-rustls, certificate not verified:
+//! loopback benchmarks against self-signed certificates); the comparison runs in plain text.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+#[derive(Parser, Debug)]
+#[command(name = "loadgen", about = "Letterbox comparison load generator")]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Subcommand, Debug)]
+enum Mode {
+    /// SMTP ingest of distinct messages from concurrent sessions.
+    SmtpIngest(SmtpArgs),
+    /// POP3 USER/PASS/QUIT logins per second.
+    Pop3Logins(LoginArgs),
+    /// POP3 download of every message of each account.
+    Pop3Retr(RetrArgs),
+    /// Print Letterbox's argon2id hash of a password.
+    Hash {
+        /// The password.
+        #[arg(long)]
+        password: String,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+struct Conn {
+    /// Server address.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Server port.
+    #[arg(long)]
+    port: u16,
+    /// Implicit TLS (certificate not verified).
+    #[arg(long)]
+    tls: bool,
+    /// Runtime worker threads (0: a current-thread runtime).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+#[derive(Args, Debug)]
+struct SmtpArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// Concurrent SMTP sessions.
+    #[arg(long, default_value_t = 16)]
+    connections: u64,
+    /// Messages in all.
+    #[arg(long, default_value_t = 2000)]
+    messages: u64,
+    /// Approximate message size in bytes.
+    #[arg(long, default_value_t = 4096)]
+    size: usize,
+    /// Recipient template; `{}` is replaced by `message % --rcpt-users`.
+    #[arg(long)]
+    to: String,
+    /// Number of recipient accounts the template expands to.
+    #[arg(long, default_value_t = 1)]
+    rcpt_users: u64,
+    /// Envelope sender.
+    #[arg(long, default_value = "loadgen@sender.test")]
+    from: String,
+    /// Shell command printing the number of delivered messages.
+    #[arg(long)]
+    count_cmd: Option<String>,
+    /// Letterbox's control socket (`data_dir/control.sock`): delivered messages are the
+    /// sum of the accounts' message counts from a `user list` request, asked in-process.
+    #[arg(long)]
+    count_control_socket: Option<String>,
+    /// Maildir directories whose new/ and cur/ entries count as delivered messages.
+    #[arg(long)]
+    count_maildir: Vec<String>,
+    /// Upper bound on the wait for deliveries after the last 250.
+    #[arg(long, default_value_t = 120)]
+    wait_secs: u64,
+}
+
+#[derive(Args, Debug)]
+struct LoginArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// Login template; `{}` is replaced by the account number.
+    #[arg(long)]
+    user: String,
+    /// Number of accounts the template expands to (1..=users).
+    #[arg(long, default_value_t = 1)]
+    users: u64,
+    /// Password (the same for every account).
+    #[arg(long)]
+    pass: String,
+    /// Logins in all.
+    #[arg(long, default_value_t = 200)]
+    count: u64,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 8)]
+    concurrency: u64,
+}
+
+#[derive(Args, Debug)]
+struct RetrArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// Login template; `{}` is replaced by the account number.
+    #[arg(long)]
+    user: String,
+    /// Number of accounts the template expands to (1..=users).
+    #[arg(long, default_value_t = 1)]
+    users: u64,
+    /// Password.
+    #[arg(long)]
+    pass: String,
+    /// Concurrent clients, each downloading one account's whole maildrop.
+    #[arg(long, default_value_t = 4)]
+    clients: u64,
+}
+
+fn expand(template: &str, n: u64) -> String {
+    template.replace("{}", &n.to_string())
+}
+
+fn main() {
+    // `cargo bench` appends `--bench`; a bare `cargo bench` (every bench, no mode) and
+    // `cargo test --benches` get the usage and a clean exit.
+    let args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
+    if args.len() < 2 {
+        eprintln!("loadgen: no mode given; see `cargo bench --bench loadgen -- --help`");
+        return;
+    }
+    let cli = Cli::parse_from(args);
+    let conn = match &cli.mode {
+        Mode::SmtpIngest(a) => a.conn.clone(),
+        Mode::Pop3Logins(a) => a.conn.clone(),
+        Mode::Pop3Retr(a) => a.conn.clone(),
+        Mode::Hash { password } => {
+            match letterbox::auth::hash_password(password) {
+                Ok(h) => println!("{h}"),
+                Err(e) => fail(&e.to_string()),
+            }
+            return;
+        }
+    };
+    let rt = if conn.threads == 0 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(conn.threads)
+            .enable_all()
+            .build()
+    }
+    .unwrap_or_else(|e| fail(&format!("runtime: {e}")));
+    let result = rt.block_on(async move {
+        match cli.mode {
+            Mode::SmtpIngest(a) => smtp_ingest(a).await,
+            Mode::Pop3Logins(a) => pop3_logins(a).await,
+            Mode::Pop3Retr(a) => pop3_retr(a).await,
+            Mode::Hash { .. } => unreachable!("handled above"),
+        }
+    });
+    match result {
+        Ok(v) => println!("{v}"),
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("loadgen: {msg}");
+    std::process::exit(1)
+}
+
+// ---------------------------------------------------------------------------------------
+// Connections
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// A line-oriented client connection.
+struct Client {
+    io: BufReader<Box<dyn Io>>,
+    line: Vec<u8>,
+}
+
+async fn connect(c: &Conn) -> io::Result<Client> {
+    let tcp = TcpStream::connect((c.host.as_str(), c.port)).await?;
+    tcp.set_nodelay(true)?;
+    let io: Box<dyn Io> = if c.tls {
+        let name = rustls_pki_types::ServerName::try_from(c.host.clone())
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        Box::new(tls_connector().connect(name, tcp).await?)
+    } else {
+        Box::new(tcp)
+    };
+    Ok(Client {
+        io: BufReader::with_capacity(64 * 1024, io),
+        line: Vec::with_capacity(1024),
+    })
+}
+
+impl Client {
+    /// Reads one line (with its terminator); error on EOF.
+    async fn read_line(&mut self) -> io::Result<&[u8]> {
+        self.line.clear();
+        let n = self.io.read_until(b'\n', &mut self.line).await?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "server closed the connection",
+            ));
+        }
+        Ok(&self.line)
+    }
+
+    /// Reads an SMTP reply (every continuation line); returns the code and the text.
+    async fn smtp_reply(&mut self) -> io::Result<(u16, String)> {
+        let mut text = String::new();
+        loop {
+            let line = self.read_line().await?;
+            if line.len() < 4 {
+                return Err(io::Error::other(format!(
+                    "short SMTP reply {:?}",
+                    String::from_utf8_lossy(line)
+                )));
+            }
+            let code = std::str::from_utf8(&line[..3])
+                .ok()
+                .and_then(|s| s.parse::<u16>().ok())
+                .ok_or_else(|| io::Error::other("SMTP reply without a code"))?;
+            let more = line[3] == b'-';
+            text.push_str(String::from_utf8_lossy(&line[4..]).trim_end());
+            text.push('\n');
+            if !more {
+                return Ok((code, text));
+            }
+        }
+    }
+
+    /// Reads a POP3 status line; error unless `+OK`.
+    async fn pop3_ok(&mut self, what: &str) -> io::Result<String> {
+        let line = self.read_line().await?;
+        if line.starts_with(b"+OK") {
+            Ok(String::from_utf8_lossy(line).trim_end().to_string())
+        } else {
+            Err(io::Error::other(format!(
+                "{what}: {}",
+                String::from_utf8_lossy(line).trim_end()
+            )))
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let w = self.io.get_mut();
+        w.write_all(bytes).await?;
+        w.flush().await
+    }
+}
+
+fn tls_connector() -> tokio_rustls::TlsConnector {
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::{DigitallySignedStruct, SignatureScheme};
+    use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+
+    /// Accepts any certificate: the benchmark's servers are on loopback with
+    /// self-signed certificates, and the handshake cost is what matters.
+    #[derive(Debug)]
+    struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
+    impl ServerCertVerifier for AnyCert {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            m: &[u8],
+            c: &CertificateDer<'_>,
+            d: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                m,
+                c,
+                d,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn verify_tls13_signature(
+            &self,
+            m: &[u8],
+            c: &CertificateDer<'_>,
+            d: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                m,
+                c,
+                d,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+// ---------------------------------------------------------------------------------------
+// Results
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn per_sec(n: u64, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64().max(1e-9)
+}
+
+/// Runs `workers` tasks and collects their results; the first error wins.
+async fn join_all<T: Send + 'static>(
+    tasks: Vec<tokio::task::JoinHandle<io::Result<T>>>,
+) -> io::Result<Vec<T>> {
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        out.push(t.await.map_err(io::Error::other)??);
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------
+// SMTP ingest
+
+/// A distinct message of about `size` bytes: numbered headers and body.
+fn message(n: u64, size: usize, from: &str, to: &str) -> Vec<u8> {
+    let mut m = format!(
+        "From: <{from}>\r\nTo: <{to}>\r\nSubject: loadgen message {n}\r\n\
+         Message-ID: <loadgen.{n}.{}@sender.test>\r\n\
+         Date: Mon, 23 Nov 2026 12:00:00 +0000\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=us-ascii\r\n\r\n",
+        std::process::id()
+    )
+    .into_bytes();
+    let mut line = 0u64;
+    while m.len() + 80 <= size {
+        // 78 characters + CRLF, distinct per message and line; never starts with a dot.
+        let l = format!(
+            "{n:>10} {line:>6} {}",
+            "abcdefghijklmnopqrstuvwxyz0123456789"
+        );
+        let l = format!("{l:<78}\r\n");
+        m.extend_from_slice(l.as_bytes());
+        line += 1;
+    }
+    m
+}
+
+struct IngestStats {
+    accepted: u64,
+    refused: u64,
+    latencies_ms: Vec<f64>,
+}
+
+async fn smtp_session(a: Arc<SmtpArgs>, next: Arc<AtomicU64>) -> io::Result<IngestStats> {
+    let mut c = connect(&a.conn).await?;
+    let (code, text) = c.smtp_reply().await?;
+    if code != 220 {
+        return Err(io::Error::other(format!("greeting {code} {text}")));
+    }
+    c.send(b"EHLO loadgen.sender.test\r\n").await?;
+    let (code, text) = c.smtp_reply().await?;
+    if code != 250 {
+        return Err(io::Error::other(format!("EHLO {code} {text}")));
+    }
+    let pipelining = text.lines().any(|l| l.eq_ignore_ascii_case("PIPELINING"));
+    let mut st = IngestStats {
+        accepted: 0,
+        refused: 0,
+        latencies_ms: Vec::new(),
+    };
+    loop {
+        let n = next.fetch_add(1, Ordering::Relaxed);
+        if n >= a.messages {
+            break;
+        }
+        let to = expand(&a.to, n % a.rcpt_users + 1);
+        let t0 = Instant::now();
+        let mail = format!("MAIL FROM:<{}>\r\n", a.from);
+        let rcpt = format!("RCPT TO:<{to}>\r\n");
+        let mut ok = true;
+        if pipelining {
+            c.send(format!("{mail}{rcpt}DATA\r\n").as_bytes()).await?;
+            let r1 = c.smtp_reply().await?;
+            let r2 = c.smtp_reply().await?;
+            let r3 = c.smtp_reply().await?;
+            if r1.0 != 250 || r2.0 != 250 || r3.0 != 354 {
+                ok = false;
+                if r3.0 == 354 {
+                    // Recipient refused after DATA was accepted: send an empty message.
+                    c.send(b".\r\n").await?;
+                    c.smtp_reply().await?;
+                }
+                eprintln!(
+                    "loadgen: message {n} refused: {} / {} / {}",
+                    r1.1.trim(),
+                    r2.1.trim(),
+                    r3.1.trim()
+                );
+            }
+        } else {
+            for (cmd, want) in [
+                (mail.as_str(), 250),
+                (rcpt.as_str(), 250),
+                ("DATA\r\n", 354),
+            ] {
+                c.send(cmd.as_bytes()).await?;
+                let (code, text) = c.smtp_reply().await?;
+                if code != want {
+                    eprintln!(
+                        "loadgen: message {n}: {} -> {code} {}",
+                        cmd.trim(),
+                        text.trim()
+                    );
+                    ok = false;
+                    if code != 354 && want == 354 {
+                        break;
+                    }
+                    c.send(b"RSET\r\n").await?;
+                    c.smtp_reply().await?;
+                    break;
+                }
+            }
+        }
+        if !ok {
+            st.refused += 1;
+            continue;
+        }
+        let mut body = message(n, a.size, &a.from, &to);
+        body.extend_from_slice(b".\r\n");
+        c.send(&body).await?;
+        let (code, text) = c.smtp_reply().await?;
+        if code == 250 {
+            st.accepted += 1;
+            st.latencies_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+        } else {
+            st.refused += 1;
+            eprintln!("loadgen: message {n} after DATA: {code} {}", text.trim());
+        }
+    }
+    c.send(b"QUIT\r\n").await?;
+    let _ = c.smtp_reply().await;
+    Ok(st)
+}
+
+/// The number of delivered messages, by command or by Maildir.
+async fn delivered(a: &SmtpArgs) -> io::Result<Option<u64>> {
+    if let Some(path) = &a.count_control_socket {
+        let path = std::path::PathBuf::from(path);
+        // `user list` reads each mailbox's message counter; `status` would walk the
+        // whole blob table (slow, and it grows the daemon's RSS: see results-notes.md).
+        let resp = tokio::task::spawn_blocking(move || {
+            letterbox::control::send(&path, &letterbox::control::Request::UserList)
+        })
+        .await
+        .map_err(io::Error::other)??
+        .ok_or_else(|| io::Error::other("no Letterbox daemon on the control socket"))?;
+        let rows = resp
+            .data
+            .as_array()
+            .ok_or_else(|| io::Error::other("user list: not an array"))?;
+        return Ok(Some(
+            rows.iter().filter_map(|r| r["messages"].as_u64()).sum(),
+        ));
+    }
+    if let Some(cmd) = &a.count_cmd {
+        let cmd = cmd.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("sh").arg("-c").arg(cmd).output()
+        })
+        .await
+        .map_err(io::Error::other)??;
+        if !out.status.success() {
+            return Err(io::Error::other(format!(
+                "count command failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let s = String::from_utf8_lossy(&out.stdout);
+        return s.trim().parse::<u64>().map(Some).map_err(|_| {
+            io::Error::other(format!(
+                "count command printed {:?}, not a number",
+                s.trim()
+            ))
+        });
+    }
+    if a.count_maildir.is_empty() {
+        return Ok(None);
+    }
+    let mut n = 0u64;
+    for dir in &a.count_maildir {
+        for sub in ["new", "cur"] {
+            match std::fs::read_dir(std::path::Path::new(dir).join(sub)) {
+                Ok(rd) => n += rd.count() as u64,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(Some(n))
+}
+
+async fn smtp_ingest(a: SmtpArgs) -> io::Result<serde_json::Value> {
+    let a = Arc::new(a);
+    let base = delivered(&a).await?;
+    let next = Arc::new(AtomicU64::new(0));
+    let t0 = Instant::now();
+    let tasks = (0..a.connections)
+        .map(|_| tokio::spawn(smtp_session(a.clone(), next.clone())))
+        .collect();
+    let stats = join_all(tasks).await?;
+    let accepted_after = t0.elapsed();
+    let accepted: u64 = stats.iter().map(|s| s.accepted).sum();
+    let refused: u64 = stats.iter().map(|s| s.refused).sum();
+    let lat = median(stats.into_iter().flat_map(|s| s.latencies_ms).collect());
+    let mut delivered_after = None;
+    let mut delivered_count = None;
+    if let Some(base) = base {
+        let deadline = Instant::now() + Duration::from_secs(a.wait_secs);
+        loop {
+            let now = delivered(&a).await?.unwrap_or(0);
+            let landed = now.saturating_sub(base);
+            delivered_count = Some(landed);
+            if landed >= accepted {
+                delivered_after = Some(t0.elapsed());
+                break;
+            }
+            if Instant::now() >= deadline {
+                eprintln!(
+                    "loadgen: only {landed} of {accepted} accepted messages delivered after {} s",
+                    a.wait_secs
+                );
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let acc_rate = per_sec(accepted, accepted_after);
+    let del_rate = delivered_after.map(|d| per_sec(accepted, d));
+    eprintln!(
+        "smtp-ingest {}:{}: {accepted} accepted ({refused} refused) in {:.2} s = {acc_rate:.0} msg/s accepted; \
+         delivered: {}; median latency MAIL..250 {lat:.1} ms",
+        a.conn.host,
+        a.conn.port,
+        accepted_after.as_secs_f64(),
+        match (delivered_after, del_rate) {
+            (Some(d), Some(r)) => format!("all in {:.2} s = {r:.0} msg/s", d.as_secs_f64()),
+            _ => "not measured or incomplete".into(),
+        }
+    );
+    Ok(serde_json::json!({
+        "mode": "smtp-ingest",
+        "accepted": accepted,
+        "refused": refused,
+        "accepted_secs": accepted_after.as_secs_f64(),
+        "accepted_per_sec": acc_rate,
+        "delivered": delivered_count,
+        "delivered_secs": delivered_after.map(|d| d.as_secs_f64()),
+        "delivered_per_sec": del_rate,
+        "median_latency_ms": lat,
+    }))
+}
+
+// ---------------------------------------------------------------------------------------
+// POP3
+
+async fn pop3_login(conn: &Conn, user: &str, pass: &str) -> io::Result<Client> {
+    let mut c = connect(conn).await?;
+    c.pop3_ok("greeting").await?;
+    c.send(format!("USER {user}\r\n").as_bytes()).await?;
+    c.pop3_ok("USER").await?;
+    c.send(format!("PASS {pass}\r\n").as_bytes()).await?;
+    c.pop3_ok("PASS").await?;
+    Ok(c)
+}
+
+async fn pop3_quit(mut c: Client) -> io::Result<()> {
+    c.send(b"QUIT\r\n").await?;
+    c.pop3_ok("QUIT").await?;
+    Ok(())
+}
+
+async fn pop3_logins(a: LoginArgs) -> io::Result<serde_json::Value> {
+    let a = Arc::new(a);
+    let next = Arc::new(AtomicU64::new(0));
+    let t0 = Instant::now();
+    let tasks = (0..a.concurrency)
+        .map(|i| {
+            let (a, next) = (a.clone(), next.clone());
+            tokio::spawn(async move {
+                let user = expand(&a.user, i % a.users.max(1) + 1);
+                let (mut ok, mut failed) = (0u64, 0u64);
+                let mut lat = Vec::new();
+                while next.fetch_add(1, Ordering::Relaxed) < a.count {
+                    let t = Instant::now();
+                    match pop3_login(&a.conn, &user, &a.pass).await {
+                        Ok(c) => {
+                            pop3_quit(c).await?;
+                            ok += 1;
+                            lat.push(t.elapsed().as_secs_f64() * 1e3);
+                        }
+                        Err(e) => {
+                            failed += 1;
+                            if failed <= 3 {
+                                eprintln!("loadgen: login {user}: {e}");
+                            }
+                        }
+                    }
+                }
+                io::Result::Ok((ok, failed, lat))
+            })
+        })
+        .collect();
+    let res = join_all(tasks).await?;
+    let elapsed = t0.elapsed();
+    let ok: u64 = res.iter().map(|r| r.0).sum();
+    let failed: u64 = res.iter().map(|r| r.1).sum();
+    let lat = median(res.into_iter().flat_map(|r| r.2).collect());
+    let rate = per_sec(ok, elapsed);
+    eprintln!(
+        "pop3-logins {}:{}: {ok} ok, {failed} failed in {:.2} s = {rate:.1} logins/s; median login {lat:.1} ms",
+        a.conn.host,
+        a.conn.port,
+        elapsed.as_secs_f64()
+    );
+    Ok(serde_json::json!({
+        "mode": "pop3-logins",
+        "ok": ok,
+        "failed": failed,
+        "secs": elapsed.as_secs_f64(),
+        "logins_per_sec": rate,
+        "median_login_ms": lat,
+    }))
+}
+
+/// Logs in, waits at `logged_in` for the other clients, RETRs every message, QUITs;
+/// returns (messages, bytes of message data).
+async fn pop3_download(
+    conn: &Conn,
+    user: &str,
+    pass: &str,
+    logged_in: &tokio::sync::Barrier,
+) -> io::Result<(u64, u64)> {
+    let login = pop3_login(conn, user, pass).await;
+    logged_in.wait().await;
+    let mut c = login?;
+    c.send(b"STAT\r\n").await?;
+    let stat = c.pop3_ok("STAT").await?;
+    let count: u64 = stat
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| io::Error::other(format!("STAT answer {stat:?}")))?;
+    let mut bytes = 0u64;
+    for i in 1..=count {
+        c.send(format!("RETR {i}\r\n").as_bytes()).await?;
+        c.pop3_ok("RETR").await?;
+        loop {
+            let line = c.read_line().await?;
+            if line == b".\r\n" {
+                break;
+            }
+            bytes += line.len() as u64;
+        }
+    }
+    pop3_quit(c).await?;
+    Ok((count, bytes))
+}
+
+async fn pop3_retr(a: RetrArgs) -> io::Result<serde_json::Value> {
+    let a = Arc::new(a);
+    // Every client logs in, then all start downloading together: the rate is given with
+    // the logins (the whole session) and without them (RETR alone).
+    let logged_in = Arc::new(tokio::sync::Barrier::new(a.clients as usize + 1));
+    let t0 = Instant::now();
+    let tasks = (0..a.clients)
+        .map(|i| {
+            let (a, logged_in) = (a.clone(), logged_in.clone());
+            tokio::spawn(async move {
+                let user = expand(&a.user, i % a.users.max(1) + 1);
+                pop3_download(&a.conn, &user, &a.pass, &logged_in).await
+            })
+        })
+        .collect();
+    logged_in.wait().await;
+    let t1 = Instant::now();
+    let res = join_all(tasks).await?;
+    let elapsed = t0.elapsed();
+    let retr_only = t1.elapsed();
+    let msgs: u64 = res.iter().map(|r| r.0).sum();
+    let bytes: u64 = res.iter().map(|r| r.1).sum();
+    let rate = per_sec(msgs, elapsed);
+    let mbs = bytes as f64 / 1e6 / elapsed.as_secs_f64().max(1e-9);
+    let retr_rate = per_sec(msgs, retr_only);
+    let retr_mbs = bytes as f64 / 1e6 / retr_only.as_secs_f64().max(1e-9);
+    eprintln!(
+        "pop3-retr {}:{}: {msgs} messages, {:.1} MB in {:.2} s = {rate:.0} msg/s, {mbs:.1} MB/s; \
+         after the logins: {:.2} s = {retr_rate:.0} msg/s, {retr_mbs:.1} MB/s",
+        a.conn.host,
+        a.conn.port,
+        bytes as f64 / 1e6,
+        elapsed.as_secs_f64(),
+        retr_only.as_secs_f64()
+    );
+    Ok(serde_json::json!({
+        "mode": "pop3-retr",
+        "messages": msgs,
+        "bytes": bytes,
+        "secs": elapsed.as_secs_f64(),
+        "messages_per_sec": rate,
+        "mb_per_sec": mbs,
+        "retr_secs": retr_only.as_secs_f64(),
+        "retr_messages_per_sec": retr_rate,
+        "retr_mb_per_sec": retr_mbs,
+    }))
+}
