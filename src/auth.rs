@@ -4,35 +4,126 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use argon2::Argon2;
-use argon2::password_hash::{
-    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
-};
+use argon2::password_hash::{PasswordHash, SaltString, rand_core::OsRng};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand::Rng;
 
 use crate::store::{self, Account, Store};
 
-/// Hashes a password with argon2id and the crate's default parameters
-/// (19 MiB, 2 passes, 1 lane: the OWASP minimum, fast enough for a Pi).
-pub fn hash_password(password: &str) -> Result<String, store::Error> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| store::Error::Invalid(format!("cannot hash password: {e}")))
+/// argon2id parameters for new hashes: OWASP's lower-memory equivalent of its
+/// minimum (m = 7 MiB, t = 5, p = 1), chosen for a Pi: the same work as m = 19 MiB,
+/// t = 2 with a third of the memory per login. Hashes made with other parameters
+/// still verify with their own.
+fn hash_params() -> Params {
+    Params::new(7 * 1024, 5, 1, None).unwrap_or_default()
 }
 
-/// Checks a password against a PHC string.
+/// Hashes a password with argon2id and [`hash_params`], in a pooled memory area.
+pub fn hash_password(password: &str) -> Result<String, store::Error> {
+    let bad = |e: argon2::password_hash::Error| {
+        store::Error::Invalid(format!("cannot hash password: {e}"))
+    };
+    let salt = SaltString::generate(&mut OsRng);
+    let mut salt_buf = [0u8; 64];
+    let salt_bytes = salt.as_salt().decode_b64(&mut salt_buf).map_err(bad)?;
+    let params = hash_params();
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    with_memory(params.block_count(), |mem| {
+        argon.hash_password_into_with_memory(password.as_bytes(), salt_bytes, &mut out, mem)
+    })
+    .map_err(|e| store::Error::Invalid(format!("cannot hash password: {e}")))?;
+    let phc = PasswordHash {
+        algorithm: argon2::ARGON2ID_IDENT,
+        version: Some(Version::V0x13.into()),
+        params: argon2::password_hash::ParamsString::try_from(&params).map_err(bad)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(argon2::password_hash::Output::new(&out).map_err(bad)?),
+    };
+    Ok(phc.to_string())
+}
+
+/// At most this many argon2 computations run at once, each in a reused memory area
+/// (7 MiB with our parameters, 19 MiB for hashes made with the crate defaults). Without it, every login allocates a fresh area
+/// on a blocking thread, glibc keeps those in per-thread arenas, and a burst of POP3
+/// logins grew the daemon to over 1 GiB (benches/results.md): too much for a Pi.
+struct Slots {
+    state: Mutex<(usize, Vec<Vec<Block>>)>,
+    freed: Condvar,
+    max: usize,
+}
+
+fn slots() -> &'static Slots {
+    static SLOTS: OnceLock<Slots> = OnceLock::new();
+    SLOTS.get_or_init(|| Slots {
+        state: Mutex::new((0, Vec::new())),
+        freed: Condvar::new(),
+        max: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 4),
+    })
+}
+
+/// Runs `f` with a memory area of `blocks` argon2 blocks from the pool, waiting for a
+/// free slot when `max` computations are already running.
+fn with_memory<R>(blocks: usize, f: impl FnOnce(&mut [Block]) -> R) -> R {
+    let s = slots();
+    let mut buf = {
+        let mut st = s.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(b) = st.1.pop() {
+                break b;
+            }
+            if st.0 < s.max {
+                st.0 += 1;
+                break Vec::new();
+            }
+            st = s.freed.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+    };
+    buf.resize(blocks, Block::new());
+    let r = f(&mut buf[..blocks]);
+    let mut st = s.state.lock().unwrap_or_else(|p| p.into_inner());
+    st.1.push(buf);
+    s.freed.notify_one();
+    r
+}
+
+/// Checks a password against a PHC string (argon2id, argon2i or argon2d), in a pooled
+/// memory area; the comparison is constant-time.
 pub fn verify_password(hash: &str, password: &str) -> bool {
-    match PasswordHash::new(hash) {
-        Ok(h) => Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok(),
-        Err(_) => false,
-    }
+    let Ok(h) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params)) = (Algorithm::new(h.algorithm.as_str()), Params::try_from(&h))
+    else {
+        return false;
+    };
+    let version = match h.version.map(Version::try_from) {
+        None => Version::V0x13,
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let (Some(salt), Some(expected)) = (h.salt, h.hash) else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    let argon = Argon2::new(algorithm, version, params.clone());
+    let ok = with_memory(params.block_count(), |mem| {
+        argon
+            .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, mem)
+            .is_ok()
+    });
+    // password_hash's Output compares in constant time.
+    ok && argon2::password_hash::Output::new(&out).is_ok_and(|o| o == expected)
 }
 
 /// A hash of a random password, verified against when the account does not exist,
@@ -226,6 +317,28 @@ mod tests {
         assert!(!verify_password(&h, "wrong"));
         assert!(!verify_password("not a hash", "x"));
         assert_eq!(random_password().len(), 20);
+    }
+
+    #[test]
+    fn concurrent_verifications_share_a_bounded_pool() {
+        let h = hash_password("pooled").unwrap();
+        let threads: Vec<_> = (0..12)
+            .map(|i| {
+                let h = h.clone();
+                std::thread::spawn(move || {
+                    verify_password(&h, if i % 2 == 0 { "pooled" } else { "nope" })
+                })
+            })
+            .collect();
+        let results: Vec<bool> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(results.iter().filter(|ok| **ok).count(), 6);
+        let st = slots().state.lock().unwrap();
+        assert!(
+            st.0 <= slots().max,
+            "areas made {} max {}",
+            st.0,
+            slots().max
+        );
     }
 
     #[test]

@@ -5,7 +5,11 @@
 use redb::{ReadableTable, WriteTransaction};
 
 use super::schema::{BLOB_REFS, BLOBS, PARSED};
-use super::{NewMessage, Reader, Result, records::dec};
+use super::{NewMessage, Reader, Result, migrate, records::dec};
+
+/// Meta counter: bytes of all distinct bodies (kept on every add and remove, so
+/// `status` never walks the blob table).
+pub(super) const BLOB_BYTES: &str = "blob_bytes";
 use crate::mail::message::ParsedMessage;
 
 /// SHA-256 of a message.
@@ -24,6 +28,8 @@ pub(super) fn add_ref(tx: &WriteTransaction, msg: &NewMessage, n: u64) -> Result
         tx.open_table(BLOBS)?.insert(msg.hash, msg.raw.as_slice())?;
         tx.open_table(PARSED)?
             .insert(msg.hash, msg.parsed.as_slice())?;
+        let total = migrate::get_meta_w(tx, BLOB_BYTES)?;
+        migrate::set_meta(tx, BLOB_BYTES, total + msg.raw.len() as u64)?;
     }
     refs.insert(msg.hash, cur + n)?;
     Ok(())
@@ -43,8 +49,15 @@ pub(super) fn decref(tx: &WriteTransaction, hash: [u8; 32]) -> Result<()> {
     let cur = refs.get(hash)?.map(|v| v.value()).unwrap_or(0);
     if cur <= 1 {
         refs.remove(hash)?;
-        tx.open_table(BLOBS)?.remove(hash)?;
+        let len = tx
+            .open_table(BLOBS)?
+            .remove(hash)?
+            .map(|v| v.value().len() as u64);
         tx.open_table(PARSED)?.remove(hash)?;
+        if let Some(len) = len {
+            let total = migrate::get_meta_w(tx, BLOB_BYTES)?;
+            migrate::set_meta(tx, BLOB_BYTES, total.saturating_sub(len))?;
+        }
     } else {
         refs.insert(hash, cur - 1)?;
     }

@@ -107,6 +107,9 @@ pub(super) fn refuse_newer(db: &impl ReadableDatabase) -> Result<()> {
 pub(super) fn check_and_migrate(db: &Database) -> Result<()> {
     // Look before writing: a newer schema must be left untouched.
     let found = found_version(db)?;
+    if found.is_some_and(|v| v <= SCHEMA_VERSION) {
+        count_blob_bytes_once(db)?;
+    }
     if let Some(v) = found {
         if v > SCHEMA_VERSION {
             return Err(Error::NewerSchema {
@@ -144,6 +147,32 @@ pub(super) fn check_and_migrate(db: &Database) -> Result<()> {
         }
     }
     set_meta(&tx, "schema_version", SCHEMA_VERSION)?;
+    set_meta(&tx, "blob_bytes_counted", 1)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Databases written before the `blob_bytes` counter existed get it computed once
+/// (a walk of the blob table); afterwards it is kept by every add and remove.
+fn count_blob_bytes_once(db: &Database) -> Result<()> {
+    {
+        let r = db.begin_read()?;
+        let t = r.open_table(META)?;
+        if t.get("blob_bytes_counted")?.is_some() {
+            return Ok(());
+        }
+    }
+    let tx = db.begin_write()?;
+    let total = {
+        let t = tx.open_table(schema::BLOBS)?;
+        let mut n = 0u64;
+        for item in t.iter()? {
+            n += item?.1.value().len() as u64;
+        }
+        n
+    };
+    set_meta(&tx, super::blobs::BLOB_BYTES, total)?;
+    set_meta(&tx, "blob_bytes_counted", 1)?;
     tx.commit()?;
     Ok(())
 }

@@ -947,7 +947,7 @@ impl Reader {
             file_bytes,
             ..Stats::default()
         };
-        s.blob_bytes = self.tx.open_table(schema::BLOBS)?.stats()?.stored_bytes();
+        s.blob_bytes = self.meta(blobs::BLOB_BYTES)?;
         let q = self.queue()?;
         s.queue = q.len() as u64;
         s.oldest_queued = q

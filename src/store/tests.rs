@@ -131,6 +131,7 @@ fn multi_recipient_delivery_stores_one_body_and_refcounts() {
     assert_eq!(s.read(|r| r.blob_refs(&m.hash)).unwrap(), 5);
     let st = s.read(|r| r.stats(0)).unwrap();
     assert_eq!((st.messages, st.blobs, st.inbox_unseen), (5, 1, 5));
+    assert_eq!(st.blob_bytes, m.raw.len() as u64, "counted once");
     // Copy adds a reference, not a body.
     let inbox = out[0].0;
     let trash = s.read(|r| r.mailbox(ids[0], "Trash")).unwrap().unwrap();
@@ -159,6 +160,7 @@ fn multi_recipient_delivery_stores_one_body_and_refcounts() {
     }
     assert_eq!(s.read(|r| r.blob_refs(&m.hash)).unwrap(), 0);
     assert_eq!(s.read(|r| r.blob(&m.hash)).unwrap(), None);
+    assert_eq!(s.read(|r| r.stats(0)).unwrap().blob_bytes, 0);
 }
 
 #[test]
