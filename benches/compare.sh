@@ -55,8 +55,10 @@ work=$(mktemp -d "${BENCH_DIR:-/tmp}/letterbox-compare.XXXXXX")
 RAW=${BENCH_DIR:-/tmp}/letterbox-compare-raw
 LB_PID=
 SAMPLER_PID=
+DNS_PID=
 cleanup() {
   set +e
+  [[ -n $DNS_PID ]] && kill "$DNS_PID" 2>/dev/null && wait "$DNS_PID" 2>/dev/null
   [[ -n $SAMPLER_PID ]] && kill "$SAMPLER_PID" 2>/dev/null && wait "$SAMPLER_PID" 2>/dev/null
   if [[ -n $LB_PID ]] && kill -0 "$LB_PID" 2>/dev/null; then
     kill -TERM "$LB_PID"
@@ -75,6 +77,14 @@ mkdir -p "$work/lb" "$work/peers" "$work/res"
 # --- Letterbox: config, accounts, start -------------------------------------------------
 LB_SMTP=$(free_port)
 LB_POP3=$(free_port)
+# Letterbox verifies SPF/DKIM/ARC/DMARC on its MX listener (the peers here do not): give
+# it a DNS server on loopback that answers NXDOMAIN at once, as a real resolver would for
+# the test domain, so the lookups cost a loopback round trip, not resolver timeouts.
+LB_DNS=$(free_port)
+/usr/sbin/dnsmasq --no-resolv --no-hosts --keep-in-foreground --conf-file=/dev/null \
+  --listen-address=127.0.0.1 --bind-interfaces --port="$LB_DNS" --address='/#/' \
+  >"$work/dnsmasq.log" 2>&1 &
+DNS_PID=$!
 cat >"$work/lb/letterbox.toml" <<EOF
 [server]
 data_dir = "$work/lb/data"
@@ -87,6 +97,8 @@ imap = "127.0.0.1:$(free_port)"
 imaps = "127.0.0.1:$(free_port)"
 pop3 = "127.0.0.1:$LB_POP3"
 pop3s = "127.0.0.1:$(free_port)"
+[dns]
+nameservers = ["127.0.0.1:$LB_DNS"]
 EOF
 LB_CFG=$work/lb/letterbox.toml
 
