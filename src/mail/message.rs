@@ -188,13 +188,17 @@ fn count_lines(body: &[u8]) -> u32 {
 }
 
 /// Converts a mail-parser part (and its children) into our [`Part`]; `base` is the
-/// offset of `msg`'s raw bytes inside the top-level message.
+/// offset of `msg`'s raw bytes inside the top-level message. `seen` marks the parts of
+/// `msg` already converted: on broken MIME mail-parser can return a part graph where a
+/// multipart lists a part twice or its own ancestor, which expanded as a tree grows
+/// exponentially (found by fuzz/message_parse); each part is converted at most once.
 fn convert(
     msg: &mail_parser::Message<'_>,
     idx: usize,
     base: u32,
     top: &[u8],
     depth: usize,
+    seen: &mut [bool],
 ) -> Part {
     let Some(p) = msg.parts.get(idx) else {
         return empty_part(base);
@@ -248,7 +252,16 @@ fn convert(
         PartType::Multipart(children) if depth < MAX_DEPTH => PartKind::Multipart(
             children
                 .iter()
-                .map(|c| convert(msg, *c as usize, base, top, depth + 1))
+                .filter_map(|&c| {
+                    let c = c as usize;
+                    if let Some(s) = seen.get_mut(c) {
+                        if *s {
+                            return None;
+                        }
+                        *s = true;
+                    }
+                    Some(convert(msg, c, base, top, depth + 1, seen))
+                })
                 .collect(),
         ),
         // An encoded message/rfc822 was decoded by mail-parser, so its offsets would not
@@ -272,7 +285,13 @@ fn convert(
                 .unwrap_or_default();
             PartKind::Message(
                 Box::new(env),
-                Box::new(convert(inner, 0, inner_base, top, depth + 1)),
+                Box::new(convert(inner, 0, inner_base, top, depth + 1, &mut {
+                    let mut seen = vec![false; inner.parts.len()];
+                    if let Some(s) = seen.first_mut() {
+                        *s = true;
+                    }
+                    seen
+                })),
             )
         }
         _ => PartKind::Leaf,
@@ -323,14 +342,24 @@ fn empty_part(at: u32) -> Part {
 /// leaf whose header is empty, so anything SMTP accepted can still be stored and read.
 pub fn parse(raw: &[u8]) -> ParsedMessage {
     let size = u32::try_from(raw.len()).unwrap_or(u32::MAX);
-    match MessageParser::default().parse(raw) {
+    // mail-parser 0.11.9 has a `debug_assert!` ("Invalid part ID, could not find
+    // multipart") that hostile MIME reaches (found by fuzz/message_parse; release builds
+    // recover past it). Contain any panic and store the message as unparsable.
+    let msg = std::panic::catch_unwind(|| MessageParser::default().parse(raw))
+        .ok()
+        .flatten();
+    match msg {
         Some(msg) if !msg.parts.is_empty() => {
             let envelope = msg
                 .parts
                 .first()
                 .map(|r| envelope(raw, r))
                 .unwrap_or_default();
-            let mut root = convert(&msg, 0, 0, raw, 0);
+            let mut seen = vec![false; msg.parts.len()];
+            if let Some(s) = seen.first_mut() {
+                *s = true;
+            }
+            let mut root = convert(&msg, 0, 0, raw, 0, &mut seen);
             // mail-parser may stop before trailing bytes; the root always spans the message.
             root.header_start = 0;
             root.body_end = root.body_end.max(size).min(size);
@@ -435,6 +464,50 @@ mod tests {
             }
         }
         assert!(depth(&p.root) <= MAX_DEPTH + 1);
+    }
+
+    /// fuzz/corpus/message_parse/mail-parser-invalid-part-id: a message/rfc822 inside a
+    /// multipart with a broken boundary trips a `debug_assert!` in mail-parser 0.11.9.
+    #[test]
+    fn mail_parser_panic_is_contained() {
+        let raw = b"e\nContent-Type: multipart/x;boundary=\"XX\n\r\n--XX\rContent-Type:message/rfc822\r\n\r\nContent-Type: message/rfc822\n\n\n--XX--";
+        let p = parse(raw);
+        assert_eq!(p.root.header_start, 0);
+        assert!(p.root.body_end as usize <= raw.len());
+    }
+
+    /// fuzz/corpus/message_parse/mail-parser-part-cycle: on broken MIME mail-parser 0.11.9
+    /// (release) returned multiparts listing a part twice / their own ancestor; expanding
+    /// that as a tree took gigabytes for 220 bytes. Built by hand here because debug builds
+    /// of mail-parser stop at a `debug_assert!` on that input instead.
+    #[test]
+    fn shared_and_cyclic_parts_are_converted_once() {
+        use mail_parser::{Message, MessagePart};
+        let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n";
+        let multi = |ids: Vec<u32>| MessagePart {
+            body: PartType::Multipart(ids),
+            offset_end: raw.len() as u32,
+            ..MessagePart::default()
+        };
+        // 0 -> [1, 1, 0], 1 -> [0, 1, 2, 2], 2 a leaf.
+        let msg = Message {
+            parts: vec![
+                multi(vec![1, 1, 0]),
+                multi(vec![0, 1, 2, 2]),
+                MessagePart::default(),
+            ],
+            ..Message::default()
+        };
+        let mut seen = vec![true, false, false];
+        let root = convert(&msg, 0, 0, raw, 0, &mut seen);
+        fn count(p: &Part) -> usize {
+            match &p.kind {
+                PartKind::Multipart(k) => 1 + k.iter().map(count).sum::<usize>(),
+                PartKind::Message(_, b) => 1 + count(b),
+                PartKind::Leaf => 1,
+            }
+        }
+        assert_eq!(count(&root), 3);
     }
 
     #[test]

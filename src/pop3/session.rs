@@ -384,6 +384,13 @@ impl Session {
         self.tls_active
     }
 
+    /// Bytes held in the input buffer (unread input and a partial line, including consumed
+    /// bytes not yet compacted away). With the driver contract above this stays under one
+    /// read plus [`MAX_SASL_LINE`].
+    pub fn buffered_bytes(&self) -> usize {
+        self.reader.buf.len()
+    }
+
     /// Hands the session bytes read from the client.
     pub fn feed(&mut self, input: &[u8]) {
         match self.state {
