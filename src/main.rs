@@ -74,6 +74,32 @@ enum Command {
     /// each committed delivery with --print-acks.
     #[command(hide = true)]
     DebugStoreLoad(LoadArgs),
+    /// Developer tool: GPIO self-test of the real (Linux) backend. Opens the board file's
+    /// lines as the daemon does, drives each LED on and off and reads the level back, reads
+    /// the button; prints one line per check, exits 1 on any failure (2 if the board file is
+    /// refused or a line cannot be opened).
+    #[command(hide = true)]
+    DebugGpio(GpioArgs),
+}
+
+/// Arguments of `debug-gpio`.
+#[derive(clap::Args)]
+struct GpioArgs {
+    /// The board file (see board/rpi4.toml).
+    #[arg(long, value_name = "FILE")]
+    board: PathBuf,
+    /// Drive each LED on and off and read all three back after every write.
+    #[arg(long)]
+    cycle: bool,
+    /// How many on/off rounds with --cycle.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    /// The level the button must read: `pressed` or `released` (default: only report it).
+    #[arg(long, value_name = "STATE", value_parser = ["pressed", "released"])]
+    expect_button: Option<String>,
+    /// Print `waiting for a button press` and wait up to SECONDS for a press.
+    #[arg(long, value_name = "SECONDS")]
+    wait_press: Option<f64>,
 }
 
 /// Arguments of `debug-store-load`.
@@ -289,6 +315,63 @@ fn admin(cfg: Config, req: Request, json: bool) -> ExitCode {
     }
 }
 
+fn debug_gpio(a: GpioArgs) -> ExitCode {
+    use letterbox::hw::{self, LinuxBoard, selftest};
+    use std::time::{Duration, Instant};
+    let text = match std::fs::read_to_string(&a.board) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("letterbox: cannot read {}: {e}", a.board.display());
+            return ExitCode::from(2);
+        }
+    };
+    let pins = match hw::parse_board(&text, &a.board.display().to_string()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("letterbox: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("board {}", selftest::describe(&pins));
+    let mut board = match LinuxBoard::open(&pins, Instant::now()) {
+        Ok(b) => b,
+        Err(e) => {
+            println!("FAIL open: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("ok   open: {} lines requested", board.chip().display());
+    let mut failed = 0;
+    let mut report = |c: selftest::Check| {
+        failed += usize::from(!c.ok);
+        println!("{c}");
+    };
+    let pins = board.pins().clone();
+    let panel = board.panel_mut();
+    if a.cycle {
+        selftest::led_cycle(panel, &pins, a.rounds, Instant::now(), &mut report);
+    }
+    let expect = a.expect_button.as_deref().map(|s| s == "pressed");
+    report(selftest::button_level(panel, &pins, expect));
+    if let Some(secs) = a.wait_press {
+        let timeout = Duration::try_from_secs_f64(secs).unwrap_or(Duration::ZERO);
+        println!("waiting for a button press ({secs} s)");
+        report(selftest::wait_press(
+            panel,
+            timeout,
+            &mut Instant::now,
+            &mut std::thread::sleep,
+        ));
+    }
+    if failed == 0 {
+        println!("debug-gpio: all checks passed");
+        ExitCode::SUCCESS
+    } else {
+        println!("debug-gpio: {failed} check(s) failed");
+        ExitCode::FAILURE
+    }
+}
+
 fn debug_store_load(a: LoadArgs) -> ExitCode {
     let LoadArgs {
         data_dir,
@@ -457,6 +540,7 @@ fn main() -> ExitCode {
         Command::Queue(QueueCmd::Delete { id }) => Request::QueueDelete { id },
         Command::Dkim(DkimCmd::Dns { json }) => return admin(cfg, Request::DkimDns, json),
         Command::DebugStoreLoad(args) => return debug_store_load(args),
+        Command::DebugGpio(args) => return debug_gpio(args),
     };
     admin(cfg, req, false)
 }

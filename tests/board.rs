@@ -334,3 +334,35 @@ fn systemd_notify_ready_watchdog_stopping() {
     }
     assert!(rest.iter().any(|m| m == "STOPPING=1"), "{rest:?}");
 }
+
+/// `letterbox debug-gpio` on the host: no GPIO chip here, so only its refusals are tested;
+/// the passing run is `image/test-gpio.sh` (a real kernel's PL061 under QEMU).
+#[test]
+fn debug_gpio_refuses_a_bad_board_and_a_missing_chip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rpi4 = letterbox::hw::builtin_board("rpi4").unwrap();
+    let run = |name: &str, text: &str| {
+        let path = tmp.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_letterbox"));
+        cmd.args(["debug-gpio", "--cycle", "--board"]).arg(&path);
+        run_bounded(cmd, b"", RUN_TIMEOUT)
+    };
+    let out = run("dup", &rpi4.replace("line = 27", "line = 17"));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is already used by"),
+        "{out:?}"
+    );
+    let out = run(
+        "nochip",
+        &rpi4.replace("/dev/gpiochip0", "/dev/letterbox-no-such-chip"),
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("FAIL open: cannot open GPIO chip /dev/letterbox-no-such-chip"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("ok  "), "{stdout}");
+}

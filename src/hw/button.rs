@@ -189,6 +189,11 @@ impl<P: InputPin> Button<P> {
         self.detector.is_pressed()
     }
 
+    /// Reads the pin once without feeding the detector (true = pressed).
+    pub fn read_level(&mut self) -> Result<bool, P::Error> {
+        self.pin.is_high()
+    }
+
     /// Gives the pin back.
     pub fn release(self) -> P {
         self.pin

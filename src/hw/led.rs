@@ -18,7 +18,7 @@
 
 use std::time::{Duration, Instant};
 
-use embedded_hal::digital::OutputPin;
+use embedded_hal::digital::{InputPin, OutputPin};
 use serde::Serialize;
 
 /// Half period of [`Pattern::SlowBlink`] (1 Hz).
@@ -199,6 +199,13 @@ impl<P: OutputPin> Led<P> {
     /// Gives the pin back.
     pub fn release(self) -> P {
         self.pin
+    }
+}
+
+impl<P: OutputPin + InputPin> Led<P> {
+    /// Reads the pin's level back (true = lit), whatever was last written.
+    pub fn read_back(&mut self) -> Result<bool, P::Error> {
+        self.pin.is_high()
     }
 }
 

@@ -38,6 +38,7 @@ const CONSUMER: &str = "letterbox";
 pub struct LinuxBoard {
     panel: Panel<DynOutput<CdevPinError>, DynInput<CdevPinError>>,
     chip: PathBuf,
+    pins: BoardPins,
 }
 
 impl std::fmt::Debug for LinuxBoard {
@@ -84,6 +85,7 @@ impl LinuxBoard {
         Ok(LinuxBoard {
             panel: Panel::new(green, amber, red, button, now),
             chip: pins.chip.clone(),
+            pins: pins.clone(),
         })
     }
 
@@ -95,6 +97,16 @@ impl LinuxBoard {
     /// The panel (LED patterns and button state).
     pub fn panel(&self) -> &Panel<DynOutput<CdevPinError>, DynInput<CdevPinError>> {
         &self.panel
+    }
+
+    /// The board file's pin map.
+    pub fn pins(&self) -> &BoardPins {
+        &self.pins
+    }
+
+    /// The panel, to drive or read back directly (`letterbox debug-gpio`).
+    pub fn panel_mut(&mut self) -> &mut Panel<DynOutput<CdevPinError>, DynInput<CdevPinError>> {
+        &mut self.panel
     }
 
     /// See [`Panel::replay`].

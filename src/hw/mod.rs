@@ -32,6 +32,7 @@ pub mod led;
 pub mod linux;
 pub mod polarity;
 pub mod sd_notify;
+pub mod selftest;
 pub mod sim;
 pub mod supervisor;
 pub mod watchdog;
@@ -222,6 +223,34 @@ impl<O: OutputPin, I: InputPin> Panel<O, I> {
             .iter()
             .filter_map(|l| l.next_wake(now))
             .fold(poll, Instant::min)
+    }
+}
+
+impl<O: OutputPin + InputPin, I: InputPin> Panel<O, I> {
+    /// Reads the level of each LED pin (green, amber, red) back from the pins (true = lit),
+    /// whatever was last written: what `letterbox debug-gpio` compares with what it wrote.
+    pub fn read_back_leds(&mut self) -> Result<[bool; 3], HwError> {
+        let mut out = [false; 3];
+        for ((led, part), lit) in self
+            .leds
+            .iter_mut()
+            .zip([Part::Green, Part::Amber, Part::Red])
+            .zip(out.iter_mut())
+        {
+            *lit = led.read_back().map_err(|e| HwError::Gpio {
+                part,
+                message: format!("{e:?}"),
+            })?;
+        }
+        Ok(out)
+    }
+
+    /// Reads the button pin once, undebounced (true = pressed).
+    pub fn read_button_level(&mut self) -> Result<bool, HwError> {
+        self.button.read_level().map_err(|e| HwError::Gpio {
+            part: Part::Button,
+            message: format!("{e:?}"),
+        })
     }
 }
 

@@ -64,8 +64,15 @@ impl<P: InputPin> InputPin for ActiveLow<P> {
     }
 }
 
-/// A boxed output pin whose polarity was chosen at run time.
-pub struct DynOutput<E>(Box<dyn OutputPin<Error = E> + Send>);
+/// An output pin whose level can be read back through [`InputPin`] (a GPIO line requested
+/// as an output reads back the level it drives; `letterbox debug-gpio` checks that).
+pub trait ReadableOutput: OutputPin + InputPin {}
+
+impl<P: OutputPin + InputPin> ReadableOutput for P {}
+
+/// A boxed output pin whose polarity was chosen at run time. Reading it gives the logical
+/// level (true = lit) read back from the pin.
+pub struct DynOutput<E>(Box<dyn ReadableOutput<Error = E> + Send>);
 
 impl<E: digital::Error> ErrorType for DynOutput<E> {
     type Error = E;
@@ -78,6 +85,16 @@ impl<E: digital::Error> OutputPin for DynOutput<E> {
 
     fn set_high(&mut self) -> Result<(), E> {
         self.0.set_high()
+    }
+}
+
+impl<E: digital::Error> InputPin for DynOutput<E> {
+    fn is_high(&mut self) -> Result<bool, E> {
+        self.0.is_high()
+    }
+
+    fn is_low(&mut self) -> Result<bool, E> {
+        self.0.is_low()
     }
 }
 
@@ -101,7 +118,7 @@ impl<E: digital::Error> InputPin for DynInput<E> {
 /// Boxes `pin`, inverted when `active_low` (the one place polarity is decided).
 pub fn output_with_polarity<P>(pin: P, active_low: bool) -> DynOutput<P::Error>
 where
-    P: OutputPin + Send + 'static,
+    P: OutputPin + InputPin + Send + 'static,
 {
     if active_low {
         DynOutput(Box::new(ActiveLow::new(pin)))

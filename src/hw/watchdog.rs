@@ -9,7 +9,8 @@
 //! Closing *without* `V` leaves it running, so a crashed daemon resets the board: dropping a
 //! [`DeviceWatchdog`] without [`Watchdog::disarm`] does exactly that, on purpose.
 //!
-//! Test fakes: a path that is a regular file or a FIFO answers the ioctls with `ENOTTY`. The
+//! Test fakes: a path that is a regular file or a FIFO answers the ioctls with `ENOTTY` (or
+//! `ENOSYS` under qemu-user, which does not translate the `WDIOC_*` ioctls). The
 //! device then falls back to writing one `.` per feed (and skips the timeout), and `V` on
 //! disarm, so a test can read what happened. A regular file is appended to; a FIFO is
 //! opened non-blocking (it must have a reader, or opening fails with `ENXIO`).
@@ -119,7 +120,10 @@ impl DeviceWatchdog {
         let mut value = c_int::try_from(secs.max(1)).unwrap_or(c_int::MAX);
         match watchdog_ioctl::<WDIOC_SETTIMEOUT>(self.file.as_fd(), &mut value) {
             Ok(()) => {}
-            Err(Errno::NOTTY) => return Ok(Mode::Fake),
+            // ENOTTY: not a watchdog (a file, a FIFO, /dev/null). ENOSYS: qemu-user, which
+            // runs the aarch64 tests on a build host, answers every ioctl it cannot translate
+            // (the WDIOC_* ones among them) with it; a kernel never does for a device.
+            Err(Errno::NOTTY) | Err(Errno::NOSYS) => return Ok(Mode::Fake),
             Err(Errno::INVAL) | Err(Errno::OPNOTSUPP) => {
                 tracing::warn!(
                     path = %self.path.display(),
