@@ -37,22 +37,8 @@ pub const READ_BUFFER: usize = 16 * 1024;
 /// How long the goodbye line may take to write when the connection is being dropped.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// What a session asks of the pump; the shape shared by `pop3::Step` and `smtp::Step`.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Step<E> {
-    /// Write these bytes.
-    Write(Vec<u8>),
-    /// Ask the handler, then answer the session.
-    Event(E),
-    /// Read from the socket and feed the session.
-    NeedMoreInput,
-    /// An event is outstanding: with this pump, a session bug; the connection is closed.
-    Wait,
-    /// Run the server TLS handshake now, then tell the session.
-    StartTls,
-    /// Close the connection.
-    Close,
-}
+/// What a session asks of the pump: the step every sans-I/O session returns.
+pub use crate::step::Step;
 
 /// A sans-I/O protocol session as the pump sees it. Implemented by each protocol's driver
 /// module as a thin adapter over its session; no protocol logic belongs in the adapter.

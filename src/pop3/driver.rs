@@ -29,7 +29,7 @@ use std::time::Duration;
 use tokio_util::task::TaskTracker;
 
 use super::codec;
-use super::session::{Decision, Event, MaildropEntry, Session, SessionConfig, Step};
+use super::session::{Decision, Event, MaildropEntry, Session, SessionConfig};
 use crate::net::{self, ConnInfo, ConnLimits, Listener, Shared, Stream, pump};
 use crate::sasl::Credentials;
 use crate::store::{self, Op, Store};
@@ -167,14 +167,7 @@ impl net::Protocol for Pop3Session {
         self.inner.feed(input)
     }
     fn next_step(&mut self) -> net::Step<Event> {
-        match self.inner.next() {
-            Step::Write(b) => net::Step::Write(b),
-            Step::Event(e) => net::Step::Event(e),
-            Step::NeedMoreInput => net::Step::NeedMoreInput,
-            Step::Wait => net::Step::Wait,
-            Step::StartTls => net::Step::StartTls,
-            Step::Close => net::Step::Close,
-        }
+        self.inner.next()
     }
     fn answer(&mut self, decision: Decision) {
         self.inner.answer(decision)

@@ -43,7 +43,7 @@ use tokio_util::task::TaskTracker;
 
 use super::Reply;
 use super::codes::*;
-use super::session::{Decision, Envelope, Event, Mode, Session, SessionConfig, Step};
+use super::session::{Decision, Envelope, Event, Mode, Session, SessionConfig};
 use crate::auth;
 use crate::mail::verify::{self, TempCause, Verdict, Verifier};
 use crate::net::{self, Busy, ConnInfo, ConnLimits, Listener, Shared, Stream, pump};
@@ -132,14 +132,7 @@ impl net::Protocol for SmtpSession {
         self.inner.feed(input)
     }
     fn next_step(&mut self) -> net::Step<Event> {
-        match self.inner.next() {
-            Step::Write(b) => net::Step::Write(b),
-            Step::Event(e) => net::Step::Event(e),
-            Step::NeedMoreInput => net::Step::NeedMoreInput,
-            Step::Wait => net::Step::Wait,
-            Step::StartTls => net::Step::StartTls,
-            Step::Close => net::Step::Close,
-        }
+        self.inner.next()
     }
     fn answer(&mut self, decision: Decision) {
         self.inner.answer(decision)
