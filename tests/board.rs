@@ -139,8 +139,28 @@ fn sim_board_mail_led_fault_four_and_button() {
             .contains("mail: unseen mail in an INBOX")
     );
 
-    // The message leaves the INBOX (POP3 DELE + QUIT): amber off. (POP3 does not set \Seen;
-    // the IMAP \Seen path joins this test once IMAP is served.)
+    // Marking the message \Seen over IMAP turns amber off; unmarking turns it on again.
+    let imap_flags = |op: &str| {
+        format!(
+            "import imaplib\nM = imaplib.IMAP4(H, PORT['imap'], timeout=TIMEOUT)\n\
+             M.login('alice@home.arpa', 'alice password 1')\nM.select('INBOX')\n\
+             typ, data = M.store('1', '{op}', '(\\\\Seen)')\ncheck(typ == 'OK', typ, data)\nM.logout()\n"
+        )
+    };
+    s.python(&imap_flags("+FLAGS"));
+    wait_until(
+        "amber off after IMAP \\Seen",
+        Duration::from_secs(10),
+        || led(&s.status_json(), "amber") == (json!("off"), false),
+    );
+    s.python(&imap_flags("-FLAGS"));
+    wait_until(
+        "amber solid after -FLAGS \\Seen",
+        Duration::from_secs(10),
+        || led(&s.status_json(), "amber") == (json!("solid"), true),
+    );
+
+    // The message leaves the INBOX (POP3 DELE + QUIT): amber off.
     s.python(
         "p = poplib.POP3(H, PORT['pop3'], timeout=TIMEOUT)\n\
          p.user('alice@home.arpa'); p.pass_('alice password 1')\n\
