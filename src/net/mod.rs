@@ -19,6 +19,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 pub use listener::{Busy, ConnInfo, ConnLimits, Listener};
+pub(crate) use pump::session_adapter;
 pub use pump::{Handler, Protocol, PumpConfig, Step};
 pub use stream::Stream;
 

@@ -65,6 +65,50 @@ pub trait Protocol: Send {
     fn idle_timeout(&self) -> Duration;
 }
 
+/// Declares `$name { inner: $session, idle: Duration }` and implements [`Protocol`] for
+/// it by delegating to the session's own methods (every sans-I/O session has the same
+/// shape): one adapter for every protocol driver instead of a copy in each.
+macro_rules! session_adapter {
+    ($name:ident, $session:ty, $event:ty, $decision:ty) => {
+        /// The session with the timer setting the pump needs.
+        struct $name {
+            inner: $session,
+            idle: std::time::Duration,
+        }
+
+        impl $crate::net::Protocol for $name {
+            type Event = $event;
+            type Decision = $decision;
+
+            fn greeting(&self) -> Vec<u8> {
+                self.inner.greeting()
+            }
+            fn feed(&mut self, input: &[u8]) {
+                self.inner.feed(input)
+            }
+            fn next_step(&mut self) -> $crate::net::Step<$event> {
+                self.inner.next()
+            }
+            fn answer(&mut self, decision: $decision) {
+                self.inner.answer(decision)
+            }
+            fn tls_established(&mut self) {
+                self.inner.tls_established()
+            }
+            fn shutdown_reply(&self) -> Vec<u8> {
+                self.inner.shutdown_reply()
+            }
+            fn timeout_reply(&self) -> Vec<u8> {
+                self.inner.timeout_reply()
+            }
+            fn idle_timeout(&self) -> std::time::Duration {
+                self.idle
+            }
+        }
+    };
+}
+pub(crate) use session_adapter;
+
 /// Answers a session's events: the policy side of a connection.
 pub trait Handler<P: Protocol>: Send {
     /// Decides one event. Must bound its own waits (for example a failed-login delay ends

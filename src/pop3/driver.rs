@@ -24,7 +24,6 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio_util::task::TaskTracker;
 
@@ -150,41 +149,7 @@ struct Maildrop {
     uids: Vec<u32>,
 }
 
-/// The session with the timer setting the pump needs.
-struct Pop3Session {
-    inner: Session,
-    idle: Duration,
-}
-
-impl net::Protocol for Pop3Session {
-    type Event = Event;
-    type Decision = Decision;
-
-    fn greeting(&self) -> Vec<u8> {
-        self.inner.greeting()
-    }
-    fn feed(&mut self, input: &[u8]) {
-        self.inner.feed(input)
-    }
-    fn next_step(&mut self) -> net::Step<Event> {
-        self.inner.next()
-    }
-    fn answer(&mut self, decision: Decision) {
-        self.inner.answer(decision)
-    }
-    fn tls_established(&mut self) {
-        self.inner.tls_established()
-    }
-    fn shutdown_reply(&self) -> Vec<u8> {
-        self.inner.shutdown_reply()
-    }
-    fn timeout_reply(&self) -> Vec<u8> {
-        self.inner.timeout_reply()
-    }
-    fn idle_timeout(&self) -> Duration {
-        self.idle
-    }
-}
+net::session_adapter!(Pop3Session, Session, Event, Decision);
 
 /// One connection's policy state.
 struct Conn {

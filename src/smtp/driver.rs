@@ -37,7 +37,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio_util::task::TaskTracker;
 
@@ -115,41 +114,7 @@ impl Smtp {
     }
 }
 
-/// The session with the timer setting the pump needs.
-struct SmtpSession {
-    inner: Session,
-    idle: Duration,
-}
-
-impl net::Protocol for SmtpSession {
-    type Event = Event;
-    type Decision = Decision;
-
-    fn greeting(&self) -> Vec<u8> {
-        self.inner.greeting()
-    }
-    fn feed(&mut self, input: &[u8]) {
-        self.inner.feed(input)
-    }
-    fn next_step(&mut self) -> net::Step<Event> {
-        self.inner.next()
-    }
-    fn answer(&mut self, decision: Decision) {
-        self.inner.answer(decision)
-    }
-    fn tls_established(&mut self) {
-        self.inner.tls_established()
-    }
-    fn shutdown_reply(&self) -> Vec<u8> {
-        self.inner.shutdown_reply()
-    }
-    fn timeout_reply(&self) -> Vec<u8> {
-        self.inner.timeout_reply()
-    }
-    fn idle_timeout(&self) -> Duration {
-        self.idle
-    }
-}
+net::session_adapter!(SmtpSession, Session, Event, Decision);
 
 /// The authenticated account of a submission connection.
 #[derive(Debug, Clone)]
