@@ -9,7 +9,7 @@
 //! start with exit code 2. A button hold cancels the same stop token as SIGTERM; after the
 //! final commit the watchdog is disarmed and, on a real board, the box powers off.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,12 +32,150 @@ use crate::{auth, store};
 /// How long sessions get to finish after a shutdown request.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Creates `postmaster@<domain>` on a store without accounts; returns its password.
+/// How `serve` was started, beyond the configuration itself.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Where board files are looked up (see `hw::board`).
+    pub board_dir: PathBuf,
+    /// The configuration file, if one was read: `[[user]]` passwords are erased from it.
+    pub config_path: Option<PathBuf>,
+    /// The mistake in the configuration file when `--survive-bad-config` made the daemon
+    /// start with the defaults instead: shown as fault 1.
+    pub config_error: Option<String>,
+}
+
+/// The file, beside the configuration file (symlinks followed, so on the image it is on the
+/// boot partition where the user edits), that explains a configuration mistake.
+pub const CONFIG_ERROR_FILE: &str = "letterbox-error.txt";
+
+fn config_error_path(config: &Path) -> PathBuf {
+    let real = std::fs::canonicalize(config).unwrap_or_else(|_| config.to_path_buf());
+    real.parent()
+        .unwrap_or(Path::new("."))
+        .join(CONFIG_ERROR_FILE)
+}
+
+/// Writes `error` into [`CONFIG_ERROR_FILE`] beside `config` (best effort: logged on failure).
+pub fn write_config_error(config: &Path, error: &str) {
+    let path = config_error_path(config);
+    let text = format!(
+        "Letterbox could not use {}:\r\n\r\n  {error}\r\n\r\nThe box is running with the default settings \
+         (the red LED blinks once: fault 1).\r\nCorrect the file and restart the box; this note then disappears.\r\n",
+        config.display()
+    );
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&path)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()
+    };
+    if let Err(e) = write() {
+        eprintln!("letterbox: cannot write {}: {e}", path.display());
+    }
+}
+
+/// Removes a stale [`CONFIG_ERROR_FILE`] once the configuration loads again.
+pub fn clear_config_error(config: &Path) {
+    let path = config_error_path(config);
+    if path.exists()
+        && let Err(e) = std::fs::remove_file(&path)
+    {
+        eprintln!("letterbox: cannot remove {}: {e}", path.display());
+    }
+}
+
+/// Applies `[[user]]`: creates each listed account that does not exist (it needs a
+/// password), sets the password of those that do, and adds their aliases; through the same
+/// handler as `letterbox user add` / `passwd` and `alias add`. Returns how many passwords were
+/// applied; problems are logged (without the password) and skip that entry.
+pub fn provision_users(store: &Store, cfg: &Arc<Config>) -> usize {
+    let ctx = Ctx {
+        store: store.clone(),
+        config: cfg.clone(),
+        daemon: None,
+    };
+    let existing: Vec<String> = match store.read(|r| r.accounts()) {
+        Ok(a) => a.into_iter().map(|a| a.address).collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "[[user]]: cannot read the accounts");
+            return 0;
+        }
+    };
+    let aliases: Vec<(String, String)> = store.read(|r| r.aliases()).unwrap_or_default();
+    let mut applied = 0;
+    for user in &cfg.users {
+        let exists = existing
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(&user.address));
+        let password = user.password.as_ref().map(|p| p.0.clone());
+        let req = match (exists, password) {
+            (true, Some(password)) => Some(control::Request::UserPasswd {
+                address: user.address.clone(),
+                password: Some(password),
+            }),
+            (false, Some(password)) => Some(control::Request::UserAdd {
+                address: user.address.clone(),
+                password: Some(password),
+            }),
+            (true, None) => None,
+            (false, None) => {
+                tracing::error!(address = %user.address, "[[user]]: a new account needs a password; not created");
+                continue;
+            }
+        };
+        if let Some(req) = req {
+            let r = control::handle(&ctx, req);
+            if r.ok {
+                applied += 1;
+                tracing::info!(address = %user.address, created = !exists, "[[user]]: account provisioned from the configuration file");
+            } else {
+                tracing::error!(address = %user.address, error = %r.text, "[[user]]: not applied");
+                continue;
+            }
+        }
+        for alias in &user.aliases {
+            if aliases
+                .iter()
+                .any(|(a, t)| a == alias && t == &user.address)
+            {
+                continue;
+            }
+            let r = control::handle(
+                &ctx,
+                control::Request::AliasAdd {
+                    alias: alias.clone(),
+                    address: user.address.clone(),
+                },
+            );
+            if !r.ok {
+                tracing::error!(%alias, address = %user.address, error = %r.text, "[[user]]: alias not added");
+            }
+        }
+    }
+    applied
+}
+
+/// Creates `postmaster@<domain>` on a store without accounts; returns its password. When
+/// `[[user]]` created the accounts instead, `postmaster@<domain>` (RFC 5321 section 4.5.1)
+/// becomes an alias of the first of them unless it already leads somewhere.
 pub fn provision_first_account(
     store: &Store,
     cfg: &Config,
 ) -> Result<Option<(String, String)>, store::Error> {
-    if !store.read(|r| r.accounts())?.is_empty() {
+    let accounts = store.read(|r| r.accounts())?;
+    if !accounts.is_empty() {
+        let postmaster = format!("postmaster@{}", cfg.primary_domain());
+        let taken = accounts.iter().any(|a| a.address == postmaster)
+            || store
+                .read(|r| r.aliases())?
+                .iter()
+                .any(|(a, _)| *a == postmaster);
+        if !taken && let Some(first) = cfg.users.first() {
+            store.write(Op::AddAlias {
+                alias: postmaster,
+                target: first.address.clone(),
+            })?;
+        }
         return Ok(None);
     }
     let address = format!("postmaster@{}", cfg.primary_domain());
@@ -138,7 +276,8 @@ fn start_listeners(listeners: Vec<Listener>, shared: &Shared, tracker: &TaskTrac
 
 /// Runs the daemon until a shutdown signal or a button hold; returns the process exit code
 /// (2 for a board that cannot be opened). Board files are read from `board_dir`.
-pub async fn run(cfg: Arc<Config>, board_dir: &Path) -> i32 {
+pub async fn run(cfg: Arc<Config>, opts: &ServeOptions) -> i32 {
+    let board_dir = opts.board_dir.as_path();
     let started = Instant::now();
     let data_dir = cfg.server.data_dir.clone();
     if let Err(e) = std::fs::create_dir_all(&data_dir) {
@@ -204,6 +343,26 @@ pub async fn run(cfg: Arc<Config>, board_dir: &Path) -> i32 {
             return 1;
         }
     };
+    // `[[user]]` first (first-boot provisioning), then erase the applied passwords from the
+    // file, so that the plaintext does not outlive this start.
+    if !cfg.users.is_empty() {
+        let (s2, c2) = (store.clone(), cfg.clone());
+        let applied = tokio::task::spawn_blocking(move || provision_users(&s2, &c2))
+            .await
+            .unwrap_or(0);
+        if applied > 0
+            && let Some(path) = &opts.config_path
+        {
+            match crate::config::erase_passwords(path) {
+                Ok(n) => {
+                    tracing::info!(erased = n, file = %path.display(), "[[user]]: plaintext passwords erased from the configuration file")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, file = %path.display(), "[[user]]: cannot erase the plaintext passwords")
+                }
+            }
+        }
+    }
     let (s2, c2) = (store.clone(), cfg.clone());
     match tokio::task::spawn_blocking(move || provision_first_account(&s2, &c2)).await {
         Ok(Ok(Some((addr, pw)))) => println!("{}", banner(&cfg, &tls, &addr, &pw)),
@@ -230,6 +389,9 @@ pub async fn run(cfg: Arc<Config>, board_dir: &Path) -> i32 {
     let tracker = TaskTracker::new();
     let mut supervisor =
         Supervisor::start(board, store.clone(), tls.clone(), cfg.clone(), stop.clone());
+    if let Some(e) = &opts.config_error {
+        supervisor.hw().config_error(e);
+    }
     let sock = control::socket_path(&cfg);
     let control_listener = match control::bind(&sock) {
         Ok(l) => l,
@@ -296,7 +458,15 @@ pub async fn run(cfg: Arc<Config>, board_dir: &Path) -> i32 {
     };
     tracker.spawn(control::serve(control_listener, ctx, stop.clone()));
     start_listeners(listeners, &shared, &tracker);
-    if let Err(e) = crate::queue::start(store.clone(), cfg.clone(), stop.clone(), &tracker) {
+    let hw = supervisor.hw();
+    let relay_report: crate::queue::RelayReport = Arc::new(move |r| hw.relay_refusal(r));
+    if let Err(e) = crate::queue::start(
+        store.clone(),
+        cfg.clone(),
+        stop.clone(),
+        &tracker,
+        Some(relay_report),
+    ) {
         // Mail stays queued (nothing is lost); the red LED's fault 3 shows it stuck.
         tracing::error!(error = %e, "outbound queue not started");
     }

@@ -32,7 +32,17 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the mail server.
-    Serve,
+    Serve {
+        /// If the configuration file has a mistake, write it into `letterbox-error.txt`
+        /// beside the file, show fault 1, and run with the appliance defaults instead of
+        /// refusing to start (the image uses this: a typo must not brick the box).
+        #[arg(long)]
+        survive_bad_config: bool,
+        /// With --survive-bad-config: the configuration to run with instead of the built-in
+        /// appliance defaults (tests use a loopback one).
+        #[arg(long, value_name = "FILE", requires = "survive_bad_config")]
+        fallback_config: Option<PathBuf>,
+    },
     /// Validate the configuration file and print the effective settings.
     CheckConfig,
     /// Manage accounts.
@@ -50,6 +60,14 @@ enum Command {
     /// Press or hold the simulated board's button (simulated board only).
     #[command(subcommand)]
     Button(ButtonCmd),
+    /// For the image's scripts: print one setting of the configuration file
+    /// (`ssh.enabled`, `ssh.authorized_keys` one per line, `board.name`, `server.data_dir`,
+    /// `server.hostname`, `server.domains` one per line). Exits 2 if the file has a mistake.
+    #[command(hide = true)]
+    ConfigGet {
+        /// The dotted key.
+        key: String,
+    },
     /// Developer tool: make the daemon's health probe fail for SECONDS (the watchdog is
     /// then not fed).
     #[command(hide = true)]
@@ -228,14 +246,32 @@ fn board_dir(path: Option<&PathBuf>) -> PathBuf {
         .join("board")
 }
 
+/// The configuration file in use: `--config`, else the appliance's if it exists.
+fn config_path(path: Option<&PathBuf>) -> Option<PathBuf> {
+    path.cloned().or_else(|| {
+        let p = PathBuf::from(APPLIANCE_CONFIG);
+        p.exists().then_some(p)
+    })
+}
+
 fn load_config(path: Option<&PathBuf>) -> Result<Config, String> {
-    match path {
-        Some(p) => Config::load(p).map_err(|e| e.to_string()),
-        None if std::path::Path::new(APPLIANCE_CONFIG).exists() => {
-            Config::load(std::path::Path::new(APPLIANCE_CONFIG)).map_err(|e| e.to_string())
-        }
+    match config_path(path) {
+        Some(p) => Config::load(&p).map_err(|e| e.to_string()),
         None => Ok(Config::defaults()),
     }
+}
+
+/// `config-get KEY`: one setting, for shell scripts.
+fn config_get(cfg: &Config, key: &str) -> Result<Vec<String>, String> {
+    Ok(match key {
+        "ssh.enabled" => vec![cfg.ssh.enabled.to_string()],
+        "ssh.authorized_keys" => cfg.ssh.authorized_keys.clone(),
+        "board.name" => vec![cfg.board.name.clone()],
+        "server.data_dir" => vec![cfg.server.data_dir.display().to_string()],
+        "server.hostname" => vec![cfg.server.hostname.clone()],
+        "server.domains" => cfg.server.domains.clone(),
+        _ => return Err(format!("config-get: unknown key {key:?}")),
+    })
 }
 
 fn init_tracing(cfg: &Config) {
@@ -450,11 +486,51 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let (survive, fallback) = match &cli.command {
+        Command::Serve {
+            survive_bad_config,
+            fallback_config,
+        } => (*survive_bad_config, fallback_config.clone()),
+        _ => (false, None),
+    };
+    let mut config_error = None;
     let cfg = match load_config(cli.config.as_ref()) {
-        Ok(c) => c,
+        Ok(c) => {
+            if survive && let Some(p) = config_path(cli.config.as_ref()) {
+                letterbox::app::clear_config_error(&p);
+            }
+            c
+        }
+        Err(e) if survive => {
+            eprintln!("letterbox: {e}; starting with the appliance defaults (fault 1)");
+            if let Some(p) = config_path(cli.config.as_ref()).or_else(|| cli.config.clone()) {
+                letterbox::app::write_config_error(&p, &e);
+            }
+            config_error = Some(e);
+            match fallback.as_deref().map(Config::load) {
+                None => Config::appliance_fallback(),
+                Some(Ok(c)) => c,
+                Some(Err(e)) => {
+                    eprintln!("letterbox: fallback configuration: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
         Err(e) => {
-            eprintln!("letterbox: {e}");
-            return ExitCode::from(2);
+            // A daemon started with --survive-bad-config runs on the appliance defaults:
+            // admin commands reach it there, so `letterbox status` still shows the fault.
+            let fallback = Config::appliance_fallback();
+            let admin = !matches!(
+                cli.command,
+                Command::Serve { .. } | Command::CheckConfig | Command::ConfigGet { .. }
+            );
+            if admin && control::socket_path(&fallback).exists() {
+                eprintln!("letterbox: {e}; using the daemon that runs with the defaults");
+                fallback
+            } else {
+                eprintln!("letterbox: {e}");
+                return ExitCode::from(2);
+            }
         }
     };
     let pw = |stdin: bool| {
@@ -465,7 +541,7 @@ fn main() -> ExitCode {
         }
     };
     let req = match cli.command {
-        Command::Serve => {
+        Command::Serve { .. } => {
             init_tracing(&cfg);
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -477,8 +553,12 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let boards = board_dir(cli.config.as_ref());
-            let code = rt.block_on(letterbox::app::run(Arc::new(cfg), &boards));
+            let opts = letterbox::app::ServeOptions {
+                board_dir: board_dir(cli.config.as_ref()),
+                config_path: config_path(cli.config.as_ref()),
+                config_error,
+            };
+            let code = rt.block_on(letterbox::app::run(Arc::new(cfg), &opts));
             rt.shutdown_timeout(std::time::Duration::from_secs(1));
             return ExitCode::from(code as u8);
         }
@@ -539,6 +619,18 @@ fn main() -> ExitCode {
         Command::Queue(QueueCmd::Retry { id }) => Request::QueueRetry { id },
         Command::Queue(QueueCmd::Delete { id }) => Request::QueueDelete { id },
         Command::Dkim(DkimCmd::Dns { json }) => return admin(cfg, Request::DkimDns, json),
+        Command::ConfigGet { key } => match config_get(&cfg, &key) {
+            Ok(lines) => {
+                for l in lines {
+                    println!("{l}");
+                }
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => {
+                eprintln!("letterbox: {e}");
+                return ExitCode::from(2);
+            }
+        },
         Command::DebugStoreLoad(args) => return debug_store_load(args),
         Command::DebugGpio(args) => return debug_gpio(args),
     };

@@ -4,8 +4,8 @@
 //! - the watchdog is fed only while the health probe passes: feeding stops when the store
 //!   probe fails and when the whole runtime is blocked, resumes afterwards, and a clean
 //!   exit writes `V`;
-//! - an SMTP delivery turns the amber LED on and removing the message (POP3 DELE + QUIT)
-//!   turns it off; the IMAP `\Seen` path is to be added here once IMAP is served;
+//! - an SMTP delivery turns the amber LED on; marking it `\Seen` over IMAP turns it off
+//!   (and `-FLAGS` on again), and removing the message (POP3 DELE + QUIT) turns it off;
 //! - `kill -9` and a restart show fault 4 (red, 4 blinks) until `button press`;
 //! - `button hold 3` shuts the daemon down cleanly (exit 0) with nothing lost;
 //! - a bad board file stops the start with exit code 2 before anything listens;

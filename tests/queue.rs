@@ -594,6 +594,18 @@ fn relay_without_starttls_never_gets_the_password() {
     );
     assert!(peers.received().is_empty());
     assert!(!peers.events().contains("auth"), "{}", peers.events());
+    // The relay refuses: fault 3 at once, without waiting for the hour (SPEC §6).
+    let st = s.status_json();
+    assert_eq!(
+        st["leds"]["red"]["pattern"],
+        serde_json::json!({"code": 3}),
+        "{st}"
+    );
+    let text = s.cli(&["status"], "");
+    assert!(
+        text.contains(&format!("the relay 127.0.0.6:{port} refuses")) && text.contains("STARTTLS"),
+        "{text}"
+    );
     let list = s.cli(&["queue", "list"], "");
     assert!(list.contains("x@anywhere.test: pending"), "{list}");
     assert!(list.contains("from alice@home.arpa"), "{list}");
@@ -602,6 +614,12 @@ fn relay_without_starttls_never_gets_the_password() {
     s.cli(&["queue", "retry", &id.to_string()], "");
     s.cli(&["queue", "delete", &id.to_string()], "");
     assert!(queue_json(&s).as_array().is_some_and(|a| a.is_empty()));
+    // Nothing waits for the relay any more: the fault goes.
+    wait_for(
+        "fault 3 cleared",
+        || s.status_json()["leds"]["red"]["pattern"] == serde_json::json!("off"),
+        || s.log(),
+    );
 }
 
 #[test]

@@ -259,6 +259,10 @@ impl<O: OutputPin + InputPin, I: InputPin> Panel<O, I> {
 pub enum Board {
     /// The simulated board (`name = "sim"`, the host default).
     Sim(SimBoard),
+    /// No LEDs or button wired (`name = "auto"` on a machine that is not a known Pi, such
+    /// as QEMU's `virt`): the panel runs in memory, shown by `letterbox status`, and
+    /// `letterbox button` works as on the simulated board.
+    None(SimBoard),
     /// A real board on a GPIO chip.
     Linux(LinuxBoard),
 }
@@ -269,6 +273,9 @@ pub fn open(name: &str, board_dir: &Path, now: Instant) -> Result<Board, HwError
     if name == SIM {
         return Ok(Board::Sim(SimBoard::new(now)));
     }
+    if name == crate::config::NONE_BOARD {
+        return Ok(Board::None(SimBoard::new(now)));
+    }
     let pins = load_board(name, board_dir)?;
     Ok(Board::Linux(LinuxBoard::open(&pins, now)?))
 }
@@ -277,7 +284,7 @@ impl Board {
     /// Shows `patterns` (see [`Panel::set_leds`]).
     pub fn set_leds(&mut self, patterns: LedPatterns, now: Instant) {
         match self {
-            Board::Sim(b) => b.set_leds(patterns, now),
+            Board::Sim(b) | Board::None(b) => b.set_leds(patterns, now),
             Board::Linux(b) => b.set_leds(patterns, now),
         }
     }
@@ -285,7 +292,7 @@ impl Board {
     /// Samples the button and updates the LEDs (see [`Panel::tick`]).
     pub fn tick(&mut self, now: Instant) -> Result<Option<Press>, HwError> {
         match self {
-            Board::Sim(b) => b.tick(now),
+            Board::Sim(b) | Board::None(b) => b.tick(now),
             Board::Linux(b) => b.tick(now),
         }
     }
@@ -293,7 +300,7 @@ impl Board {
     /// Restarts every LED pattern at `now` (see [`Panel::replay`]).
     pub fn replay(&mut self, now: Instant) {
         match self {
-            Board::Sim(b) => b.replay(now),
+            Board::Sim(b) | Board::None(b) => b.replay(now),
             Board::Linux(b) => b.replay(now),
         }
     }
@@ -302,7 +309,7 @@ impl Board {
     /// last written to the real pins.
     pub fn led_states(&self) -> [bool; 3] {
         match self {
-            Board::Sim(b) => b.led_states(),
+            Board::Sim(b) | Board::None(b) => b.led_states(),
             Board::Linux(b) => b.panel().lit(),
         }
     }
@@ -310,7 +317,7 @@ impl Board {
     /// The patterns shown.
     pub fn patterns(&self) -> LedPatterns {
         match self {
-            Board::Sim(b) => b.panel().patterns(),
+            Board::Sim(b) | Board::None(b) => b.panel().patterns(),
             Board::Linux(b) => b.panel().patterns(),
         }
     }
@@ -318,7 +325,7 @@ impl Board {
     /// When to call [`Board::tick`] next (see [`Panel::next_wake`]).
     pub fn next_wake(&self, now: Instant) -> Instant {
         match self {
-            Board::Sim(b) => b.panel().next_wake(now),
+            Board::Sim(b) | Board::None(b) => b.panel().next_wake(now),
             Board::Linux(b) => b.panel().next_wake(now),
         }
     }
@@ -326,7 +333,7 @@ impl Board {
     /// Whether the button is held (debounced).
     pub fn button_pressed(&self) -> bool {
         match self {
-            Board::Sim(b) => b.panel().button_pressed(),
+            Board::Sim(b) | Board::None(b) => b.panel().button_pressed(),
             Board::Linux(b) => b.panel().button_pressed(),
         }
     }
@@ -334,15 +341,16 @@ impl Board {
     /// The sim's button control, if this is the simulated board.
     pub fn sim_control(&self) -> Option<SimControl> {
         match self {
-            Board::Sim(b) => Some(b.control()),
+            Board::Sim(b) | Board::None(b) => Some(b.control()),
             Board::Linux(_) => None,
         }
     }
 
-    /// `"sim"` or the chip path, for `letterbox status`.
+    /// `"sim"`, `"none ..."` or the chip path, for `letterbox status`.
     pub fn describe(&self) -> String {
         match self {
             Board::Sim(_) => SIM.to_owned(),
+            Board::None(_) => "none (no LEDs or button wired; shown here only)".to_owned(),
             Board::Linux(b) => b.chip().display().to_string(),
         }
     }

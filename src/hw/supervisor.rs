@@ -88,6 +88,9 @@ pub struct Monitor {
     health: Health,
     store_error: Option<String>,
     low_disk: Option<String>,
+    config_error: Option<String>,
+    queue_stuck: Option<String>,
+    relay_refusal: Option<String>,
     gpio: Option<GpioFault>,
 }
 
@@ -135,11 +138,13 @@ impl Monitor {
     /// (unclean start pending), and the disk half of fault 1.
     pub fn apply_stats(&mut self, stats: &Stats, free: Option<u64>, now_unix: i64) {
         self.health.unseen_mail = stats.inbox_unseen > 0;
-        let faults = &mut self.health.faults;
-        match queue_fault(stats.oldest_queued, now_unix) {
-            Some(d) => faults.set(FaultClass::Outbound, d),
-            None => faults.clear(FaultClass::Outbound),
+        self.queue_stuck = queue_fault(stats.oldest_queued, now_unix);
+        // A refusing relay only matters while mail waits for it.
+        if stats.oldest_queued.is_none() {
+            self.relay_refusal = None;
         }
+        self.update_outbound();
+        let faults = &mut self.health.faults;
         if stats.fault4_pending {
             faults.set(
                 FaultClass::UncleanRestart,
@@ -163,12 +168,41 @@ impl Monitor {
         self.update_storage();
     }
 
+    /// How the last attempt through the relay went (`None`: it accepted mail): with the
+    /// oldest deferred message over an hour, the two causes of fault 3 (SPEC §6).
+    pub fn relay_result(&mut self, refusal: Option<String>) {
+        self.relay_refusal = refusal;
+        self.update_outbound();
+    }
+
+    fn update_outbound(&mut self) {
+        let parts: Vec<&str> = [&self.queue_stuck, &self.relay_refusal]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        match (!parts.is_empty()).then(|| parts.join("; ")) {
+            Some(d) => self.health.faults.set(FaultClass::Outbound, d),
+            None => self.health.faults.clear(FaultClass::Outbound),
+        }
+    }
+
+    /// The configuration file could not be used (`serve --survive-bad-config`): fault 1
+    /// until a restart with a good file.
+    pub fn config_error(&mut self, error: String) {
+        self.config_error = Some(format!(
+            "configuration error, running with the defaults: {error}"
+        ));
+        self.update_storage();
+    }
+
     fn update_storage(&mut self) {
-        let detail = match (&self.store_error, &self.low_disk) {
-            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
-            (Some(a), None) | (None, Some(a)) => Some(a.clone()),
-            (None, None) => None,
-        };
+        let parts: Vec<&str> = [&self.config_error, &self.store_error, &self.low_disk]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        let detail = (!parts.is_empty()).then(|| parts.join("; "));
         match detail {
             Some(d) => self.health.faults.set(FaultClass::Storage, d),
             None => self.health.faults.clear(FaultClass::Storage),
@@ -364,6 +398,16 @@ impl Hw {
     fn update(&self, f: impl FnOnce(&mut Monitor)) {
         f(&mut self.state().monitor);
         self.inner.wake.notify_one();
+    }
+
+    /// How the last attempt through the relay went (see [`Monitor::relay_result`]).
+    pub fn relay_refusal(&self, refusal: Option<String>) {
+        self.update(|m| m.relay_result(refusal));
+    }
+
+    /// Shows a configuration mistake as fault 1 (see [`Monitor::config_error`]).
+    pub fn config_error(&self, error: &str) {
+        self.update(|m| m.config_error(error.to_owned()));
     }
 
     /// `"sim"` or the GPIO chip.
@@ -1159,6 +1203,56 @@ mod tests {
         };
         assert!(m.on_change(&flags, t0));
         assert!(m.on_change(&Change::QueueChanged, t0));
+    }
+
+    #[test]
+    fn a_refusing_relay_is_fault_three_until_it_accepts_or_the_queue_drains() {
+        let t0 = Instant::now();
+        let now = 1_700_000_000;
+        let mut m = Monitor::new();
+        m.set_service(ServiceState::Up);
+        let mut s = Stats {
+            oldest_queued: Some(now - 60),
+            ..Stats::default()
+        };
+        m.apply_stats(&s, Some(1 << 40), now);
+        assert_eq!(m.patterns(t0).red, Pattern::Off);
+        m.relay_result(Some(
+            "the relay smtp.example:587 refuses: 535 5.7.8 bad".into(),
+        ));
+        assert_eq!(m.patterns(t0).red, Pattern::Code(3));
+        // Fresh stats with mail still waiting keep it.
+        m.apply_stats(&s, Some(1 << 40), now);
+        let d = m.health().describe().join("\n");
+        assert!(
+            d.contains("fault 3, outbound mail stuck: the relay smtp.example:587 refuses"),
+            "{d}"
+        );
+        // The relay accepts again.
+        m.relay_result(None);
+        assert_eq!(m.patterns(t0).red, Pattern::Off);
+        // Refused, then the queue empties (the user deleted the message): cleared.
+        m.relay_result(Some("refuses".into()));
+        s.oldest_queued = None;
+        m.apply_stats(&s, Some(1 << 40), now);
+        assert_eq!(m.patterns(t0).red, Pattern::Off);
+    }
+
+    #[test]
+    fn a_configuration_error_is_fault_one_beside_storage_errors() {
+        let t0 = Instant::now();
+        let mut m = Monitor::new();
+        m.set_service(ServiceState::Up);
+        m.config_error("letterbox.toml:3: server.domains: bad".into());
+        assert_eq!(m.patterns(t0).red, Pattern::Code(1));
+        m.store_result(Ok(()));
+        m.apply_stats(&Stats::default(), Some(1 << 40), 1_700_000_000);
+        let d = m.health().describe().join("\n");
+        assert!(
+            d.contains("configuration error, running with the defaults: letterbox.toml:3"),
+            "{d}"
+        );
+        assert_eq!(m.patterns(t0).red, Pattern::Code(1));
     }
 
     #[test]

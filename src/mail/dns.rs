@@ -1,6 +1,7 @@
-//! The DNS resolver used for sender verification (SPF, DKIM keys, ARC keys, DMARC policies;
-//! see [`super::verify`]) and, later, for MX lookups: `[dns] nameservers` (SPEC §3), or the
-//! system resolver (`/etc/resolv.conf`) when that list is empty.
+//! The one DNS resolver configuration, used for sender verification (SPF, DKIM keys, ARC
+//! keys, DMARC policies; see [`super::verify`]) and for outbound MX/A/AAAA lookups
+//! (`queue::dns`): `[dns] nameservers` (SPEC §3), or the system resolver
+//! (`/etc/resolv.conf`) when that list is empty.
 //!
 //! It is hickory-resolver, as mail-auth re-exports it, asking each configured server over UDP
 //! and falling back to TCP for truncated answers (RFC 1035 §4.2, RFC 7766). Timeouts are
@@ -52,18 +53,19 @@ pub fn options(mut base: ResolverOpts) -> ResolverOpts {
     base
 }
 
-/// The authenticator (mail-auth's handle on the resolver) for `[dns]`.
+/// The resolver for `[dns]`, shared by verification and outbound delivery.
 ///
 /// When the system configuration cannot be read (no `/etc/resolv.conf` on a board without
-/// network yet), the resolver has no name servers: every lookup is a temporary error and
-/// mail that needs a policy decision is deferred with `451` until that is fixed (logged).
-/// An `Err` (the resolver could not be built at all) means the same to the caller.
-pub fn authenticator(dns: &DnsConfig) -> Result<MessageAuthenticator, String> {
+/// network yet), the resolver has no name servers: every lookup is a temporary error, so
+/// inbound mail that needs a policy decision is deferred with `451` and outbound mail stays
+/// queued until that is fixed (logged). An `Err` (the resolver could not be built at all)
+/// means the same to the caller.
+pub fn resolver(dns: &DnsConfig) -> Result<TokioResolver, String> {
     let (config, opts) = if dns.nameservers.is_empty() {
         match read_system_conf() {
             Ok((config, opts)) => (config, opts),
             Err(e) => {
-                tracing::error!(error = %e, "cannot read the system DNS configuration; inbound mail will be deferred");
+                tracing::error!(error = %e, "cannot read the system DNS configuration; mail needing DNS will wait");
                 (
                     ResolverConfig::from_name_servers(Vec::new()),
                     ResolverOpts::default(),
@@ -77,8 +79,12 @@ pub fn authenticator(dns: &DnsConfig) -> Result<MessageAuthenticator, String> {
         .with_options(options(opts))
         .with_tls_config(tls_config()?)
         .build()
-        .map(MessageAuthenticator)
         .map_err(|e| e.to_string())
+}
+
+/// The authenticator (mail-auth's handle on the resolver) for `[dns]`.
+pub fn authenticator(dns: &DnsConfig) -> Result<MessageAuthenticator, String> {
+    resolver(dns).map(MessageAuthenticator)
 }
 
 /// hickory wants a TLS client configuration even though we never use DNS over TLS; its

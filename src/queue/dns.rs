@@ -1,20 +1,15 @@
 //! Name resolution for outbound delivery, behind the [`MxResolver`] trait (habit 10), so
-//! the delivery code can be tested with a seeded resolver and so this can later be merged
-//! with the resolver of `mail::dns` (inbound SPF/DKIM/DMARC), which is built from the same
-//! `[dns] nameservers`.
+//! the delivery code can be tested with a seeded resolver.
 //!
-//! The real implementation is hickory-resolver (the version mail-auth uses): the
-//! configured name servers over UDP with TCP fallback, or the system resolver
-//! (`/etc/resolv.conf`) when none are configured.
+//! The real implementation is the resolver of `mail::dns` (the one inbound SPF/DKIM/DMARC
+//! use, built from the same `[dns] nameservers`, or the system resolver when none are
+//! configured), asked for MX, A and AAAA records.
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::pin::Pin;
-use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
 
 use crate::config::DnsConfig;
@@ -76,33 +71,9 @@ pub struct Hickory {
 impl Hickory {
     /// Builds the resolver: the configured name servers, or the system's.
     pub fn from_config(dns: &DnsConfig) -> Result<Hickory, String> {
-        let mut opts = ResolverOpts::default();
-        opts.timeout = Duration::from_secs(5);
-        opts.attempts = 2;
-        let builder = if dns.nameservers.is_empty() {
-            TokioResolver::builder_tokio().map_err(|e| format!("system resolver: {e}"))?
-        } else {
-            let servers = dns.nameservers.iter().map(name_server).collect();
-            TokioResolver::builder_with_config(
-                ResolverConfig::from_name_servers(servers),
-                TokioRuntimeProvider::default(),
-            )
-        };
-        let resolver = builder
-            .with_options(opts)
-            .build()
-            .map_err(|e| format!("resolver: {e}"))?;
+        let resolver = crate::mail::dns::resolver(dns).map_err(|e| format!("resolver: {e}"))?;
         Ok(Hickory { resolver })
     }
-}
-
-/// One configured server, UDP then TCP on its port.
-fn name_server(addr: &SocketAddr) -> NameServerConfig {
-    let mut udp = ConnectionConfig::udp();
-    udp.port = addr.port();
-    let mut tcp = ConnectionConfig::tcp();
-    tcp.port = addr.port();
-    NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
 }
 
 fn map_err(name: &str, e: hickory_resolver::net::NetError) -> DnsError {

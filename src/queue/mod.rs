@@ -53,23 +53,36 @@ const STORE_BACKOFF: Duration = Duration::from_secs(10);
 /// The longest the runner sleeps without looking at the queue (a safety net).
 const MAX_SLEEP: Duration = Duration::from_secs(60);
 
+/// Told after each attempt through the `[relay]`: `Some(why)` when the relay accepted none
+/// of the recipients (it refuses: down, TLS or AUTH failure, or every RCPT rejected), `None`
+/// when it accepted some. The board shows a refusing relay as fault 3 (SPEC §6).
+pub type RelayReport = Arc<dyn Fn(Option<String>) + Send + Sync>;
+
 /// The queue runner.
 pub struct Runner {
     store: Store,
     config: Arc<Config>,
     transport: Arc<dyn Transport>,
     schedule: Schedule,
+    relay_report: Option<RelayReport>,
 }
 
 impl Runner {
     /// A runner delivering through `transport`.
-    pub fn new(store: Store, config: Arc<Config>, transport: Arc<dyn Transport>) -> Arc<Runner> {
+    /// `relay_report` hears how each attempt through the relay went.
+    pub fn new(
+        store: Store,
+        config: Arc<Config>,
+        transport: Arc<dyn Transport>,
+        relay_report: Option<RelayReport>,
+    ) -> Arc<Runner> {
         let schedule = Schedule::new(config.queue.retry_scale.0);
         Arc::new(Runner {
             store,
             config,
             transport,
             schedule,
+            relay_report,
         })
     }
 
@@ -186,6 +199,9 @@ impl Runner {
         let now = store::now_unix();
         for (r, o) in pending.iter().zip(&outcomes) {
             tracing::info!(id, rcpt = %r, outcome = ?o, "queue: delivery attempt");
+        }
+        if let (Some(relay), Some(report)) = (&self.config.relay, &self.relay_report) {
+            report(relay_refusal(relay, &outcomes));
         }
         // Apply to the current row: it may have been deleted or retried meanwhile.
         let current = match self.store.call(move |s| s.read(|r| r.queue_item(id))).await {
@@ -403,16 +419,32 @@ pub fn ensure_dkim_keys(store: &Store, config: &Config) -> Result<Vec<String>, S
     Ok(made)
 }
 
+/// Whether one attempt's `outcomes` through `relay` mean the relay refuses: no recipient
+/// delivered. Returns the reason in words.
+pub fn relay_refusal(relay: &crate::config::RelayConfig, outcomes: &[Outcome]) -> Option<String> {
+    if outcomes.is_empty() || outcomes.iter().any(|o| matches!(o, Outcome::Delivered(_))) {
+        return None;
+    }
+    let why = match &outcomes[0] {
+        Outcome::Temporary(r) | Outcome::Permanent(r) | Outcome::Delivered(r) => r,
+    };
+    Some(format!(
+        "the relay {}:{} refuses: {why}",
+        relay.host, relay.port
+    ))
+}
+
 /// Starts the runner with the SMTP transport and the `[dns]` resolver.
 pub fn start(
     store: Store,
     config: Arc<Config>,
     stop: CancellationToken,
     tracker: &tokio_util::task::TaskTracker,
+    relay_report: Option<RelayReport>,
 ) -> Result<(), String> {
     let resolver: Arc<dyn dns::MxResolver> = Arc::new(dns::Hickory::from_config(&config.dns)?);
     let transport = Arc::new(SmtpTransport::new(&config, resolver)?);
-    let runner = Runner::new(store, config, transport);
+    let runner = Runner::new(store, config, transport, relay_report);
     tracker.spawn(runner.run(stop));
     Ok(())
 }
