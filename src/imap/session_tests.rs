@@ -578,6 +578,37 @@ fn append_with_sync_literal_flags_and_appenduid() {
     );
 }
 
+/// MULTIAPPEND (RFC 3502): several messages in one command, one APPENDUID set; a
+/// message over the limit fails the whole command and stores nothing.
+#[test]
+fn multiappend_stores_all_or_nothing() {
+    let f = fixture();
+    let mut s = Session::new(
+        SessionConfig {
+            max_message_size: 200,
+            ..SessionConfig::default()
+        },
+        false,
+    );
+    f.run(&mut s, b"l LOGIN a@home.arpa pw\r\n");
+    let caps = f.run(&mut s, b"c CAPABILITY\r\n");
+    assert!(caps.contains(" MULTIAPPEND"), "{caps}");
+    let mut cmd = b"a APPEND Drafts (\\Draft) {3+}\r\none \"01-Jan-2024 10:00:00 +0000\" {3+}\r\ntwo {5+}\r\nthree\r\n".to_vec();
+    let out = f.run(&mut s, &cmd);
+    assert!(out.starts_with("a OK [APPENDUID "), "{out}");
+    assert!(out.contains(" 1:3] "), "{out}");
+    let out = f.run(&mut s, b"b STATUS Drafts (MESSAGES)\r\n");
+    assert!(out.starts_with("* STATUS Drafts (MESSAGES 3)"), "{out}");
+    // The second literal is over the limit: the first one is not stored either.
+    cmd = b"d APPEND Drafts {3+}\r\nok! {300+}\r\n".to_vec();
+    cmd.extend_from_slice(&[b'x'; 300]);
+    cmd.extend_from_slice(b"\r\n");
+    let out = f.run(&mut s, &cmd);
+    assert!(out.starts_with("d NO [TOOBIG]"), "{out}");
+    let out = f.run(&mut s, b"e STATUS Drafts (MESSAGES)\r\n");
+    assert!(out.starts_with("* STATUS Drafts (MESSAGES 3)"), "{out}");
+}
+
 #[test]
 fn over_limit_literal_is_refused_before_its_bytes() {
     let f = fixture();
