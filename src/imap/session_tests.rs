@@ -1314,3 +1314,33 @@ fn view_entries_stay_small() {
         std::mem::size_of::<Msg>()
     );
 }
+
+/// `Backend::load` with a byte budget: at least one message, then it stops after the
+/// message that takes the total over the budget (FETCH and SEARCH batches).
+#[test]
+fn load_stops_after_the_byte_budget() {
+    let f = fixture();
+    for _ in 0..3 {
+        f.deliver(MSG);
+    }
+    let inbox = f
+        .store
+        .read(|r| r.mailbox(f.account, "INBOX"))
+        .unwrap()
+        .unwrap();
+    let b: &dyn Backend = &f.store;
+    let n = |budget| {
+        b.load(inbox.id, &[1, 2, 3], false, true, budget)
+            .unwrap()
+            .len()
+    };
+    assert_eq!(n(0), 1);
+    assert_eq!(n(MSG.len() as u64), 2);
+    assert_eq!(n(u64::MAX), 3);
+    let without_bytes = b.load(inbox.id, &[1, 2, 3], true, false, 0).unwrap();
+    assert_eq!(without_bytes.len(), 3, "no bytes, no budget used");
+    assert!(without_bytes.iter().all(|l| {
+        l.as_ref()
+            .is_some_and(|l| l.raw.is_none() && l.parsed.is_some())
+    }));
+}
