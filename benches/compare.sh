@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The comparison benchmark (issues 3 §6, 6 §5, 8 §4): Letterbox against Postfix delivering
+# The comparison benchmark (issues 3 §6, 5 §6, 6 §5, 8 §4): Letterbox against Postfix delivering
 # over LMTP to Dovecot, both from Debian packages, on loopback, in the same run, with the
 # same load generator (benches/loadgen.rs) and the same data. Writes benches/results.md.
 #
 # Usage: bash benches/compare.sh        (as root: it installs the peers with apt-get)
 # Raw results are left in ${BENCH_DIR:-/tmp}/letterbox-compare-raw/.
 # Knobs (environment): RUNS=5 MESSAGES=2000 SIZE=4096 CONNECTIONS=16 LOGINS=100
-#   LOGIN_CLIENTS=8 RETR_CLIENTS=4 BENCH_DIR=/tmp (where both servers keep their data)
+#   LOGIN_CLIENTS=8 RETR_CLIENTS=4 IMAP_MESSAGES=10000 IDLE_CLIENTS=100 IDLE_USERS=10
+#   PUSHES=20 BENCH_DIR=/tmp (where both servers keep their data)
 #   LB_ENV="NAME=VALUE ..." (extra environment for `letterbox serve`, e.g. malloc tuning)
 #
 # Each measurement runs RUNS times per server, alternating servers, and the table gives
@@ -26,7 +27,12 @@ CONNECTIONS=${CONNECTIONS:-16}
 LOGINS=${LOGINS:-100}
 LOGIN_CLIENTS=${LOGIN_CLIENTS:-8}
 RETR_CLIENTS=${RETR_CLIENTS:-4}
-DEADLINE=${DEADLINE:-570}
+IMAP_MESSAGES=${IMAP_MESSAGES:-10000}
+IDLE_CLIENTS=${IDLE_CLIENTS:-100}
+IDLE_USERS=${IDLE_USERS:-10}
+PUSHES=${PUSHES:-20}
+SEARCH_WORDS=cherry,loadgen,zebra
+DEADLINE=${DEADLINE:-1500}
 LB_ENV=${LB_ENV:-}
 DOMAIN=bench.test
 PASS=bench-password-1
@@ -77,6 +83,7 @@ mkdir -p "$work/lb" "$work/peers" "$work/res"
 # --- Letterbox: config, accounts, start -------------------------------------------------
 LB_SMTP=$(free_port)
 LB_POP3=$(free_port)
+LB_IMAP=$(free_port)
 # Letterbox verifies SPF/DKIM/ARC/DMARC on its MX listener (the peers here do not): give
 # it a DNS server on loopback that answers NXDOMAIN at once, as a real resolver would for
 # the test domain, so the lookups cost a loopback round trip, not resolver timeouts.
@@ -93,21 +100,26 @@ domains = ["$DOMAIN"]
 smtp = "127.0.0.1:$LB_SMTP"
 submission = "127.0.0.1:$(free_port)"
 submissions = "127.0.0.1:$(free_port)"
-imap = "127.0.0.1:$(free_port)"
+imap = "127.0.0.1:$LB_IMAP"
 imaps = "127.0.0.1:$(free_port)"
 pop3 = "127.0.0.1:$LB_POP3"
 pop3s = "127.0.0.1:$(free_port)"
 [dns]
 nameservers = ["127.0.0.1:$LB_DNS"]
+[limits]
+# Every benchmark client comes from 127.0.0.1: room for the $IDLE_CLIENTS idlers.
+max_connections_per_ip = 400
+max_connections = 400
 EOF
 LB_CFG=$work/lb/letterbox.toml
 
-step "accounts (r1..r$RETR_CLIENTS receive the ingest; l1..l$LOGIN_CLIENTS log in)"
+step "accounts (r1..r$RETR_CLIENTS receive the ingest; l1..l$LOGIN_CLIENTS log in; i1 gets $IMAP_MESSAGES messages; idle1..idle$IDLE_USERS idle)"
 peers_configure "$work/peers" "$DOMAIN"
 PHC=$("$LOADGEN" hash --password "$PASS")
-accounts=()
+accounts=("i1@$DOMAIN")
 for i in $(seq 1 "$RETR_CLIENTS"); do accounts+=("r$i@$DOMAIN"); done
 for i in $(seq 1 "$LOGIN_CLIENTS"); do accounts+=("l$i@$DOMAIN"); done
+for i in $(seq 1 "$IDLE_USERS"); do accounts+=("idle$i@$DOMAIN"); done
 for a in "${accounts[@]}"; do
   printf '%s\n' "$PASS" | "$BIN" user add "$a" --password-stdin --config "$LB_CFG" >/dev/null
   peers_add_user "$work/peers" "$a" "$PHC"
@@ -124,6 +136,7 @@ for _ in $(seq 1 300); do
 done
 wait_port "$LB_SMTP"
 wait_port "$LB_POP3"
+wait_port "$LB_IMAP"
 peers_start "$work/peers"
 
 
@@ -151,6 +164,9 @@ cpu_peers() {
   done | awk '{s += $1} END {print s + 0}'
 }
 TICKS=$(getconf CLK_TCK)
+# loadgen's imap-idle runs these (bash -c) to read the memory while its clients idle.
+export work LB_PID
+export -f mem_lb mem_peers peers_pids
 # sampler SERVER OUT: writes the peak (kB) every 100 ms until killed (at most 10 min).
 sampler() {
   local fn=$1 out=$2 peak=0 v i
@@ -228,6 +244,43 @@ for r in $(seq 1 "$RUNS"); do
     [[ $s == peers ]] && port=$PEER_POP3_PORT
     measure logins "$s" "$LOADGEN" pop3-logins --port "$port" --user "l{}@$DOMAIN" \
       --users "$LOGIN_CLIENTS" --pass "$PASS" --count "$LOGINS" --concurrency "$LOGIN_CLIENTS"
+  done
+done
+
+step "IMAP: fill i1 with $IMAP_MESSAGES messages through each server's SMTP ingest"
+measure fill lb "$LOADGEN" smtp-ingest --port "$LB_SMTP" --connections "$CONNECTIONS" \
+  --messages "$IMAP_MESSAGES" --size "$SIZE" --to "i{}@$DOMAIN" --rcpt-users 1 \
+  --count-control-socket "$work/lb/data/control.sock" --wait-secs 110
+measure fill peers "$LOADGEN" smtp-ingest --port "$PEER_SMTP_PORT" --connections "$CONNECTIONS" \
+  --messages "$IMAP_MESSAGES" --size "$SIZE" --to "i{}@$DOMAIN" --rcpt-users 1 \
+  --count-maildir "$work/peers/mail/$DOMAIN/i1/Maildir" --wait-secs 110
+
+imap_port() { if [[ $1 == lb ]]; then echo "$LB_IMAP"; else echo "$PEER_IMAP_PORT"; fi; }
+step "IMAP first sync, download, SEARCH TEXT, STORE: $RUNS x, i1's $IMAP_MESSAGES messages"
+for r in $(seq 1 "$RUNS"); do
+  for s in $(order "$r"); do
+    port=$(imap_port "$s")
+    measure sync "$s" "$LOADGEN" imap-first-sync --port "$port" --user "i1@$DOMAIN" --pass "$PASS"
+    measure download "$s" "$LOADGEN" imap-download --port "$port" --user "i1@$DOMAIN" --pass "$PASS"
+    measure search "$s" "$LOADGEN" imap-search-text --port "$port" --user "i1@$DOMAIN" \
+      --pass "$PASS" --words "$SEARCH_WORDS"
+    measure store "$s" "$LOADGEN" imap-store --port "$port" --user "i1@$DOMAIN" --pass "$PASS"
+  done
+done
+
+step "IMAP IDLE: $RUNS x $IDLE_CLIENTS idling clients, $PUSHES pushes each"
+for r in $(seq 1 "$RUNS"); do
+  for s in $(order "$r"); do
+    if [[ $s == lb ]]; then
+      deliver=(--deliver-port "$LB_SMTP")
+    else
+      # Straight into Dovecot's LMTP: the peers' store ingest, without Postfix's queue.
+      deliver=(--deliver-port "$PEER_LMTP_PORT" --lmtp)
+    fi
+    # Named "idlers": "idle.*.mem" holds the memory before any load.
+    measure idlers "$s" "$LOADGEN" imap-idle --port "$(imap_port "$s")" --user "idle{}@$DOMAIN" \
+      --users "$IDLE_USERS" --pass "$PASS" --clients "$IDLE_CLIENTS" --mem-cmd "mem_$s" \
+      --deliveries "$PUSHES" "${deliver[@]}"
   done
 done
 
@@ -321,6 +374,34 @@ lb_commit=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
     "$work/res/logins.lb.mem" "$work/res/logins.peers.mem"
   row "memory peak under POP3 RETR" "MiB" 1024 \
     "$work/res/retr.lb.mem" "$work/res/retr.peers.mem"
+  row "IMAP first sync of $IMAP_MESSAGES: SELECT (CONDSTORE) + UID FETCH summary" "s" 1 \
+    "$(field sync lb sync_secs)" "$(field sync peers sync_secs)"
+  row "IMAP UID FETCH 1:* BODY.PEEK[] MB/s" "" 1 \
+    "$(field download lb mb_per_sec)" "$(field download peers mb_per_sec)"
+  row "IMAP UID SEARCH TEXT \"cherry\" (1 in 10 match)" "s" 1 \
+    "$(field search lb cherry_secs)" "$(field search peers cherry_secs)"
+  row "IMAP UID SEARCH TEXT \"loadgen\" (all match, in the header)" "s" 1 \
+    "$(field search lb loadgen_secs)" "$(field search peers loadgen_secs)"
+  row "IMAP UID SEARCH TEXT \"zebra\" (none match)" "s" 1 \
+    "$(field search lb zebra_secs)" "$(field search peers zebra_secs)"
+  row "IMAP UID STORE 1:* +FLAGS (\\Seen)" "s" 1 \
+    "$(field store lb add_secs)" "$(field store peers add_secs)"
+  row "IMAP UID STORE 1:* -FLAGS (\\Seen)" "s" 1 \
+    "$(field store lb remove_secs)" "$(field store peers remove_secs)"
+  row "IMAP IDLE push: end of DATA to EXISTS (median of $PUSHES)" "ms" 1 \
+    "$(field idlers lb push_ms)" "$(field idlers peers push_ms)"
+  row "IMAP IDLE push: 250 to EXISTS (median of $PUSHES)" "ms" 1 \
+    "$(field idlers lb push_after_250_ms)" "$(field idlers peers push_after_250_ms)"
+  row "memory with $IDLE_CLIENTS IMAP clients in IDLE" "MiB" 1024 \
+    "$(field idlers lb mem_idle_kb)" "$(field idlers peers mem_idle_kb)"
+  row "memory per IDLE client (above the memory before they connected)" "KiB" 1 \
+    "$(field idlers lb per_client_kb)" "$(field idlers peers per_client_kb)"
+  row "memory peak under IMAP first sync" "MiB" 1024 \
+    "$work/res/sync.lb.mem" "$work/res/sync.peers.mem"
+  row "memory peak under IMAP download" "MiB" 1024 \
+    "$work/res/download.lb.mem" "$work/res/download.peers.mem"
+  row "memory peak under IMAP SEARCH TEXT" "MiB" 1024 \
+    "$work/res/search.lb.mem" "$work/res/search.peers.mem"
   echo
   echo "Set-up: each ingest run sends $MESSAGES distinct messages to r1..r$RETR_CLIENTS (round robin);"
   echo "\"delivered\" is timed from the first connection to the moment every accepted message is"
@@ -338,6 +419,16 @@ lb_commit=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
   echo "lmtp and pop3 processes that stay alive between loads. Server CPU: user+system time"
   echo "of Letterbox; of every Postfix and Dovecot process (with exited children), over the"
   echo "run, divided by its messages or logins (the load generator's own CPU is not counted)."
+  echo
+  echo "IMAP: after the POP3 phases, i1 gets $IMAP_MESSAGES messages of $SIZE B through each server's"
+  echo "SMTP ingest (for the peers: Postfix, then LMTP into Dovecot's Maildir), then each run makes"
+  echo "one client log in and do the first sync, the download, three SEARCH TEXT and the two STORE"
+  echo "commands on that INBOX (times exclude the login). IDLE: $IDLE_CLIENTS clients over the"
+  echo "accounts idle1..idle$IDLE_USERS (Dovecot allows 10 per user and IP by default) SELECT INBOX"
+  echo "and IDLE; memory is read once all idle. Then $PUSHES messages go one at a time to idle1:"
+  echo "to Letterbox over SMTP on its MX listener (250 after the commit), to Dovecot over LMTP (250"
+  echo "after the Maildir file is written), and the time until client 0 (on idle1) reads the EXISTS"
+  echo "is taken from the end of DATA and from the 250 (0 when the EXISTS came first)."
   if [[ -f benches/results-notes.md ]]; then
     echo
     cat benches/results-notes.md

@@ -18,13 +18,28 @@
 //!   maildrop (Letterbox refuses a second session with `-ERR [IN-USE]`, as RFC 1939 allows).
 //! - `pop3-retr`: `--clients` clients each log in (client `i` as account `i % --users`),
 //!   STAT, RETR every message, QUIT; reports messages/s and MB/s.
+//! - `imap-first-sync`: one client: LOGIN, SELECT INBOX (CONDSTORE), then
+//!   `UID FETCH 1:* (UID FLAGS RFC822.SIZE ENVELOPE BODYSTRUCTURE)`, the first sync of
+//!   Thunderbird and Apple Mail; times each step.
+//! - `imap-download`: one client: LOGIN, SELECT, `UID FETCH 1:* BODY.PEEK[]`; MB/s.
+//! - `imap-search-text`: one client: LOGIN, SELECT, then `UID SEARCH TEXT "w"` for each
+//!   of `--words`; the time and the number of hits of each.
+//! - `imap-store`: one client: LOGIN, SELECT, `UID STORE 1:* +FLAGS (\Seen)`, then
+//!   `-FLAGS`; the time of each (the untagged FETCH replies included).
+//! - `imap-idle`: `--clients` clients log in (client `i` as account `i % --users`),
+//!   SELECT INBOX and IDLE. With all of them idling, `--mem-cmd` (a bash command printing
+//!   the server's memory in kB) is run, as it was before the first connection. Then
+//!   `--deliveries` messages go one at a time to account 1 over SMTP (`--lmtp`: LMTP) on
+//!   `--deliver-port`, and the time from the end of DATA, and from the 250, to the
+//!   `* n EXISTS` at client 0 (an idler on account 1) is taken; medians are reported.
 //! - `hash`: prints Letterbox's argon2id PHC string for `--password`, so the peer's
 //!   passwd-file can carry the same cost parameters.
 //!
 //! Account names are templates: `{}` is replaced by the account number (`r{}@bench.test`).
 //! Messages are all distinct (numbered subject, Message-ID and body), so a content-addressed
-//! store cannot deduplicate them. The result is one JSON line on stdout (for scripts) after
-//! a human-readable line on stderr. IMAP modes will slot in as further subcommands.
+//! store cannot deduplicate them; each body has one `topic: <word>` line, the word taken
+//! from [`TOPICS`] by the message number, for SEARCH TEXT. The result is one JSON line on
+//! stdout (for scripts) after a human-readable line on stderr.
 //!
 //! `--tls` wraps each connection in implicit TLS (tokio-rustls, certificate not verified:
 //! loopback benchmarks against self-signed certificates); the comparison runs in plain text.
@@ -53,6 +68,16 @@ enum Mode {
     Pop3Logins(LoginArgs),
     /// POP3 download of every message of each account.
     Pop3Retr(RetrArgs),
+    /// IMAP first sync: SELECT (CONDSTORE) and UID FETCH of the summary items.
+    ImapFirstSync(ImapArgs),
+    /// IMAP download of every message (UID FETCH 1:* BODY.PEEK[]).
+    ImapDownload(ImapArgs),
+    /// IMAP UID SEARCH TEXT for several words.
+    ImapSearchText(SearchArgs),
+    /// IMAP UID STORE 1:* +FLAGS (\Seen), then -FLAGS.
+    ImapStore(ImapArgs),
+    /// Many IMAP clients in IDLE: server memory, and the push latency of new mail.
+    ImapIdle(IdleArgs),
     /// Print Letterbox's argon2id hash of a password.
     Hash {
         /// The password.
@@ -153,6 +178,57 @@ struct RetrArgs {
     clients: u64,
 }
 
+#[derive(Args, Debug)]
+struct ImapArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// Login.
+    #[arg(long)]
+    user: String,
+    /// Password.
+    #[arg(long)]
+    pass: String,
+}
+
+#[derive(Args, Debug)]
+struct SearchArgs {
+    #[command(flatten)]
+    imap: ImapArgs,
+    /// Words to search for, comma-separated.
+    #[arg(long, default_value = "cherry,loadgen,zebra")]
+    words: String,
+}
+
+#[derive(Args, Debug)]
+struct IdleArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// Login template; `{}` is replaced by the account number.
+    #[arg(long)]
+    user: String,
+    /// Number of accounts the template expands to (1..=users).
+    #[arg(long, default_value_t = 10)]
+    users: u64,
+    /// Password.
+    #[arg(long)]
+    pass: String,
+    /// Idling clients.
+    #[arg(long, default_value_t = 100)]
+    clients: u64,
+    /// Bash command printing the server's memory in kB (run before and while idling).
+    #[arg(long)]
+    mem_cmd: Option<String>,
+    /// Port taking the deliveries (SMTP, or LMTP with `--lmtp`).
+    #[arg(long)]
+    deliver_port: u16,
+    /// Deliver over LMTP (RFC 2033) instead of SMTP.
+    #[arg(long)]
+    lmtp: bool,
+    /// Messages delivered to account 1, one at a time.
+    #[arg(long, default_value_t = 20)]
+    deliveries: u64,
+}
+
 fn expand(template: &str, n: u64) -> String {
     template.replace("{}", &n.to_string())
 }
@@ -170,6 +246,9 @@ fn main() {
         Mode::SmtpIngest(a) => a.conn.clone(),
         Mode::Pop3Logins(a) => a.conn.clone(),
         Mode::Pop3Retr(a) => a.conn.clone(),
+        Mode::ImapFirstSync(a) | Mode::ImapDownload(a) | Mode::ImapStore(a) => a.conn.clone(),
+        Mode::ImapSearchText(a) => a.imap.conn.clone(),
+        Mode::ImapIdle(a) => a.conn.clone(),
         Mode::Hash { password } => {
             match letterbox::auth::hash_password(password) {
                 Ok(h) => println!("{h}"),
@@ -194,6 +273,11 @@ fn main() {
             Mode::SmtpIngest(a) => smtp_ingest(a).await,
             Mode::Pop3Logins(a) => pop3_logins(a).await,
             Mode::Pop3Retr(a) => pop3_retr(a).await,
+            Mode::ImapFirstSync(a) => imap_first_sync(a).await,
+            Mode::ImapDownload(a) => imap_download(a).await,
+            Mode::ImapSearchText(a) => imap_search_text(a).await,
+            Mode::ImapStore(a) => imap_store(a).await,
+            Mode::ImapIdle(a) => imap_idle(a).await,
             Mode::Hash { .. } => unreachable!("handled above"),
         }
     });
@@ -383,6 +467,12 @@ async fn join_all<T: Send + 'static>(
 // ---------------------------------------------------------------------------------------
 // SMTP ingest
 
+/// Words for the `topic:` line of the messages: message `n` gets `TOPICS[n % 10]`, so
+/// SEARCH TEXT "cherry" matches one message in ten; "zebra" matches none.
+const TOPICS: [&str; 10] = [
+    "apple", "banana", "cherry", "damson", "elder", "fig", "grape", "hazel", "iris", "juniper",
+];
+
 /// A distinct message of about `size` bytes: numbered headers and body.
 fn message(n: u64, size: usize, from: &str, to: &str) -> Vec<u8> {
     let mut m = format!(
@@ -393,6 +483,7 @@ fn message(n: u64, size: usize, from: &str, to: &str) -> Vec<u8> {
         std::process::id()
     )
     .into_bytes();
+    m.extend_from_slice(format!("topic: {}\r\n", TOPICS[(n % 10) as usize]).as_bytes());
     let mut line = 0u64;
     while m.len() + 80 <= size {
         // 78 characters + CRLF, distinct per message and line; never starts with a dot.
@@ -773,5 +864,481 @@ async fn pop3_retr(a: RetrArgs) -> io::Result<serde_json::Value> {
         "retr_secs": retr_only.as_secs_f64(),
         "retr_messages_per_sec": retr_rate,
         "retr_mb_per_sec": retr_mbs,
+    }))
+}
+
+// ---------------------------------------------------------------------------------------
+// IMAP
+
+/// What one IMAP command brought back.
+#[derive(Default)]
+struct Reply {
+    /// Untagged FETCH responses.
+    fetches: u64,
+    /// Octets of literal data.
+    literal_bytes: u64,
+    /// Octets read in all.
+    bytes: u64,
+    /// The untagged lines, when kept (literal data left out).
+    lines: Vec<String>,
+}
+
+/// The length of the literal a response line ends with (`{n}` or `{n+}`, RFC 9051 §4.3).
+fn literal_len(line: &[u8]) -> Option<u64> {
+    let l = line.strip_suffix(b"\r\n")?.strip_suffix(b"}")?;
+    let open = l.iter().rposition(|&b| b == b'{')?;
+    let digits = l.get(open + 1..)?;
+    let digits = digits.strip_suffix(b"+").unwrap_or(digits);
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+impl Client {
+    /// Reads one IMAP response into `out` (its lines; literal data is counted and
+    /// skipped); returns the literal octets.
+    async fn imap_response(&mut self, out: &mut Vec<u8>) -> io::Result<u64> {
+        use tokio::io::AsyncReadExt;
+        out.clear();
+        let mut literal = 0;
+        loop {
+            let start = out.len();
+            let line = self.read_line().await?;
+            out.extend_from_slice(line);
+            let Some(n) = out.get(start..).and_then(literal_len) else {
+                return Ok(literal);
+            };
+            let copied =
+                tokio::io::copy(&mut (&mut self.io).take(n), &mut tokio::io::sink()).await?;
+            if copied != n {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed inside a literal",
+                ));
+            }
+            literal += n;
+        }
+    }
+
+    /// Sends `tag cmd` and reads up to the tagged reply; error unless it is OK.
+    async fn imap_cmd(&mut self, tag: &str, cmd: &str, keep: bool) -> io::Result<Reply> {
+        self.send(format!("{tag} {cmd}\r\n").as_bytes()).await?;
+        let mut r = Reply::default();
+        let mut buf = Vec::with_capacity(1024);
+        loop {
+            let lit = self.imap_response(&mut buf).await?;
+            r.bytes += buf.len() as u64 + lit;
+            r.literal_bytes += lit;
+            if buf.starts_with(b"* ") {
+                let head = buf.get(..buf.len().min(24)).unwrap_or_default();
+                if head.windows(7).any(|w| w == b" FETCH ") {
+                    r.fetches += 1;
+                }
+                if keep {
+                    r.lines
+                        .push(String::from_utf8_lossy(&buf).trim_end().to_string());
+                }
+                continue;
+            }
+            let text = String::from_utf8_lossy(&buf).trim_end().to_string();
+            let Some(rest) = buf
+                .strip_prefix(tag.as_bytes())
+                .and_then(|r| r.strip_prefix(b" "))
+            else {
+                return Err(io::Error::other(format!("{cmd}: unexpected {text:?}")));
+            };
+            if rest.starts_with(b"OK") {
+                return Ok(r);
+            }
+            return Err(io::Error::other(format!("{cmd}: {text}")));
+        }
+    }
+}
+
+async fn imap_login(conn: &Conn, user: &str, pass: &str) -> io::Result<Client> {
+    let mut c = connect(conn).await?;
+    let greeting = c.read_line().await?;
+    if !greeting.starts_with(b"* OK") {
+        return Err(io::Error::other(format!(
+            "IMAP greeting {:?}",
+            String::from_utf8_lossy(greeting)
+        )));
+    }
+    c.imap_cmd("l", &format!("LOGIN \"{user}\" \"{pass}\""), false)
+        .await?;
+    Ok(c)
+}
+
+async fn imap_logout(mut c: Client) -> io::Result<()> {
+    c.imap_cmd("z", "LOGOUT", false).await.map(|_| ())
+}
+
+/// The `* n EXISTS` of a SELECT.
+fn exists(r: &Reply) -> u64 {
+    r.lines
+        .iter()
+        .find_map(|l| {
+            l.strip_prefix("* ")?
+                .strip_suffix(" EXISTS")?
+                .parse::<u64>()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+/// Logs in and selects INBOX; returns the client, the login time and the SELECT reply.
+async fn imap_open(a: &ImapArgs, select: &str) -> io::Result<(Client, Duration, Reply)> {
+    let t = Instant::now();
+    let mut c = imap_login(&a.conn, &a.user, &a.pass).await?;
+    let login = t.elapsed();
+    let sel = c.imap_cmd("s", select, true).await?;
+    Ok((c, login, sel))
+}
+
+async fn imap_first_sync(a: ImapArgs) -> io::Result<serde_json::Value> {
+    let t0 = Instant::now();
+    let mut c = imap_login(&a.conn, &a.user, &a.pass).await?;
+    let login = t0.elapsed();
+    let t1 = Instant::now();
+    let sel = c.imap_cmd("s", "SELECT INBOX (CONDSTORE)", true).await?;
+    let select = t1.elapsed();
+    let t2 = Instant::now();
+    let f = c
+        .imap_cmd(
+            "f",
+            "UID FETCH 1:* (UID FLAGS RFC822.SIZE ENVELOPE BODYSTRUCTURE)",
+            false,
+        )
+        .await?;
+    let fetch = t2.elapsed();
+    imap_logout(c).await?;
+    let n = exists(&sel);
+    if f.fetches != n {
+        return Err(io::Error::other(format!(
+            "FETCH returned {} messages of {n}",
+            f.fetches
+        )));
+    }
+    let sync = select + fetch;
+    eprintln!(
+        "imap-first-sync {}:{}: {n} messages; SELECT {:.3} s, FETCH {:.3} s ({:.1} MB) = {:.3} s; login {:.3} s",
+        a.conn.host,
+        a.conn.port,
+        select.as_secs_f64(),
+        fetch.as_secs_f64(),
+        f.bytes as f64 / 1e6,
+        sync.as_secs_f64(),
+        login.as_secs_f64()
+    );
+    Ok(serde_json::json!({
+        "mode": "imap-first-sync",
+        "messages": n,
+        "login_secs": login.as_secs_f64(),
+        "select_secs": select.as_secs_f64(),
+        "fetch_secs": fetch.as_secs_f64(),
+        "sync_secs": sync.as_secs_f64(),
+        "bytes": f.bytes,
+        "messages_per_sec": per_sec(n, sync),
+    }))
+}
+
+async fn imap_download(a: ImapArgs) -> io::Result<serde_json::Value> {
+    let (mut c, _, sel) = imap_open(&a, "SELECT INBOX").await?;
+    let t = Instant::now();
+    let f = c.imap_cmd("f", "UID FETCH 1:* BODY.PEEK[]", false).await?;
+    let secs = t.elapsed();
+    imap_logout(c).await?;
+    let n = exists(&sel);
+    if f.fetches != n {
+        return Err(io::Error::other(format!(
+            "FETCH returned {} messages of {n}",
+            f.fetches
+        )));
+    }
+    let mbs = f.literal_bytes as f64 / 1e6 / secs.as_secs_f64().max(1e-9);
+    eprintln!(
+        "imap-download {}:{}: {n} messages, {:.1} MB in {:.3} s = {mbs:.1} MB/s",
+        a.conn.host,
+        a.conn.port,
+        f.literal_bytes as f64 / 1e6,
+        secs.as_secs_f64()
+    );
+    Ok(serde_json::json!({
+        "mode": "imap-download",
+        "messages": n,
+        "bytes": f.literal_bytes,
+        "secs": secs.as_secs_f64(),
+        "mb_per_sec": mbs,
+        "messages_per_sec": per_sec(n, secs),
+    }))
+}
+
+async fn imap_search_text(a: SearchArgs) -> io::Result<serde_json::Value> {
+    let (mut c, _, sel) = imap_open(&a.imap, "SELECT INBOX").await?;
+    let mut out = serde_json::json!({ "mode": "imap-search-text", "messages": exists(&sel) });
+    let mut total = Duration::ZERO;
+    let mut report = Vec::new();
+    for (i, word) in a.words.split(',').filter(|w| !w.is_empty()).enumerate() {
+        let t = Instant::now();
+        let r = c
+            .imap_cmd(
+                &format!("q{i}"),
+                &format!("UID SEARCH TEXT \"{word}\""),
+                true,
+            )
+            .await?;
+        let secs = t.elapsed();
+        total += secs;
+        let hits: usize = r
+            .lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("* SEARCH"))
+            .map(|l| l.split_whitespace().count())
+            .sum();
+        out[format!("{word}_secs")] = secs.as_secs_f64().into();
+        out[format!("{word}_hits")] = hits.into();
+        report.push(format!("{word}: {hits} in {:.3} s", secs.as_secs_f64()));
+    }
+    imap_logout(c).await?;
+    out["secs"] = total.as_secs_f64().into();
+    eprintln!(
+        "imap-search-text {}:{}: {}",
+        a.imap.conn.host,
+        a.imap.conn.port,
+        report.join("; ")
+    );
+    Ok(out)
+}
+
+async fn imap_store(a: ImapArgs) -> io::Result<serde_json::Value> {
+    let (mut c, _, sel) = imap_open(&a, "SELECT INBOX").await?;
+    let n = exists(&sel);
+    let t = Instant::now();
+    let add = c
+        .imap_cmd("a", "UID STORE 1:* +FLAGS (\\Seen)", false)
+        .await?;
+    let add_secs = t.elapsed();
+    let t = Instant::now();
+    let remove = c
+        .imap_cmd("r", "UID STORE 1:* -FLAGS (\\Seen)", false)
+        .await?;
+    let remove_secs = t.elapsed();
+    imap_logout(c).await?;
+    if add.fetches != n || remove.fetches != n {
+        return Err(io::Error::other(format!(
+            "STORE answered {} and {} FETCHes for {n} messages",
+            add.fetches, remove.fetches
+        )));
+    }
+    eprintln!(
+        "imap-store {}:{}: {n} messages; +FLAGS {:.3} s, -FLAGS {:.3} s",
+        a.conn.host,
+        a.conn.port,
+        add_secs.as_secs_f64(),
+        remove_secs.as_secs_f64()
+    );
+    Ok(serde_json::json!({
+        "mode": "imap-store",
+        "messages": n,
+        "add_secs": add_secs.as_secs_f64(),
+        "remove_secs": remove_secs.as_secs_f64(),
+        "secs": (add_secs + remove_secs).as_secs_f64(),
+    }))
+}
+
+/// Runs the memory command (bash), returning its number.
+async fn mem_kb(cmd: &Option<String>) -> io::Result<Option<u64>> {
+    let Some(cmd) = cmd.clone() else {
+        return Ok(None);
+    };
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("bash")
+            .arg("-c")
+            .arg(cmd)
+            .output()
+    })
+    .await
+    .map_err(io::Error::other)??;
+    let s = String::from_utf8_lossy(&out.stdout);
+    s.trim()
+        .parse::<u64>()
+        .map(Some)
+        .map_err(|_| io::Error::other(format!("memory command printed {:?}", s.trim())))
+}
+
+/// One idling client: logs in, selects INBOX, IDLEs, says so on `ready`; then reports
+/// the arrival time of each `* n EXISTS` on `exists` until `stop`.
+async fn idler(
+    a: Arc<IdleArgs>,
+    user: String,
+    ready: tokio::sync::mpsc::Sender<()>,
+    exists: Option<tokio::sync::mpsc::UnboundedSender<Instant>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> io::Result<()> {
+    let mut c = imap_login(&a.conn, &user, &a.pass).await?;
+    c.imap_cmd("s", "SELECT INBOX", false).await?;
+    c.send(b"i IDLE\r\n").await?;
+    let mut buf = Vec::new();
+    loop {
+        c.imap_response(&mut buf).await?;
+        if buf.starts_with(b"+") {
+            break;
+        }
+    }
+    let _ = ready.send(()).await;
+    loop {
+        tokio::select! {
+            r = c.imap_response(&mut buf) => {
+                r?;
+                if buf.starts_with(b"* ") && buf.ends_with(b" EXISTS\r\n")
+                    && let Some(tx) = &exists
+                {
+                    let _ = tx.send(Instant::now());
+                }
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    // Best effort: DONE and LOGOUT, bounded.
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        c.send(b"DONE\r\n").await?;
+        loop {
+            c.imap_response(&mut buf).await?;
+            if buf.starts_with(b"i ") {
+                break;
+            }
+        }
+        imap_logout(c).await
+    })
+    .await;
+    Ok(())
+}
+
+/// Delivers one message over SMTP or LMTP; returns when the end of DATA was sent and
+/// when the 250 arrived.
+async fn deliver_one(a: &IdleArgs, n: u64) -> io::Result<(Instant, Instant)> {
+    let conn = Conn {
+        port: a.deliver_port,
+        tls: false,
+        ..a.conn.clone()
+    };
+    let mut c = connect(&conn).await?;
+    let to = expand(&a.user, 1);
+    let from = "loadgen@sender.test";
+    let hello = if a.lmtp { "LHLO" } else { "EHLO" };
+    for (cmd, want) in [
+        (String::new(), 220),
+        (format!("{hello} loadgen.sender.test\r\n"), 250),
+        (format!("MAIL FROM:<{from}>\r\n"), 250),
+        (format!("RCPT TO:<{to}>\r\n"), 250),
+        ("DATA\r\n".to_string(), 354),
+    ] {
+        if !cmd.is_empty() {
+            c.send(cmd.as_bytes()).await?;
+        }
+        let (code, text) = c.smtp_reply().await?;
+        if code != want {
+            return Err(io::Error::other(format!(
+                "delivery: {} -> {code} {}",
+                cmd.trim(),
+                text.trim()
+            )));
+        }
+    }
+    let mut body = message(1_000_000 + n, 2048, from, &to);
+    body.extend_from_slice(b".\r\n");
+    c.send(&body).await?;
+    let dot = Instant::now();
+    let (code, text) = c.smtp_reply().await?;
+    let ok = Instant::now();
+    if code != 250 {
+        return Err(io::Error::other(format!(
+            "delivery: {code} {}",
+            text.trim()
+        )));
+    }
+    c.send(b"QUIT\r\n").await?;
+    let _ = c.smtp_reply().await;
+    Ok((dot, ok))
+}
+
+async fn imap_idle(a: IdleArgs) -> io::Result<serde_json::Value> {
+    let a = Arc::new(a);
+    let before = mem_kb(&a.mem_cmd).await?;
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(a.clients as usize + 1);
+    let (exists_tx, mut exists_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let t0 = Instant::now();
+    let tasks: Vec<_> = (0..a.clients)
+        .map(|i| {
+            let user = expand(&a.user, i % a.users.max(1) + 1);
+            let exists = (i == 0).then(|| exists_tx.clone());
+            tokio::spawn(idler(
+                a.clone(),
+                user,
+                ready_tx.clone(),
+                exists,
+                stop_rx.clone(),
+            ))
+        })
+        .collect();
+    drop(ready_tx);
+    for _ in 0..a.clients {
+        match tokio::time::timeout(Duration::from_secs(60), ready_rx.recv()).await {
+            Ok(Some(())) => {}
+            _ => {
+                let _ = stop_tx.send(true);
+                for t in tasks {
+                    if let Ok(Err(e)) = t.await {
+                        return Err(e);
+                    }
+                }
+                return Err(io::Error::other("not every client reached IDLE"));
+            }
+        }
+    }
+    let all_idle = t0.elapsed();
+    // Let the server settle, then take its memory with every client idling.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = mem_kb(&a.mem_cmd).await?;
+    let mut push = Vec::new();
+    let mut after_250 = Vec::new();
+    for n in 0..a.deliveries {
+        while exists_rx.try_recv().is_ok() {}
+        let (dot, ok) = deliver_one(&a, n).await?;
+        let seen = match tokio::time::timeout(Duration::from_secs(30), exists_rx.recv()).await {
+            Ok(Some(t)) => t,
+            _ => return Err(io::Error::other("no EXISTS within 30 s of a delivery")),
+        };
+        push.push(seen.saturating_duration_since(dot).as_secs_f64() * 1e3);
+        after_250.push(seen.saturating_duration_since(ok).as_secs_f64() * 1e3);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop_tx.send(true);
+    join_all(tasks).await?;
+    let per_client = match (before, idle) {
+        (Some(b), Some(i)) => Some(i.saturating_sub(b) as f64 / a.clients.max(1) as f64),
+        _ => None,
+    };
+    let (push, after_250) = (median(push), median(after_250));
+    eprintln!(
+        "imap-idle {}:{}: {} clients idling after {:.2} s; memory {:?} kB before, {:?} kB idling \
+         ({per_client:?} kB per client); push: end of DATA to EXISTS {push:.1} ms, 250 to EXISTS {after_250:.1} ms (medians of {})",
+        a.conn.host,
+        a.conn.port,
+        a.clients,
+        all_idle.as_secs_f64(),
+        before,
+        idle,
+        a.deliveries
+    );
+    Ok(serde_json::json!({
+        "mode": "imap-idle",
+        "clients": a.clients,
+        "login_secs": all_idle.as_secs_f64(),
+        "mem_before_kb": before,
+        "mem_idle_kb": idle,
+        "per_client_kb": per_client,
+        "push_ms": push,
+        "push_after_250_ms": after_250,
+        "deliveries": a.deliveries,
     }))
 }

@@ -243,3 +243,33 @@ fn curl_over_imaps() {
     assert!(msg.contains("Subject: first"), "{msg}");
     assert!(msg.ends_with("\r\nhello\r\n"), "{msg:?}");
 }
+
+/// SEARCH BODY / TEXT match the decoded text (RFC 9051 §6.4.4, as Dovecot): a base64
+/// UTF-8 part and a quoted-printable ISO-8859-1 part, searched with CHARSET UTF-8
+/// literals, case-insensitively beyond ASCII; the encoded form itself does not match.
+#[test]
+fn search_matches_decoded_bodies() {
+    let s = server_with_mail();
+    let raw = r#"b"From: Dora <dora@example.com>\r\nTo: alice@home.arpa\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"xx\"\r\n\r\n--xx\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n" + base64.encodebytes("Schöne Grüße aus Köln".encode()).replace(b"\n", b"\r\n") + b"--xx\r\nContent-Type: text/html; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n<p>Caf=E9 cr=E8me br=FBl=E9e</p>\r\n--xx--\r\n""#;
+    s.python(&py(&format!(
+        r#"
+{deliver}
+M = imap_login()
+M.select('INBOX')
+def search(key, text):
+    M.literal = text.encode('utf-8')
+    typ, data = M.search('UTF-8', key)
+    check(typ == 'OK', key, text, data)
+    return data[0].split()
+check(search('BODY', 'KÖLN') == [b'2'], 'base64 UTF-8 body, case-folded')
+check(search('BODY', 'crème brûlée') == [b'2'], 'quoted-printable ISO-8859-1 body')
+check(search('TEXT', 'grüße') == [b'2'], 'TEXT: the decoded subject and body')
+check(search('BODY', 'U2Now') == [], 'the base64 text is not the body')
+check(search('BODY', 'hello') == [b'1'], 'a plain body')
+typ, data = M.uid('SEARCH', 'TEXT', 'Caf')
+check(data[0].split() == [b'2'], data)
+M.logout()
+"#,
+        deliver = py_deliver("dora@example.com", &[ALICE], raw)
+    )));
+}

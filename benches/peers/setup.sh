@@ -165,6 +165,15 @@ service imap-login {
     port = 0
   }
 }
+# The IMAP benchmark's 100 idling clients all come from 127.0.0.1, 10 per account:
+# room for them (and for sessions of the previous run still ending) above Dovecot's
+# defaults (10 per user and IP, 100 imap processes). Letterbox's per-IP cap is raised too.
+protocol imap {
+  mail_max_userip_connections = 40
+}
+service imap {
+  process_limit = 400
+}
 service lmtp {
   inet_listener lmtp {
     address = 127.0.0.1

@@ -23,26 +23,38 @@ pub struct Loaded {
 /// What the IMAP session reads and writes.
 pub trait Backend {
     /// Several messages in one consistent read (`None` for UIDs no longer there), with
-    /// their structure and bytes when asked. The default asks message by message.
+    /// their structure and bytes when asked. Stops after the message whose bytes take the
+    /// total over `max_bytes` (at least one is loaded), so many small messages share one
+    /// read transaction while memory stays bounded for large ones; the caller continues
+    /// from `uids[result.len()..]`. The default asks message by message.
     fn load(
         &self,
         mailbox: u64,
         uids: &[u32],
         parsed: bool,
         raw: bool,
+        max_bytes: u64,
     ) -> Result<Vec<Option<Loaded>>> {
         let mut out = Vec::with_capacity(uids.len());
+        let mut bytes = 0u64;
         for &uid in uids {
+            if bytes > max_bytes {
+                break;
+            }
             out.push(match self.message(mailbox, uid)? {
-                Some(row) => Some(Loaded {
-                    parsed: if parsed {
-                        self.parsed(&row.blob)?
-                    } else {
-                        None
-                    },
-                    raw: if raw { self.blob(&row.blob)? } else { None },
-                    row,
-                }),
+                Some(row) => {
+                    let raw = if raw { self.blob(&row.blob)? } else { None };
+                    bytes += raw.as_ref().map_or(0, |r| r.len() as u64);
+                    Some(Loaded {
+                        parsed: if parsed {
+                            self.parsed(&row.blob)?
+                        } else {
+                            None
+                        },
+                        raw,
+                        row,
+                    })
+                }
                 None => None,
             });
         }
@@ -77,16 +89,25 @@ impl Backend for Store {
         uids: &[u32],
         parsed: bool,
         raw: bool,
+        max_bytes: u64,
     ) -> Result<Vec<Option<Loaded>>> {
         self.read(|r| {
             let mut out = Vec::with_capacity(uids.len());
+            let mut bytes = 0u64;
             for &uid in uids {
+                if bytes > max_bytes {
+                    break;
+                }
                 out.push(match r.message(mailbox, uid)? {
-                    Some(row) => Some(Loaded {
-                        parsed: if parsed { r.parsed(&row.blob)? } else { None },
-                        raw: if raw { r.blob(&row.blob)? } else { None },
-                        row,
-                    }),
+                    Some(row) => {
+                        let raw = if raw { r.blob(&row.blob)? } else { None };
+                        bytes += raw.as_ref().map_or(0, |r| r.len() as u64);
+                        Some(Loaded {
+                            parsed: if parsed { r.parsed(&row.blob)? } else { None },
+                            raw,
+                            row,
+                        })
+                    }
                     None => None,
                 });
             }

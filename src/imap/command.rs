@@ -1683,6 +1683,10 @@ impl<'a> Parser<'a> {
                 self.sp()?;
                 let entry = if self.peek() == Some(b'"') {
                     let name = String::from_utf8(self.quoted()?).map_err(|_| "bad entry name")?;
+                    // entry-flag-name = DQUOTE "/flags/" attr-flag DQUOTE.
+                    if !is_entry_flag_name(&name) {
+                        return Err("bad MODSEQ entry name");
+                    }
                     self.sp()?;
                     let ty = match self.keyword()?.as_str() {
                         "PRIV" => EntryType::Private,
@@ -2546,6 +2550,20 @@ impl Writer {
     }
 }
 
+/// RFC 7162 §3.1.5 / §7: `entry-flag-name = "/flags/" attr-flag`, where attr-flag is
+/// a system flag (`\Seen`...) or a keyword (an atom).
+fn is_entry_flag_name(name: &str) -> bool {
+    let Some(flag) = name
+        .get(..7)
+        .filter(|p| p.eq_ignore_ascii_case("/flags/"))
+        .and_then(|_| name.get(7..))
+    else {
+        return false;
+    };
+    let atom = flag.strip_prefix('\\').unwrap_or(flag);
+    !atom.is_empty() && atom.bytes().all(is_atom_char)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -3299,6 +3317,9 @@ mod tests {
             "t SEARCH KEYWORD \\Seen\r\n",
             "t SEARCH LARGER -1\r\n",
             "t SEARCH MODSEQ \"/flags/x\" bogus 5\r\n",
+            "t SEARCH MODSEQ \"/other/x\" all 5\r\n",
+            "t SEARCH MODSEQ \"/flags/\" all 5\r\n",
+            "t SEARCH MODSEQ \"/flags/a b\" all 5\r\n",
         ] {
             let e = parse_command(bad.as_bytes()).unwrap_err();
             assert_eq!(e.tag.as_deref(), Some("t"), "{bad}");

@@ -27,6 +27,7 @@ use tokio_util::task::TaskTracker;
 
 use super::session::{Decision, Event, Session, SessionConfig, Step};
 use crate::auth;
+use crate::net::pump::{goodbye, write};
 use crate::net::{Busy, ConnInfo, ConnLimits, Listener, Shared, Stream};
 use crate::sasl::Credentials;
 use crate::store;
@@ -35,7 +36,7 @@ use crate::store;
 const MAX_AUTH_FAILURES: u32 = 3;
 /// Bytes read from the socket at a time.
 const READ_BUFFER: usize = 16 * 1024;
-/// How long the goodbye may take to write.
+/// How long the stream's TLS close may take.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most a write may block on a client that does not read.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -203,25 +204,6 @@ impl Imap {
             }
         }
     }
-}
-
-/// Writes and flushes within `timeout` (a client that does not read must not pin the task).
-async fn write(stream: &mut Stream, bytes: &[u8], timeout: Duration) -> std::io::Result<()> {
-    let io = async {
-        stream.write_all(bytes).await?;
-        stream.flush().await
-    };
-    match tokio::time::timeout(timeout, io).await {
-        Ok(r) => r,
-        Err(_) => Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "write timed out",
-        )),
-    }
-}
-
-async fn goodbye(stream: &mut Stream, line: &[u8]) {
-    let _ = write(stream, line, GOODBYE_TIMEOUT).await;
 }
 
 #[cfg(test)]

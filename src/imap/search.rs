@@ -4,14 +4,24 @@
 //! message, and collects the matches.
 //!
 //! String keys match as case-insensitive substrings (RFC 9051 §6.4.4: "case-insensitive
-//! substring") over the raw header field values (HEADER, FROM, SUBJECT...), the body
-//! (BODY) or the whole message (TEXT). Header fields with RFC 2047 encoded words are also
-//! matched decoded (Unicode case-folded); bodies are matched as stored, without undoing
-//! a transfer encoding.
+//! substring"; ASCII folding for an ASCII string, Unicode lowercase otherwise):
+//!
+//! - HEADER, FROM, SUBJECT...: the raw field values, and the decoded ones when they hold
+//!   RFC 2047 encoded words.
+//! - BODY: the text the reader sees, as Dovecot matches it: every `text/*` part with its
+//!   Content-Transfer-Encoding undone (base64, quoted-printable) and its charset converted
+//!   to UTF-8 (mail-parser's decoders: the ISO-8859 and Windows code pages, KOI8, UTF-16,
+//!   UTF-7 ...), and the header and text of attached messages. Other parts (images,
+//!   archives, PDFs) are not text and are not searched. A body that cannot be decoded is
+//!   matched as stored.
+//! - TEXT: the top-level header (raw and decoded), the MIME headers of the parts (file
+//!   names), and BODY.
+
+use std::borrow::Cow;
 
 use super::command::{Date, SearchKey, SequenceSet};
 use super::fetch;
-use crate::mail::message::ParsedMessage;
+use crate::mail::message::{ParsedMessage, Part, PartKind};
 use crate::store::records::flag;
 
 /// One message as SEARCH sees it.
@@ -96,12 +106,111 @@ fn day(d: Date) -> i64 {
     fetch::days_from_civil(i64::from(d.year), u32::from(d.month), u32::from(d.day))
 }
 
-fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
-    if needle.is_empty() {
-        return true;
+/// A SEARCH string, prepared for matching: ASCII strings are compared ASCII
+/// case-insensitively on the bytes; others are compared Unicode-lowercased.
+pub struct Needle<'a> {
+    bytes: &'a [u8],
+    folded: Option<String>,
+}
+
+impl<'a> Needle<'a> {
+    /// Prepares `bytes` (UTF-8 or US-ASCII, the SEARCH charsets we accept).
+    pub fn new(bytes: &'a [u8]) -> Needle<'a> {
+        let folded = (!bytes.is_ascii()).then(|| String::from_utf8_lossy(bytes).to_lowercase());
+        Needle { bytes, folded }
     }
-    hay.windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
+
+    /// Whether the needle occurs in `hay` (UTF-8 text, or bytes in an unknown charset).
+    pub fn found_in(&self, hay: &[u8]) -> bool {
+        match &self.folded {
+            None => find_ascii_ci(hay, self.bytes),
+            Some(f) => String::from_utf8_lossy(hay)
+                .to_lowercase()
+                .contains(f.as_str()),
+        }
+    }
+}
+
+/// ASCII case-insensitive substring search: memchr on the first byte's two cases, then
+/// a comparison of the rest.
+fn find_ascii_ci(hay: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    let (lo, up) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    let mut at = 0;
+    while let Some(tail) = hay.get(at..) {
+        let Some(i) = memchr::memchr2(lo, up, tail) else {
+            return false;
+        };
+        let start = at + i + 1;
+        match hay.get(start..start + rest.len()) {
+            Some(w) if w.eq_ignore_ascii_case(rest) => return true,
+            Some(_) => at = start,
+            None => return false,
+        }
+    }
+    false
+}
+
+fn slice(raw: &[u8], from: u32, to: u32) -> &[u8] {
+    raw.get(from as usize..to as usize).unwrap_or_default()
+}
+
+fn charset(part: &Part) -> Option<&str> {
+    part.params
+        .iter()
+        .find(|(k, _)| k == "charset")
+        .map(|(_, v)| v.as_str())
+}
+
+/// A part body with its transfer encoding undone (RFC 2045 §6) and its charset
+/// converted to UTF-8; as stored when either cannot be undone.
+pub fn decoded_text<'a>(body: &'a [u8], encoding: &str, charset: Option<&str>) -> Cow<'a, [u8]> {
+    let bytes: Cow<'a, [u8]> = match encoding {
+        "base64" | "quoted-printable" => fetch::decode_body(encoding, body)
+            .map(Cow::Owned)
+            .unwrap_or(Cow::Borrowed(body)),
+        _ => Cow::Borrowed(body),
+    };
+    let Some(cs) = charset else { return bytes };
+    if ["utf-8", "utf8", "us-ascii"]
+        .iter()
+        .any(|u| cs.eq_ignore_ascii_case(u))
+        || bytes.is_ascii()
+    {
+        return bytes;
+    }
+    match mail_parser::decoders::charsets::map::charset_decoder(cs.as_bytes()) {
+        Some(decode) => Cow::Owned(decode(&bytes).into_bytes()),
+        None => bytes,
+    }
+}
+
+/// Whether the needle occurs in the text of `part`'s body (see the module docs); with
+/// `mime_headers`, also in the MIME headers of its parts (TEXT).
+fn body_has(raw: &[u8], part: &Part, needle: &Needle<'_>, mime_headers: bool) -> bool {
+    match &part.kind {
+        PartKind::Multipart(children) => children.iter().any(|c| {
+            (mime_headers && needle.found_in(slice(raw, c.header_start, c.body_start)))
+                || body_has(raw, c, needle, mime_headers)
+        }),
+        PartKind::Message(_, inner) => {
+            let header = slice(raw, inner.header_start, inner.body_start);
+            header_text_has(header, needle) || body_has(raw, inner, needle, mime_headers)
+        }
+        PartKind::Leaf if part.media_type == "text" => {
+            let body = slice(raw, part.body_start, part.body_end);
+            needle.found_in(&decoded_text(body, &part.encoding, charset(part)))
+        }
+        PartKind::Leaf => false,
+    }
+}
+
+/// Whether the needle occurs in a header: raw, or decoded where it has encoded words.
+fn header_text_has(header: &[u8], needle: &Needle<'_>) -> bool {
+    needle.found_in(header)
+        || (find_ascii_ci(header, b"=?") && decoded_has(header, None, needle.bytes))
 }
 
 fn header<'a>(c: &Candidate<'a>) -> &'a [u8] {
@@ -112,26 +221,31 @@ fn header<'a>(c: &Candidate<'a>) -> &'a [u8] {
     }
 }
 
-fn body<'a>(c: &Candidate<'a>) -> &'a [u8] {
+/// BODY (and the body half of TEXT): the decoded text parts; the raw bytes when the
+/// structure is missing.
+fn body_text_has(c: &Candidate<'_>, needle: &[u8], mime_headers: bool) -> bool {
+    let n = Needle::new(needle);
     match (c.raw, c.parsed) {
-        (Some(raw), Some(p)) => raw.get(p.root.body_start as usize..).unwrap_or(&[]),
-        (Some(raw), None) => raw,
-        _ => &[],
+        (Some(raw), Some(p)) => body_has(raw, &p.root, &n, mime_headers),
+        (Some(raw), None) => n.found_in(raw),
+        _ => false,
     }
 }
 
 fn header_has(c: &Candidate<'_>, name: &str, needle: &[u8]) -> bool {
     let values = fetch::header_value(header(c), name);
+    let n = Needle::new(needle);
     // RFC 9051 §6.4.4 HEADER: an empty string matches every message with the field.
-    if values.iter().any(|v| contains_ci(v, needle)) {
+    if values.iter().any(|v| n.found_in(v)) {
         return true;
     }
     // Encoded words (RFC 2047): also match the decoded text, case-folded.
-    values.iter().any(|v| contains_ci(v, b"=?")) && decoded_has(header(c), name, needle)
+    values.iter().any(|v| find_ascii_ci(v, b"=?")) && decoded_has(header(c), Some(name), needle)
 }
 
-/// Whether a decoded value of the field `name` contains `needle` (Unicode case-folded).
-fn decoded_has(header: &[u8], name: &str, needle: &[u8]) -> bool {
+/// Whether a decoded value of the field `name` (of any field, for `None`) contains
+/// `needle` (Unicode case-folded).
+fn decoded_has(header: &[u8], name: Option<&str>, needle: &[u8]) -> bool {
     use mail_parser::{HeaderValue, MessageParser};
     let needle = String::from_utf8_lossy(needle).to_lowercase();
     let Some(msg) = MessageParser::default().parse_headers(header) else {
@@ -142,7 +256,7 @@ fn decoded_has(header: &[u8], name: &str, needle: &[u8]) -> bool {
     };
     part.headers
         .iter()
-        .filter(|h| h.name.as_str().eq_ignore_ascii_case(name))
+        .filter(|h| name.is_none_or(|n| h.name.as_str().eq_ignore_ascii_case(n)))
         .any(|h| {
             let text = match &h.value {
                 HeaderValue::Text(t) => t.to_string(),
@@ -238,6 +352,8 @@ fn matches_one(k: &SearchKey, c: &Candidate<'_>, cx: &Context<'_>) -> bool {
         SearchKey::Younger(secs) => cx.now.saturating_sub(c.internal_date) <= i64::from(*secs),
         SearchKey::Uid(set) => in_set(set, c.uid, cx.last_uid, c.uid, cx.saved),
         SearchKey::SequenceSet(set) => in_set(set, c.seq, cx.last_seq, c.uid, cx.saved),
+        // RFC 7162 §3.1.5: a server that keeps one mod-sequence per message (not one per
+        // flag) MUST ignore the entry name and type.
         SearchKey::ModSeq { modseq, .. } => c.modseq >= *modseq,
         SearchKey::Not(k) => !matches_one(k, c, cx),
         SearchKey::Or(a, b) => matches_one(a, c, cx) || matches_one(b, c, cx),
@@ -248,8 +364,11 @@ fn matches_one(k: &SearchKey, c: &Candidate<'_>, cx: &Context<'_>) -> bool {
         SearchKey::To(s) => header_has(c, "to", s),
         SearchKey::Subject(s) => header_has(c, "subject", s),
         SearchKey::Header(name, s) => header_has(c, name, s),
-        SearchKey::Body(s) => contains_ci(body(c), s),
-        SearchKey::Text(s) => contains_ci(c.raw.unwrap_or(&[]), s),
+        SearchKey::Body(s) => body_text_has(c, s, false),
+        SearchKey::Text(s) => {
+            let n = Needle::new(s);
+            header_text_has(header(c), &n) || body_text_has(c, s, true)
+        }
     }
 }
 
@@ -325,14 +444,86 @@ mod tests {
         assert!(needs_content(&[Not(Box::new(Subject(vec![])))]));
         assert!(decoded_has(
             b"Subject: =?utf-8?q?Caf=C3=A9_au_lait?=\r\nFrom: =?utf-8?q?J=C3=BCrgen?= <j@x.de>\r\n\r\n",
-            "subject",
+            Some("subject"),
             "CAFÉ AU".as_bytes()
         ));
         assert!(decoded_has(
             b"From: =?utf-8?q?J=C3=BCrgen?= <j@x.de>\r\n\r\n",
-            "from",
+            Some("from"),
             "jürgen".as_bytes()
         ));
         assert!(!needs_content(&[Not(Box::new(Seen))]));
+    }
+
+    /// A multipart message with a base64 UTF-8 part, a quoted-printable Windows-1252
+    /// part, an 8-bit ISO-8859-1 part, a base64 attachment and an attached message
+    /// whose own text is base64.
+    const MIME: &[u8] = b"From: a@example.org\r\nSubject: =?utf-8?q?Caf=C3=A9_menu?=\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\nR3LDvMOfZSBhdXMgS8O2bG4=\r\n--b\r\nContent-Type: text/html; charset=windows-1252\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n<p>=80 12 soft=\r\nbreak</p>\r\n--b\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\nna\xefve\r\n--b\r\nContent-Type: application/octet-stream; name=\"report.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nc2VjcmV0IHdvcmQ=\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\naW5uZXIgdGV4dA==\r\n--b--\r\n";
+
+    fn mime(key: SearchKey) -> bool {
+        let p = message::parse(MIME);
+        let c = Candidate {
+            seq: 1,
+            uid: 1,
+            flags: 0,
+            keywords: &[],
+            internal_date: 0,
+            size: MIME.len() as u64,
+            modseq: 1,
+            raw: Some(MIME),
+            parsed: Some(&p),
+        };
+        let cx = Context {
+            last_seq: 1,
+            last_uid: 1,
+            saved: &[],
+            now: 0,
+        };
+        matches(&[key], &c, &cx)
+    }
+
+    /// RFC 9051 §6.4.4 BODY/TEXT match the decoded text: transfer encodings undone and
+    /// charsets converted to UTF-8, case-insensitive beyond ASCII.
+    #[test]
+    fn body_and_text_match_decoded_text() {
+        use SearchKey::{Body, Text};
+        let b = |s: &str| Body(s.as_bytes().to_vec());
+        let t = |s: &str| Text(s.as_bytes().to_vec());
+        // base64 UTF-8, matched with Unicode case folding.
+        assert!(mime(b("grüße aus")));
+        assert!(mime(b("KÖLN")));
+        assert!(
+            !mime(b("R3LDvMOf")),
+            "the base64 text itself is not the body"
+        );
+        // quoted-printable Windows-1252: =80 is the euro sign, soft line breaks joined.
+        assert!(mime(b("€ 12")));
+        assert!(mime(b("softbreak")));
+        // 8-bit ISO-8859-1.
+        assert!(mime(b("NAÏVE")));
+        // The attached message: its header and its decoded text.
+        assert!(mime(b("inner text")));
+        assert!(mime(b("subject: inner")));
+        // A binary attachment is not text; its MIME header (the file name) is TEXT only.
+        assert!(!mime(b("secret")));
+        assert!(!mime(t("secret word")));
+        assert!(!mime(b("report.pdf")));
+        assert!(mime(t("report.pdf")));
+        // TEXT: the top header, raw and RFC 2047 decoded, and the body.
+        assert!(mime(t("CAFÉ MENU")));
+        assert!(mime(t("a@example.org")));
+        assert!(mime(t("köln")));
+        assert!(!mime(b("a@example.org")), "BODY is not the header");
+        assert!(!mime(t("nowhere")));
+    }
+
+    #[test]
+    fn ascii_search_finds_every_position() {
+        assert!(find_ascii_ci(b"aaab", b"AAB"));
+        assert!(find_ascii_ci(b"xyz", b""));
+        assert!(find_ascii_ci(b"Hello", b"hello"));
+        assert!(!find_ascii_ci(b"Hell", b"hello"));
+        assert!(!find_ascii_ci(b"", b"a"));
+        assert!(find_ascii_ci(b"a.b", b"."));
     }
 }

@@ -549,6 +549,7 @@ impl Session {
         }
         for c in [
             "LITERAL+",
+            "MULTIAPPEND",
             "ID",
             "ENABLE",
             "IDLE",

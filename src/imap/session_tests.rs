@@ -578,6 +578,37 @@ fn append_with_sync_literal_flags_and_appenduid() {
     );
 }
 
+/// MULTIAPPEND (RFC 3502): several messages in one command, one APPENDUID set; a
+/// message over the limit fails the whole command and stores nothing.
+#[test]
+fn multiappend_stores_all_or_nothing() {
+    let f = fixture();
+    let mut s = Session::new(
+        SessionConfig {
+            max_message_size: 200,
+            ..SessionConfig::default()
+        },
+        false,
+    );
+    f.run(&mut s, b"l LOGIN a@home.arpa pw\r\n");
+    let caps = f.run(&mut s, b"c CAPABILITY\r\n");
+    assert!(caps.contains(" MULTIAPPEND"), "{caps}");
+    let mut cmd = b"a APPEND Drafts (\\Draft) {3+}\r\none \"01-Jan-2024 10:00:00 +0000\" {3+}\r\ntwo {5+}\r\nthree\r\n".to_vec();
+    let out = f.run(&mut s, &cmd);
+    assert!(out.starts_with("a OK [APPENDUID "), "{out}");
+    assert!(out.contains(" 1:3] "), "{out}");
+    let out = f.run(&mut s, b"b STATUS Drafts (MESSAGES)\r\n");
+    assert!(out.starts_with("* STATUS Drafts (MESSAGES 3)"), "{out}");
+    // The second literal is over the limit: the first one is not stored either.
+    cmd = b"d APPEND Drafts {3+}\r\nok! {300+}\r\n".to_vec();
+    cmd.extend_from_slice(&[b'x'; 300]);
+    cmd.extend_from_slice(b"\r\n");
+    let out = f.run(&mut s, &cmd);
+    assert!(out.starts_with("d NO [TOOBIG]"), "{out}");
+    let out = f.run(&mut s, b"e STATUS Drafts (MESSAGES)\r\n");
+    assert!(out.starts_with("* STATUS Drafts (MESSAGES 3)"), "{out}");
+}
+
 #[test]
 fn over_limit_literal_is_refused_before_its_bytes() {
     let f = fixture();
@@ -1282,4 +1313,34 @@ fn view_entries_stay_small() {
         "{}",
         std::mem::size_of::<Msg>()
     );
+}
+
+/// `Backend::load` with a byte budget: at least one message, then it stops after the
+/// message that takes the total over the budget (FETCH and SEARCH batches).
+#[test]
+fn load_stops_after_the_byte_budget() {
+    let f = fixture();
+    for _ in 0..3 {
+        f.deliver(MSG);
+    }
+    let inbox = f
+        .store
+        .read(|r| r.mailbox(f.account, "INBOX"))
+        .unwrap()
+        .unwrap();
+    let b: &dyn Backend = &f.store;
+    let n = |budget| {
+        b.load(inbox.id, &[1, 2, 3], false, true, budget)
+            .unwrap()
+            .len()
+    };
+    assert_eq!(n(0), 1);
+    assert_eq!(n(MSG.len() as u64), 2);
+    assert_eq!(n(u64::MAX), 3);
+    let without_bytes = b.load(inbox.id, &[1, 2, 3], true, false, 0).unwrap();
+    assert_eq!(without_bytes.len(), 3, "no bytes, no budget used");
+    assert!(without_bytes.iter().all(|l| {
+        l.as_ref()
+            .is_some_and(|l| l.raw.is_none() && l.parsed.is_some())
+    }));
 }

@@ -239,7 +239,11 @@ async fn pump<P: Protocol, H: Handler<P>>(
 }
 
 /// Writes and flushes within `timeout` (a client that does not read must not pin the task).
-async fn write(stream: &mut Stream, bytes: &[u8], timeout: Duration) -> std::io::Result<()> {
+pub(crate) async fn write(
+    stream: &mut Stream,
+    bytes: &[u8],
+    timeout: Duration,
+) -> std::io::Result<()> {
     let io = async {
         stream.write_all(bytes).await?;
         stream.flush().await
@@ -253,7 +257,9 @@ async fn write(stream: &mut Stream, bytes: &[u8], timeout: Duration) -> std::io:
     }
 }
 
-async fn goodbye(stream: &mut Stream, line: &[u8]) {
+/// Writes a goodbye line, bounded by a short timeout, ignoring errors (the connection is
+/// being dropped anyway).
+pub(crate) async fn goodbye(stream: &mut Stream, line: &[u8]) {
     let _ = write(stream, line, GOODBYE_TIMEOUT).await;
 }
 

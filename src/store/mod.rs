@@ -244,6 +244,17 @@ pub enum Op {
         /// True for SMTP deliveries (for the mail LED).
         delivered: bool,
     },
+    /// Store several messages into one mailbox in one transaction: all of them or none
+    /// (IMAP APPEND, RFC 9051 §6.3.12, with RFC 3502 MULTIAPPEND). Answers
+    /// `Delivered` with one entry per message, in order.
+    Append {
+        /// Owner.
+        account: u64,
+        /// Mailbox id.
+        mailbox: u64,
+        /// The messages, in order.
+        messages: Vec<Appended>,
+    },
     /// Change flags (lazy durability).
     SetFlags {
         /// Mailbox id.
@@ -353,9 +364,25 @@ impl Op {
             Op::Deliver { message, .. } | Op::Enqueue { message, .. } => {
                 Some(message.raw.len() as u64)
             }
+            Op::Append { messages, .. } => {
+                Some(messages.iter().map(|m| m.message.raw.len() as u64).sum())
+            }
             _ => None,
         }
     }
+}
+
+/// One message of [`Op::Append`].
+#[derive(Debug, Clone)]
+pub struct Appended {
+    /// The message.
+    pub message: Arc<NewMessage>,
+    /// Initial flags.
+    pub flags: u8,
+    /// Initial keywords.
+    pub keywords: Vec<String>,
+    /// INTERNALDATE, unix seconds.
+    pub internal_date: i64,
 }
 
 /// What an op returns.
@@ -858,6 +885,31 @@ fn apply(tx: &WriteTransaction, op: &Op, changes: &mut Vec<Change>) -> Result<Ou
             changes,
         )
         .map(Output::Delivered),
+        Op::Append {
+            account,
+            mailbox,
+            messages: list,
+        } => {
+            let target = [Target {
+                account: *account,
+                mailbox: MailboxSel::Id(*mailbox),
+            }];
+            let mut out = Vec::with_capacity(list.len());
+            for m in list {
+                let d = messages::deliver(
+                    tx,
+                    &m.message,
+                    &target,
+                    m.flags,
+                    &m.keywords,
+                    m.internal_date,
+                    false,
+                    changes,
+                )?;
+                out.extend(d);
+            }
+            Ok(Output::Delivered(out))
+        }
         Op::SetFlags {
             mailbox,
             uids,

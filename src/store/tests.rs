@@ -574,3 +574,49 @@ fn an_interrupted_first_creation_is_cleaned_up() {
         SCHEMA_VERSION
     );
 }
+
+/// `Op::Append` (IMAP MULTIAPPEND, RFC 3502): consecutive UIDs in one answer, and when
+/// one message cannot be stored, none is.
+#[test]
+fn append_is_all_or_nothing() {
+    let (_d, s) = open();
+    let a = account(&s, "a@home.arpa");
+    let inbox = s.read(|r| r.mailbox(a, "INBOX")).unwrap().unwrap();
+    let items = |n: usize| -> Vec<Appended> {
+        (0..n)
+            .map(|i| Appended {
+                message: msg(&format!("m{i}")),
+                flags: flag::SEEN,
+                keywords: vec!["$x".into()],
+                internal_date: 5,
+            })
+            .collect()
+    };
+    let append = |n| {
+        s.write(Op::Append {
+            account: a,
+            mailbox: inbox.id,
+            messages: items(n),
+        })
+    };
+    match append(3).unwrap() {
+        Output::Delivered(v) => {
+            assert_eq!(v.iter().map(|x| x.2).collect::<Vec<_>>(), [1, 2, 3]);
+        }
+        o => panic!("{o:?}"),
+    }
+    // Room for one more UID only: the second message fails, so the first is not kept.
+    {
+        let db = s.inner.db.read().unwrap().clone().unwrap();
+        let tx = db.begin_write().unwrap();
+        let mut mb = mailboxes::get_w(&tx, inbox.id).unwrap();
+        mb.uidnext = u32::MAX - 1;
+        mailboxes::put(&tx, &mb).unwrap();
+        tx.commit().unwrap();
+    }
+    assert!(append(2).is_err());
+    let after = s.read(|r| r.mailbox(a, "INBOX")).unwrap().unwrap();
+    assert_eq!((after.exists, after.uidnext), (3, u32::MAX - 1));
+    assert_eq!(s.read(|r| r.messages(inbox.id)).unwrap().len(), 3);
+    assert!(append(1).is_ok(), "one still fits");
+}

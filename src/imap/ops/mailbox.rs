@@ -12,7 +12,7 @@ use super::super::response::{
 };
 use super::{Done, Fail, Msg, Session, State, View, no};
 use crate::store::records::{Mailbox as StoreMailbox, SpecialUse, flag};
-use crate::store::{self, MailboxSel, NewMessage, Op, Output, Target};
+use crate::store::{self, Appended, NewMessage, Op, Output};
 
 impl Session {
     pub(super) fn lookup(&self, b: &dyn Backend, name: &Mailbox) -> Result<StoreMailbox, Fail> {
@@ -386,28 +386,30 @@ impl Session {
         let Some(mb) = b.mailbox(account, &normalize(name))? else {
             return Err(no(Code::TryCreate, "No such mailbox"));
         };
-        let mut uids = Vec::new();
-        let mut uidvalidity = mb.uidvalidity;
+        // RFC 3502 §6.3.11: every message or none. Sizes are checked before anything is
+        // written, and the store appends them all in one transaction.
+        let mut list = Vec::with_capacity(messages.len());
         for m in messages {
             if m.data.len() as u64 > self.cfg.max_message_size {
                 return Err(no(Code::TooBig, "Message too large"));
             }
-            let (bits, keywords) = fetch::bits_of(&m.flags);
-            let internal_date = m.date.map(|d| d.unix_timestamp()).unwrap_or(now);
-            let out = b.write(Op::Deliver {
+            let (flags, keywords) = fetch::bits_of(&m.flags);
+            list.push(Appended {
                 message: std::sync::Arc::new(NewMessage::new(m.data)),
-                targets: vec![Target {
-                    account,
-                    mailbox: MailboxSel::Id(mb.id),
-                }],
-                flags: bits,
+                flags,
                 keywords,
-                internal_date,
-                delivered: false,
-            })?;
-            if let Output::Delivered(d) = out
-                && let Some(&(_, v, uid)) = d.first()
-            {
+                internal_date: m.date.map(|d| d.unix_timestamp()).unwrap_or(now),
+            });
+        }
+        let out = b.write(Op::Append {
+            account,
+            mailbox: mb.id,
+            messages: list,
+        })?;
+        let mut uids = Vec::new();
+        let mut uidvalidity = mb.uidvalidity;
+        if let Output::Delivered(d) = out {
+            for (_, v, uid) in d {
                 uidvalidity = v;
                 uids.push(uid);
             }

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use super::super::backend::Backend;
+use super::super::backend::{Backend, Loaded};
 use super::super::command::{
     FetchAttr, FetchModifiers, Flag, Mailbox, SearchKey, SearchReturn, SeqItem, SeqNum,
     SequenceSet, StoreAction,
@@ -97,35 +97,49 @@ impl Session {
         };
         // Dates and sizes come from the store (the view keeps only what changes);
         // flags are the ones the client was told about.
-        let rows = b.messages(view.mailbox)?;
         let mut hits: Vec<(u32, u32, u64)> = Vec::new();
-        for (i, m) in view.msgs.iter().enumerate() {
-            let Some((_, row)) = rows
-                .binary_search_by_key(&m.uid, |(u, _)| *u)
-                .ok()
-                .and_then(|p| rows.get(p))
-            else {
-                continue;
+        let mut test =
+            |i: usize, m: &super::Msg, row: &crate::store::MessageRow, l: Option<&Loaded>| {
+                let c = search::Candidate {
+                    seq: i as u32 + 1,
+                    uid: m.uid,
+                    flags: m.flags,
+                    keywords: &m.keywords,
+                    internal_date: row.internal_date,
+                    size: row.size,
+                    modseq: m.modseq,
+                    raw: l.and_then(|l| l.raw.as_deref()),
+                    parsed: l.and_then(|l| l.parsed.as_ref()),
+                };
+                if search::matches(criteria, &c, &cx) {
+                    hits.push((i as u32 + 1, m.uid, m.modseq));
+                }
             };
-            let (mut raw, mut parsed) = (None, None);
-            if content {
-                // One message's bytes in memory at a time.
-                raw = b.blob(&row.blob)?;
-                parsed = b.parsed(&row.blob)?;
+        if content {
+            // Bytes and structures in batches of about a FETCH chunk, one read each:
+            // memory is bounded by the batch plus the largest message.
+            let mut i = 0;
+            while let Some(rest) = view.msgs.get(i..).filter(|r| !r.is_empty()) {
+                let uids: Vec<u32> = rest.iter().take(CHUNK_MESSAGES).map(|m| m.uid).collect();
+                let loaded = b.load(view.mailbox, &uids, true, true, CHUNK_BYTES as u64)?;
+                let n = loaded.len().max(1);
+                for ((k, m), l) in rest.iter().enumerate().zip(loaded) {
+                    if let Some(l) = l {
+                        test(i + k, m, &l.row, Some(&l));
+                    }
+                }
+                i += n;
             }
-            let c = search::Candidate {
-                seq: i as u32 + 1,
-                uid: m.uid,
-                flags: m.flags,
-                keywords: &m.keywords,
-                internal_date: row.internal_date,
-                size: row.size,
-                modseq: m.modseq,
-                raw: raw.as_deref(),
-                parsed: parsed.as_ref(),
-            };
-            if search::matches(criteria, &c, &cx) {
-                hits.push((i as u32 + 1, m.uid, m.modseq));
+        } else {
+            let rows = b.messages(view.mailbox)?;
+            for (i, m) in view.msgs.iter().enumerate() {
+                if let Some((_, row)) = rows
+                    .binary_search_by_key(&m.uid, |(u, _)| *u)
+                    .ok()
+                    .and_then(|p| rows.get(p))
+                {
+                    test(i, m, row, None);
+                }
             }
         }
         let ids: Vec<u32> = hits.iter().map(|h| if uid { h.1 } else { h.0 }).collect();
@@ -278,25 +292,40 @@ impl Session {
     }
 
     /// Renders the next chunk of a FETCH: up to [`CHUNK_MESSAGES`] messages or about
-    /// [`CHUNK_BYTES`] of output. Rows and structures are read in one transaction per
-    /// batch; message bytes one message at a time, so memory is bounded by the largest.
+    /// [`CHUNK_BYTES`] of output. Rows, structures and bytes are read in one transaction
+    /// per batch; a batch with bytes stops at about the chunk size (or one message), so
+    /// memory is bounded by the chunk plus the largest message.
     pub(super) fn fetch_some(&mut self, job: &mut FetchJob, b: &dyn Backend) -> Result<(), Fail> {
         let need_blob = fetch::needs_blob(&job.attrs);
         let need_parsed = fetch::needs_parsed(&job.attrs);
         let sets_seen = fetch::sets_seen(&job.attrs);
         let condstore = self.enabled.condstore;
-        let batch = if need_blob { 1 } else { CHUNK_MESSAGES };
         let mut count = 0;
         while count < CHUNK_MESSAGES && self.out.len() < CHUNK_BYTES && !job.todo.is_empty() {
             let view = self.view()?;
             let (mailbox, read_only) = (view.mailbox, view.read_only);
-            let take = batch.min(job.todo.len());
+            let take = (CHUNK_MESSAGES - count).min(job.todo.len());
             let (idx, uids): (Vec<usize>, Vec<u32>) = job
                 .todo
-                .drain(..take)
-                .filter_map(|i| view.msgs.get(i).map(|m| (i, m.uid)))
+                .iter()
+                .take(take)
+                // Indices are valid (expunges are withheld during a FETCH); UID 0 never
+                // exists and would be reported as expunged.
+                .map(|&i| (i, view.msgs.get(i).map_or(0, |m| m.uid)))
                 .unzip();
-            let mut loaded = b.load(mailbox, &uids, need_parsed, need_blob)?;
+            // With bytes, one read for about what is left of the chunk (at least one
+            // message): memory stays bounded by the chunk plus one message.
+            let budget = if need_blob {
+                CHUNK_BYTES.saturating_sub(self.out.len()) as u64
+            } else {
+                u64::MAX
+            };
+            let mut loaded = b.load(mailbox, &uids, need_parsed, need_blob, budget)?;
+            let (idx, uids) = (
+                idx.get(..loaded.len()).unwrap_or_default().to_vec(),
+                uids.get(..loaded.len()).unwrap_or_default().to_vec(),
+            );
+            job.todo.drain(..idx.len());
             // RFC 9051 §6.4.5: BODY[] (not PEEK) sets \Seen; the FETCH then reports FLAGS.
             let unseen: Vec<u32> = uids
                 .iter()
