@@ -483,6 +483,19 @@ pub async fn run(cfg: Arc<Config>, opts: &ServeOptions) -> i32 {
             return 1;
         }
     };
+    // Give heap freed after bursts of work back to the kernel (see `mem`).
+    tracker.spawn({
+        let stop = stop.clone();
+        async move {
+            let mut tick = tokio::time::interval(crate::mem::TRIM_EVERY);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => crate::mem::trim(),
+                    _ = stop.cancelled() => break,
+                }
+            }
+        }
+    });
     tracing::info!(ready_ms = started.elapsed().as_millis() as u64, data_dir = %data_dir.display(), "letterbox ready");
     loop {
         tokio::select! {

@@ -32,6 +32,7 @@ pub mod control;
 pub mod hw;
 pub mod imap;
 pub mod mail;
+pub mod mem;
 pub mod net;
 pub mod pop3;
 pub mod queue;

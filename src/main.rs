@@ -542,6 +542,7 @@ fn main() -> ExitCode {
     };
     let req = match cli.command {
         Command::Serve { .. } => {
+            letterbox::mem::tune();
             init_tracing(&cfg);
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
