@@ -383,6 +383,12 @@ impl Session {
         self.framer.enqueue(input);
     }
 
+    /// True while a command has begun to arrive but is not complete (see
+    /// [`Framer::mid_command`]).
+    pub fn mid_command(&self) -> bool {
+        self.framer.mid_command()
+    }
+
     /// The TLS handshake after [`Step::StartTls`] succeeded.
     pub fn tls_established(&mut self) {
         self.tls = true;

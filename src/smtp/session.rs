@@ -769,6 +769,19 @@ impl Session {
         )
     }
 
+    /// True while a command line has begun to arrive but is not complete (a partial
+    /// line, or the rest of an over-long one being dropped; never inside DATA or BDAT
+    /// data, which the idle timeout bounds per read and `session_timeout` in all): the
+    /// driver's idle timeout then runs from the line's first byte.
+    pub fn mid_command(&self) -> bool {
+        let unread = self.input.len().saturating_sub(self.pos);
+        let in_line = matches!(
+            self.state,
+            State::Connected | State::Ready | State::Mail(_) | State::Bdat(_) | State::Sasl(..)
+        );
+        in_line && (unread > 0 || !self.line.buf.is_empty() || self.line.too_long)
+    }
+
     /// Bytes held by the session: unconsumed input, a partial line, the message so far.
     pub fn buffered_bytes(&self) -> usize {
         let tx = match &self.state {
