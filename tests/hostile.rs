@@ -1343,3 +1343,404 @@ fn slowloris_idle_and_stalled_clients_are_cut() {
     let s = Arc::try_unwrap(s).unwrap_or_else(|_| panic!("server still shared"));
     finish(s, probe, "slowloris");
 }
+
+// ---------------------------------------------------------------------------------------
+// 1,000 idle connections, connect-and-drop floods
+
+#[test]
+fn a_thousand_idle_connections_and_connect_drop_floods() {
+    let s = start("");
+    let p = pid(&s);
+    let probe = Probe::start(&s);
+    let base_fds = fds(p);
+    let t0 = Instant::now();
+    // 1,000 connections over the seven listeners (429 of them TLS), from ten client
+    // addresses (100 each, under the per-address cap of 200), each greeted.
+    let mut held: Vec<Client> = Vec::with_capacity(1000);
+    for i in 0..1000usize {
+        let service = common::SERVICES[i % 7];
+        let from = src(10, (i / 100) as u8 + 1);
+        let c = Client::connect(&s, service, from)
+            .unwrap_or_else(|e| panic!("connection {i} ({service}): {e}\n{}", s.log()));
+        held.push(c);
+    }
+    let opened = t0.elapsed();
+    let (_, rss) = memory(p);
+    let open_fds = fds(p);
+    eprintln!(
+        "1,000 idle connections opened and greeted in {opened:.1?}; daemon: {open_fds} fds, \
+         VmRSS {rss} KiB ({:.1} MiB)",
+        rss as f64 / 1024.0
+    );
+    assert!(open_fds >= 1000, "{open_fds} fds with 1,000 open");
+    // While they are held, a well-behaved client is still served (the probe), and one
+    // more connection per listener too.
+    std::thread::sleep(Duration::from_secs(2));
+    for service in common::SERVICES {
+        Client::connect(&s, service, src(11, 1)).expect("served beside 1,000 idle ones");
+    }
+    // Every held connection is still alive and answers.
+    for (i, c) in held.iter_mut().enumerate().step_by(37) {
+        let service = common::SERVICES[i % 7];
+        let r = match proto(service) {
+            Proto::Smtp => c.cmd(service, "NOOP"),
+            Proto::Imap => c.cmd(service, "n NOOP"),
+            Proto::Pop3 => c.cmd(service, "CAPA").and_then(|l| c.until(".").map(|_| l)),
+        };
+        let r = r.unwrap_or_else(|e| panic!("held connection {i} ({service}): {e}"));
+        assert!(
+            r.starts_with("250") || r.starts_with("n OK") || r.starts_with("+OK"),
+            "{r}"
+        );
+    }
+    drop(held);
+    common::wait_until(
+        "the daemon to close 1,000 connections",
+        Duration::from_secs(30),
+        || fds(p) <= base_fds + 10,
+    );
+    eprintln!("after closing them: {} fds (baseline {base_fds})", fds(p));
+
+    // Connect-and-drop floods: 10,000 connections, half closed at once (FIN), half reset
+    // (RST, SO_LINGER 0), from 20 addresses, over every listener. Bounded in time too.
+    let t0 = Instant::now();
+    let ports: Vec<u16> = common::SERVICES.iter().map(|sv| s.port(sv)).collect();
+    let threads: Vec<JoinHandle<(u32, u32)>> = (0..4u8)
+        .map(|t| {
+            let ports = ports.clone();
+            std::thread::spawn(move || {
+                let (mut ok, mut failed) = (0, 0);
+                let start = Instant::now();
+                for i in 0..2500usize {
+                    if start.elapsed() > Duration::from_secs(60) {
+                        break;
+                    }
+                    let from = src(12 + t, (i % 5) as u8 + 1);
+                    match tcp_from_linger(from, ports[i % ports.len()], i % 2 == 0) {
+                        Ok(tcp) => {
+                            if i % 3 == 0 {
+                                // Some send half a command first.
+                                let _ = (&tcp).write_all(b"EHLO x");
+                            }
+                            drop(tcp);
+                            ok += 1;
+                        }
+                        Err(_) => failed += 1,
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    let (mut ok, mut failed) = (0, 0);
+    for t in threads {
+        let (o, f) = t.join().expect("flood thread");
+        ok += o;
+        failed += f;
+    }
+    eprintln!(
+        "connect-and-drop flood: {ok} connections ({failed} failed to connect) in {:.1?}",
+        t0.elapsed()
+    );
+    assert!(ok >= 9900, "only {ok} flood connections were accepted");
+    common::wait_until(
+        "the daemon to close the flood's connections",
+        Duration::from_secs(30),
+        || fds(p) <= base_fds + 10,
+    );
+    eprintln!("after the flood: {} fds (baseline {base_fds})", fds(p));
+    // One address over its cap: 250 connections held against max_connections_per_ip 200
+    // (the global cap is tested in tests/smtp.rs; here the probe must stay unaffected):
+    // the extra ones get the busy line and are closed.
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for i in 0..250usize {
+        let service = ["smtp", "imap", "pop3"][i % 3];
+        match Client::connect(&s, service, src(20, 1)) {
+            Ok(c) => held.push(c),
+            Err(_) => refused += 1,
+        }
+    }
+    eprintln!(
+        "250 from one address against a cap of 200: {} held, {refused} refused",
+        held.len()
+    );
+    assert_eq!(held.len(), 200, "the per-address cap");
+    drop(held);
+    common::wait_until("the daemon to close them", Duration::from_secs(30), || {
+        fds(p) <= base_fds + 10
+    });
+    finish(s, probe, "connections");
+}
+
+// ---------------------------------------------------------------------------------------
+// AUTH brute force
+
+/// One login attempt over `service` from `from`; returns whether it succeeded and how long
+/// the answer to the password took.
+fn attempt(s: &Server, service: &str, from: Ipv4Addr, user: &str, pass: &str) -> (bool, Duration) {
+    let mut c = Client::connect(s, service, from).expect("connect");
+    c.set_timeout(Duration::from_secs(40));
+    match proto(service) {
+        Proto::Imap => {
+            let t0 = Instant::now();
+            let r = c
+                .cmd(service, &format!("a LOGIN {user} {pass}"))
+                .expect("LOGIN");
+            (r.starts_with("a OK"), t0.elapsed())
+        }
+        Proto::Pop3 => {
+            let r = c.cmd(service, &format!("USER {user}")).expect("USER");
+            assert!(r.starts_with("+OK"), "{r}");
+            let t0 = Instant::now();
+            let r = c.cmd(service, &format!("PASS {pass}")).expect("PASS");
+            (r.starts_with("+OK"), t0.elapsed())
+        }
+        Proto::Smtp => {
+            c.cmd(service, "EHLO brute.test").expect("EHLO");
+            let token = base64(format!("\0{user}\0{pass}").as_bytes());
+            let t0 = Instant::now();
+            let r = c
+                .cmd(service, &format!("AUTH PLAIN {token}"))
+                .expect("AUTH");
+            (r.starts_with("235"), t0.elapsed())
+        }
+    }
+}
+
+#[test]
+fn auth_brute_force_is_slowed_and_the_right_password_still_works() {
+    let s = start("");
+    let probe = Probe::start(&s);
+    // One guesser, one account, every protocol in turn (the limiter is shared): the
+    // first three failures are free, then each answer waits 0.5 s, 1 s, 2 s, 4 s
+    // (src/auth.rs Limiter: per address and per account, doubling up to 16 s).
+    let guesser = src(30, 1);
+    let services = [
+        "imap",
+        "pop3",
+        "submission",
+        "imaps",
+        "pop3s",
+        "submissions",
+        "imap",
+    ];
+    let mut took = Vec::new();
+    for (i, service) in services.iter().enumerate() {
+        let (ok, d) = attempt(&s, service, guesser, VICTIM, &format!("wrong-guess-{i}"));
+        assert!(!ok, "a wrong password was accepted");
+        eprintln!(
+            "brute force attempt {} over {service}: refused after {d:.2?}",
+            i + 1
+        );
+        took.push(d);
+    }
+    for (i, want_ms) in [(3, 500u64), (4, 1000), (5, 2000), (6, 4000)] {
+        let want = Duration::from_millis(want_ms * 9 / 10);
+        assert!(
+            took[i] >= want,
+            "attempt {} answered after {:?}, expected >= {want:?}",
+            i + 1,
+            took[i]
+        );
+    }
+    // The right password from another address is answered at once, and from the
+    // guesser's too: only failures wait.
+    for (from, service) in [
+        (src(30, 2), "imap"),
+        (src(30, 3), "pop3s"),
+        (guesser, "submission"),
+    ] {
+        let (ok, d) = attempt(&s, service, from, VICTIM, VICTIM_PW);
+        eprintln!("right password from {from} over {service}: {ok} after {d:.2?}");
+        assert!(
+            ok,
+            "the right password was refused from {from} over {service}"
+        );
+        assert!(d < ANSWER_BOUND, "{d:?}");
+    }
+    // A fresh address guessing a fresh account is not slowed by the guesser's record.
+    let (ok, fresh) = attempt(&s, "imap", src(30, 4), "nobody@home.arpa", "wrong-guess");
+    assert!(!ok);
+    eprintln!("a fresh address and account: refused after {fresh:.2?}");
+    assert!(
+        fresh < took[6],
+        "fresh {fresh:?} vs throttled {:?}",
+        took[6]
+    );
+
+    // A parallel guesser: 10 addresses x 2 connections x 3 guesses over IMAP and POP3
+    // against made-up accounts, while the probe logs in every second. Argon2 runs at most
+    // two at a time (src/auth.rs), so memory stays bounded.
+    let t0 = Instant::now();
+    let ports = (s.port("imap"), s.port("pop3"));
+    let threads: Vec<JoinHandle<u32>> = (0..20u8)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let from = src(31, i / 2 + 1);
+                let (port, imap) = if i % 2 == 0 {
+                    (ports.0, true)
+                } else {
+                    (ports.1, false)
+                };
+                let Ok(tcp) = tcp_from(from, port) else {
+                    return 0;
+                };
+                let _ = tcp.set_read_timeout(Some(Duration::from_secs(60)));
+                let mut c = Client {
+                    r: BufReader::new(Conn::Plain(tcp)),
+                };
+                let mut refused = 0;
+                if c.line().is_err() {
+                    return 0;
+                }
+                for k in 0..3 {
+                    let user = format!("guess{i}x{k}@home.arpa");
+                    let r = if imap {
+                        c.cmd("imap", &format!("t{k} LOGIN {user} pw-{k}"))
+                    } else {
+                        c.cmd("pop3", &format!("USER {user}"))
+                            .and_then(|_| c.cmd("pop3", &format!("PASS pw-{k}")))
+                    };
+                    match r {
+                        Ok(l) if l.contains(" NO ") || l.starts_with("-ERR") => refused += 1,
+                        _ => break,
+                    }
+                }
+                refused
+            })
+        })
+        .collect();
+    let refused: u32 = threads.into_iter().map(|t| t.join().unwrap_or(0)).sum();
+    eprintln!(
+        "parallel guessing: {refused} wrong logins refused in {:.1?}",
+        t0.elapsed()
+    );
+    assert!(refused >= 50, "only {refused} of 60 guesses were answered");
+    finish(s, probe, "brute-force");
+}
+
+// ---------------------------------------------------------------------------------------
+// TLS handshake garbage
+
+/// Payloads sent where a TLS client's first flight belongs.
+fn tls_garbage() -> Vec<(&'static str, Vec<u8>)> {
+    let mut seed = 0x1234_5678_9abc_def1u64;
+    let random: Vec<u8> = (0..65_536).map(|_| rng(&mut seed) as u8).collect();
+    let hello = client_hello();
+    let mut huge_record = vec![0x16, 0x03, 0x01, 0xff, 0xff];
+    huge_record.extend_from_slice(&random[..4096]);
+    let mut bad_version = hello.clone();
+    if let Some(b) = bad_version.get_mut(1) {
+        *b = 0x7f;
+    }
+    let mut hello_then_junk = hello.clone();
+    hello_then_junk.extend_from_slice(&[0x17, 0x03, 0x03, 0x00, 0x40]);
+    hello_then_junk.extend_from_slice(&random[..64]);
+    vec![
+        ("64 KiB of random bytes", random.clone()),
+        (
+            "an HTTP request",
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        ),
+        ("a handshake record of 65,535 bytes, cut short", huge_record),
+        (
+            "half a ClientHello, then silence",
+            hello[..hello.len() / 2].to_vec(),
+        ),
+        (
+            "an SSLv2 hello",
+            b"\x80\x2e\x01\x00\x02\x00\x15\x00\x00\x00\x10".to_vec(),
+        ),
+        ("a ClientHello with a bad version byte", bad_version),
+        ("a ClientHello, then an application record", hello_then_junk),
+        (
+            "a plain command",
+            b"EHLO x\r\nA1 LOGIN a b\r\nUSER x\r\n".to_vec(),
+        ),
+    ]
+}
+
+#[test]
+fn tls_handshake_garbage_on_implicit_tls_and_after_starttls() {
+    let s = Arc::new(start(""));
+    let probe = Probe::start(&s);
+    let mut cases: Vec<JoinHandle<String>> = Vec::new();
+    let services = [
+        "submissions",
+        "imaps",
+        "pop3s",
+        "smtp",
+        "submission",
+        "imap",
+        "pop3",
+    ];
+    for (i, service) in services.into_iter().enumerate() {
+        for (k, (what, bytes)) in tls_garbage().into_iter().enumerate() {
+            let sv = s.clone();
+            let from = src(40 + i as u8, k as u8 + 1);
+            cases.push(std::thread::spawn(move || {
+                let tcp = if IMPLICIT_TLS.contains(&service) {
+                    tcp_from(from, sv.port(service)).expect("connect")
+                } else {
+                    after_starttls(&sv, service, from)
+                };
+                let mut c = Conn::Plain(tcp);
+                let _ = c.write_all(&bytes);
+                let took = time_to_close(&mut c, Duration::from_secs(40))
+                    .unwrap_or_else(|| panic!("{service}: {what}: not closed"));
+                assert!(
+                    took < HANDSHAKE_TIMEOUT + Duration::from_secs(10),
+                    "{service}: {what}: {took:?}"
+                );
+                format!("{service}: {what}: closed after {took:.1?}")
+            }));
+        }
+        // A good handshake, then a forged application record: the session ends.
+        let sv = s.clone();
+        cases.push(std::thread::spawn(move || {
+            let from = src(50, i as u8 + 1);
+            let c = if IMPLICIT_TLS.contains(&service) {
+                Client::connect(&sv, service, from).expect("connect")
+            } else {
+                let tcp = after_starttls(&sv, service, from);
+                Client {
+                    r: BufReader::new(tls_wrap(tcp).expect("handshake after STARTTLS")),
+                }
+            };
+            let Conn::Tls(tls) = c.r.into_inner() else {
+                panic!("not TLS")
+            };
+            let mut tcp = tls.sock;
+            let _ = tcp.write_all(&[0x17, 0x03, 0x03, 0x00, 0x30]);
+            let _ = tcp.write_all(&[0x5a; 0x30]);
+            let mut c = Conn::Plain(tcp);
+            let took = time_to_close(&mut c, Duration::from_secs(30))
+                .unwrap_or_else(|| panic!("{service}: forged record: not closed"));
+            format!("{service}: forged record after the handshake: closed after {took:.1?}")
+        }));
+    }
+    let mut failures = Vec::new();
+    for c in cases {
+        match c.join() {
+            Ok(line) => eprintln!("{line}"),
+            Err(e) => failures.push(
+                e.downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    // Every TLS listener still completes a real handshake.
+    for service in ["submissions", "imaps", "pop3s"] {
+        Client::connect(&s, service, src(60, 1)).expect("TLS after the garbage");
+    }
+    for service in ["smtp", "imap", "pop3"] {
+        let tcp = after_starttls(&s, service, src(60, 2));
+        tls_wrap(tcp).expect("STARTTLS after the garbage");
+    }
+    let s = Arc::try_unwrap(s).unwrap_or_else(|_| panic!("server still shared"));
+    finish(s, probe, "tls-garbage");
+}
