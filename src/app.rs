@@ -248,6 +248,7 @@ pub async fn run(cfg: Arc<Config>, board_dir: &Path) -> i32 {
         config: cfg.clone(),
         tls: tls.clone(),
         limiter: Arc::new(auth::Limiter::default()),
+        budget: crate::budget::Budget::new(cfg.limits.message_memory()),
         stop: stop.clone(),
     };
     let listeners = match bind_listeners(&shared).await {
@@ -313,7 +314,7 @@ pub async fn run(cfg: Arc<Config>, board_dir: &Path) -> i32 {
             return 1;
         }
     };
-    tracing::info!(ready_ms = started.elapsed().as_millis() as u64, data_dir = %data_dir.display(), "letterbox ready");
+    tracing::info!(ready_ms = started.elapsed().as_millis() as u64, data_dir = %data_dir.display(), message_memory = shared.budget.max(), "letterbox ready");
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break }

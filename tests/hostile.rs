@@ -1744,3 +1744,108 @@ fn tls_handshake_garbage_on_implicit_tls_and_after_starttls() {
     let s = Arc::try_unwrap(s).unwrap_or_else(|_| panic!("server still shared"));
     finish(s, probe, "tls-garbage");
 }
+
+// ---------------------------------------------------------------------------------------
+// Message data in transit, over many connections
+
+/// 200 port-25 clients each stream 1 MB of DATA and 50 IMAP clients each APPEND a 900 KB
+/// literal, all at once: without a shared bound the daemon held all of it (640 MiB for
+/// 600 such clients, measured before `[limits] max_message_memory` existed). With a
+/// 64 MiB budget the ones that do not fit are refused with a temporary error, the others
+/// are delivered, and the peak RSS stays low.
+#[test]
+fn message_data_in_transit_is_bounded_over_all_connections() {
+    let s = start("max_message_memory = \"64MiB\"\n");
+    let p = pid(&s);
+    let probe = Probe::start(&s);
+    let t0 = Instant::now();
+    let mut smtp = Vec::new();
+    let line = [b'd'; 998];
+    for i in 0..200usize {
+        let mut c = Client::connect(&s, "smtp", src(70, (i / 100) as u8 + 1)).expect("connect");
+        c.cmd("smtp", "EHLO bulk.test").expect("EHLO");
+        assert!(
+            c.cmd("smtp", "MAIL FROM:<bulk@bulk.test>")
+                .unwrap()
+                .starts_with("250")
+        );
+        assert!(
+            c.cmd("smtp", &format!("RCPT TO:<{VICTIM}>"))
+                .unwrap()
+                .starts_with("250")
+        );
+        assert!(c.cmd("smtp", "DATA").unwrap().starts_with("354"));
+        c.send(format!("From: <bulk@bulk.test>\r\nSubject: bulk {i}\r\n\r\n").as_bytes())
+            .unwrap();
+        for _ in 0..1000 {
+            c.send(&line).unwrap();
+            c.send(b"\r\n").unwrap();
+        }
+        smtp.push(c);
+    }
+    let mut imap = Vec::new();
+    let mut imap_refused = 0;
+    for i in 0..50usize {
+        let mut c = Client::connect(&s, "imap", src(71, 1)).expect("connect");
+        let r = c
+            .cmd("imap", &format!("l LOGIN {VICTIM} {VICTIM_PW}"))
+            .unwrap();
+        assert!(r.starts_with("l OK"), "{r}");
+        c.send(b"a APPEND INBOX {900000}\r\n").unwrap();
+        let r = c.line().unwrap();
+        if r.starts_with("+ ") {
+            c.send(&vec![b'i'; 899_998]).unwrap();
+            imap.push(c);
+        } else {
+            assert!(r.starts_with("a NO [UNAVAILABLE]"), "APPEND {i}: {r}");
+            imap_refused += 1;
+        }
+    }
+    let (hwm, rss) = memory(p);
+    eprintln!(
+        "200 x 1 MB DATA and 50 x 900 KB APPEND in transit after {:.1?}: VmRSS {} MiB, peak {} MiB",
+        t0.elapsed(),
+        rss / 1024,
+        hwm / 1024
+    );
+    let (mut delivered, mut refused) = (0, 0);
+    for mut c in smtp {
+        c.send(b"\r\n.\r\n").unwrap();
+        let r = c.smtp().unwrap();
+        if r.starts_with("250") {
+            delivered += 1;
+        } else {
+            assert!(r.starts_with("452 4.3.1"), "{r}");
+            refused += 1;
+        }
+    }
+    let mut appended = 0;
+    for mut c in imap {
+        c.send(b"\r\n").unwrap();
+        let r = c.until("a ").unwrap();
+        assert!(r.starts_with("a OK"), "{r}");
+        appended += 1;
+    }
+    eprintln!(
+        "SMTP: {delivered} delivered, {refused} refused with 452 4.3.1; IMAP: {appended} \
+         appended, {imap_refused} refused with NO [UNAVAILABLE]"
+    );
+    assert!(delivered >= 10 && refused >= 100, "{delivered} / {refused}");
+    assert!(imap_refused >= 1, "no APPEND was refused");
+    let st = s.status_json();
+    assert_eq!(
+        st["store"]["messages"].as_u64(),
+        Some(delivered + appended),
+        "{st}"
+    );
+    // The budget was given back: one more of each fits now.
+    let mut c = Client::connect(&s, "imap", src(71, 2)).expect("connect");
+    c.cmd("imap", &format!("l LOGIN {VICTIM} {VICTIM_PW}"))
+        .unwrap();
+    c.send(b"a APPEND INBOX {900000}\r\n").unwrap();
+    assert!(
+        c.line().unwrap().starts_with("+ "),
+        "the budget was not given back"
+    );
+    finish(s, probe, "in-transit");
+}

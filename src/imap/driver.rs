@@ -96,6 +96,7 @@ impl Imap {
                 max_message_size: config.limits.max_message_size,
                 max_auth_failures: MAX_AUTH_FAILURES,
                 max_line: config.limits.max_line_length,
+                budget: Some(self.shared.budget.clone()),
             },
             stream.is_tls(),
         );
@@ -282,6 +283,7 @@ mod tests {
             tls: crate::tls::Tls::from_config(&cfg).unwrap(),
             config: Arc::new(cfg),
             limiter: Arc::new(auth::Limiter::default()),
+            budget: crate::budget::Budget::new(64 << 20),
             stop: tokio_util::sync::CancellationToken::new(),
         };
         let imap = Imap::new(shared.clone());
