@@ -1112,9 +1112,18 @@ async fn soak_idle(a: Arc<SoakArgs>, k: Arc<SoakCounts>, i: u64, until: Instant)
             // RFC 2177), counting the pushes.
             while Instant::now() < until {
                 c.send(b"i IDLE\r\n").await?;
-                let l = timed(c.read_line()).await?.to_vec();
-                if !l.starts_with(b"+") {
-                    return Err(io::Error::other("IDLE refused"));
+                // Updates pending since the last command may come before the `+`.
+                loop {
+                    let l = timed(c.read_line()).await?.to_vec();
+                    if l.starts_with(b"+") {
+                        break;
+                    }
+                    if l.ends_with(b"EXISTS\r\n") {
+                        k.add(&k.idle_pushes, 1);
+                    } else if !l.starts_with(b"* ") {
+                        let l = String::from_utf8_lossy(&l).trim_end().to_string();
+                        return Err(io::Error::other(format!("IDLE refused: {l}")));
+                    }
                 }
                 let stop = (Instant::now() + Duration::from_secs(60)).min(until);
                 loop {
