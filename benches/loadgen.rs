@@ -34,6 +34,9 @@
 //!   `* n EXISTS` at client 0 (an idler on account 1) is taken; medians are reported.
 //! - `hash`: prints Letterbox's argon2id PHC string for `--password`, so the peer's
 //!   passwd-file can carry the same cost parameters.
+//! - `soak`: mixed traffic for `--seconds` (benches/soak.sh, issue 8 §5): SMTP ingest,
+//!   IMAP fetch/store/expunge, POP3 RETR/DELE, IDLE clients, wrong-password logins; see
+//!   the "Soak" section at the end of this file.
 //!
 //! Account names are templates: `{}` is replaced by the account number (`r{}@bench.test`).
 //! Messages are all distinct (numbered subject, Message-ID and body), so a content-addressed
@@ -68,6 +71,8 @@ enum Mode {
     Pop3Logins(LoginArgs),
     /// POP3 download of every message of each account.
     Pop3Retr(RetrArgs),
+    /// Mixed traffic for a while (the soak run).
+    Soak(SoakArgs),
     /// IMAP first sync: SELECT (CONDSTORE) and UID FETCH of the summary items.
     ImapFirstSync(ImapArgs),
     /// IMAP download of every message (UID FETCH 1:* BODY.PEEK[]).
@@ -246,6 +251,7 @@ fn main() {
         Mode::SmtpIngest(a) => a.conn.clone(),
         Mode::Pop3Logins(a) => a.conn.clone(),
         Mode::Pop3Retr(a) => a.conn.clone(),
+        Mode::Soak(a) => a.conn(),
         Mode::ImapFirstSync(a) | Mode::ImapDownload(a) | Mode::ImapStore(a) => a.conn.clone(),
         Mode::ImapSearchText(a) => a.imap.conn.clone(),
         Mode::ImapIdle(a) => a.conn.clone(),
@@ -273,6 +279,7 @@ fn main() {
             Mode::SmtpIngest(a) => smtp_ingest(a).await,
             Mode::Pop3Logins(a) => pop3_logins(a).await,
             Mode::Pop3Retr(a) => pop3_retr(a).await,
+            Mode::Soak(a) => soak(a).await,
             Mode::ImapFirstSync(a) => imap_first_sync(a).await,
             Mode::ImapDownload(a) => imap_download(a).await,
             Mode::ImapSearchText(a) => imap_search_text(a).await,
@@ -971,17 +978,15 @@ async fn imap_logout(mut c: Client) -> io::Result<()> {
     c.imap_cmd("z", "LOGOUT", false).await.map(|_| ())
 }
 
-/// The `* n EXISTS` of a SELECT.
-fn exists(r: &Reply) -> u64 {
-    r.lines
-        .iter()
-        .find_map(|l| {
-            l.strip_prefix("* ")?
-                .strip_suffix(" EXISTS")?
-                .parse::<u64>()
-                .ok()
-        })
-        .unwrap_or(0)
+/// The last `* n EXISTS` among untagged lines, if any.
+fn exists(lines: &[String]) -> Option<u64> {
+    lines.iter().rev().find_map(|l| {
+        let mut w = l.split_whitespace();
+        match (w.next(), w.next().and_then(|n| n.parse().ok()), w.next()) {
+            (Some("*"), Some(n), Some("EXISTS")) => Some(n),
+            _ => None,
+        }
+    })
 }
 
 /// Logs in and selects INBOX; returns the client, the login time and the SELECT reply.
@@ -1010,7 +1015,7 @@ async fn imap_first_sync(a: ImapArgs) -> io::Result<serde_json::Value> {
         .await?;
     let fetch = t2.elapsed();
     imap_logout(c).await?;
-    let n = exists(&sel);
+    let n = exists(&sel.lines).unwrap_or(0);
     if f.fetches != n {
         return Err(io::Error::other(format!(
             "FETCH returned {} messages of {n}",
@@ -1046,7 +1051,7 @@ async fn imap_download(a: ImapArgs) -> io::Result<serde_json::Value> {
     let f = c.imap_cmd("f", "UID FETCH 1:* BODY.PEEK[]", false).await?;
     let secs = t.elapsed();
     imap_logout(c).await?;
-    let n = exists(&sel);
+    let n = exists(&sel.lines).unwrap_or(0);
     if f.fetches != n {
         return Err(io::Error::other(format!(
             "FETCH returned {} messages of {n}",
@@ -1073,7 +1078,7 @@ async fn imap_download(a: ImapArgs) -> io::Result<serde_json::Value> {
 
 async fn imap_search_text(a: SearchArgs) -> io::Result<serde_json::Value> {
     let (mut c, _, sel) = imap_open(&a.imap, "SELECT INBOX").await?;
-    let mut out = serde_json::json!({ "mode": "imap-search-text", "messages": exists(&sel) });
+    let mut out = serde_json::json!({ "mode": "imap-search-text", "messages": exists(&sel.lines).unwrap_or(0) });
     let mut total = Duration::ZERO;
     let mut report = Vec::new();
     for (i, word) in a.words.split(',').filter(|w| !w.is_empty()).enumerate() {
@@ -1110,7 +1115,7 @@ async fn imap_search_text(a: SearchArgs) -> io::Result<serde_json::Value> {
 
 async fn imap_store(a: ImapArgs) -> io::Result<serde_json::Value> {
     let (mut c, _, sel) = imap_open(&a, "SELECT INBOX").await?;
-    let n = exists(&sel);
+    let n = exists(&sel.lines).unwrap_or(0);
     let t = Instant::now();
     let add = c
         .imap_cmd("a", "UID STORE 1:* +FLAGS (\\Seen)", false)
@@ -1341,4 +1346,453 @@ async fn imap_idle(a: IdleArgs) -> io::Result<serde_json::Value> {
         "push_after_250_ms": after_250,
         "deliveries": a.deliveries,
     }))
+}
+
+// ---------------------------------------------------------------------------------------
+// Soak (issue 8 §5): mixed traffic for a fixed time, for benches/soak.sh, which samples
+// the daemon's RSS, open files and CPU time meanwhile. Every client runs until the
+// deadline; every wait on the server is bounded by `OP_TIMEOUT`.
+
+/// The longest any one reply may take before the soak counts an error.
+const OP_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Args, Debug, Clone)]
+struct SoakArgs {
+    /// Server address.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// MX (port 25 role) port.
+    #[arg(long)]
+    smtp_port: u16,
+    /// Submission port (wrong-password AUTH).
+    #[arg(long)]
+    submission_port: u16,
+    /// IMAP port.
+    #[arg(long)]
+    imap_port: u16,
+    /// POP3 port.
+    #[arg(long)]
+    pop3_port: u16,
+    /// How long to run.
+    #[arg(long, default_value_t = 180)]
+    seconds: u64,
+    /// Account template (`{}` is 1..=users).
+    #[arg(long, default_value = "soak{}@home.arpa")]
+    user: String,
+    /// Accounts.
+    #[arg(long, default_value_t = 4)]
+    users: u64,
+    /// Their password.
+    #[arg(long)]
+    pass: String,
+    /// SMTP clients delivering messages.
+    #[arg(long, default_value_t = 2)]
+    smtp_clients: u64,
+    /// Pause of each SMTP client between messages, in ms.
+    #[arg(long, default_value_t = 50)]
+    smtp_pause_ms: u64,
+    /// IMAP clients fetching, flagging and expunging.
+    #[arg(long, default_value_t = 2)]
+    imap_clients: u64,
+    /// POP3 clients retrieving and deleting.
+    #[arg(long, default_value_t = 2)]
+    pop3_clients: u64,
+    /// IMAP clients sitting in IDLE.
+    #[arg(long, default_value_t = 4)]
+    idle_clients: u64,
+    /// Clients trying wrong passwords.
+    #[arg(long, default_value_t = 1)]
+    bad_login_clients: u64,
+    /// Approximate message size.
+    #[arg(long, default_value_t = 4096)]
+    size: usize,
+    /// Runtime worker threads (0: a current-thread runtime).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+impl SoakArgs {
+    fn conn(&self) -> Conn {
+        self.port_conn(self.smtp_port)
+    }
+    fn port_conn(&self, port: u16) -> Conn {
+        Conn {
+            host: self.host.clone(),
+            port,
+            tls: false,
+            threads: self.threads,
+        }
+    }
+}
+
+/// What the soak did, summed over its clients.
+#[derive(Default)]
+struct SoakCounts {
+    smtp_accepted: AtomicU64,
+    smtp_refused: AtomicU64,
+    imap_fetches: AtomicU64,
+    imap_bodies: AtomicU64,
+    imap_stores: AtomicU64,
+    imap_expunged: AtomicU64,
+    pop3_retr: AtomicU64,
+    pop3_dele: AtomicU64,
+    idle_pushes: AtomicU64,
+    bad_logins_refused: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl SoakCounts {
+    fn add(&self, c: &AtomicU64, n: u64) {
+        let _ = self;
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+    fn error(&self, what: &str, e: &io::Error) {
+        let n = self.errors.fetch_add(1, Ordering::Relaxed);
+        if n < 10 {
+            eprintln!("loadgen soak: {what}: {e}");
+        }
+    }
+}
+
+/// Bounds one wait on the server.
+async fn timed<T>(f: impl std::future::Future<Output = io::Result<T>>) -> io::Result<T> {
+    tokio::time::timeout(OP_TIMEOUT, f)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no answer within 60 s"))?
+}
+
+impl Client {
+    /// Reads an IMAP response up to the tagged line for `tag` (literals read whole);
+    /// returns the untagged lines (literal bytes left out) and the tagged line.
+    async fn imap_until(&mut self, tag: &str) -> io::Result<(Vec<String>, String)> {
+        let mut untagged = Vec::new();
+        let prefix = format!("{tag} ");
+        loop {
+            let line = self.read_line().await?.to_vec();
+            let text = String::from_utf8_lossy(&line).into_owned();
+            if text.starts_with(&prefix) {
+                return Ok((untagged, text.trim_end().to_string()));
+            }
+            // A literal `{n}` at the end of a line: its n bytes follow.
+            if let Some(n) = text
+                .trim_end()
+                .strip_suffix('}')
+                .and_then(|t| t.rsplit_once('{'))
+                .and_then(|(_, n)| n.parse::<usize>().ok())
+            {
+                let mut rest = vec![0u8; n];
+                tokio::io::AsyncReadExt::read_exact(&mut self.io, &mut rest).await?;
+            }
+            untagged.push(text);
+        }
+    }
+}
+
+/// One IMAP command of the soak, bounded by `OP_TIMEOUT`; its untagged lines.
+async fn soak_cmd(c: &mut Client, tag: &str, cmd: &str) -> io::Result<Vec<String>> {
+    timed(c.imap_cmd(tag, cmd, true)).await.map(|r| r.lines)
+}
+
+async fn soak_smtp(a: Arc<SoakArgs>, k: Arc<SoakCounts>, i: u64, until: Instant) {
+    let conn = a.port_conn(a.smtp_port);
+    let mut n = i * 1_000_000;
+    while Instant::now() < until {
+        // A new connection every 50 messages: connection churn is part of the soak.
+        let r: io::Result<()> = async {
+            let mut c = timed(connect(&conn)).await?;
+            timed(c.smtp_reply()).await?;
+            c.send(b"EHLO soak.sender.test\r\n").await?;
+            timed(c.smtp_reply()).await?;
+            for _ in 0..50 {
+                if Instant::now() >= until {
+                    break;
+                }
+                n += 1;
+                let to = expand(&a.user, n % a.users + 1);
+                let from = "soak@sender.test";
+                c.send(format!("MAIL FROM:<{from}>\r\nRCPT TO:<{to}>\r\nDATA\r\n").as_bytes())
+                    .await?;
+                let codes = [
+                    timed(c.smtp_reply()).await?.0,
+                    timed(c.smtp_reply()).await?.0,
+                    timed(c.smtp_reply()).await?.0,
+                ];
+                if codes != [250, 250, 354] {
+                    k.add(&k.smtp_refused, 1);
+                    if codes[2] == 354 {
+                        c.send(b".\r\n").await?;
+                        timed(c.smtp_reply()).await?;
+                    }
+                    continue;
+                }
+                let mut body = message(n, a.size, from, &to);
+                body.extend_from_slice(b".\r\n");
+                c.send(&body).await?;
+                let (code, _) = timed(c.smtp_reply()).await?;
+                if code == 250 {
+                    k.add(&k.smtp_accepted, 1);
+                } else {
+                    k.add(&k.smtp_refused, 1);
+                }
+                tokio::time::sleep(Duration::from_millis(a.smtp_pause_ms)).await;
+            }
+            c.send(b"QUIT\r\n").await?;
+            let _ = timed(c.smtp_reply()).await;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = r {
+            k.error("smtp", &e);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+async fn soak_imap(a: Arc<SoakArgs>, k: Arc<SoakCounts>, i: u64, until: Instant) {
+    let conn = a.port_conn(a.imap_port);
+    let user = expand(&a.user, i % a.users + 1);
+    while Instant::now() < until {
+        let r: io::Result<()> = async {
+            let mut c = timed(imap_login(&conn, &user, &a.pass)).await?;
+            let u = soak_cmd(&mut c, "s", "SELECT INBOX").await?;
+            let mut count = exists(&u).unwrap_or(0);
+            // A session lasts 20 rounds, then logs out and in again.
+            for round in 0..20u64 {
+                if Instant::now() >= until {
+                    break;
+                }
+                let u = soak_cmd(&mut c, "n", "NOOP").await?;
+                count = exists(&u).unwrap_or(count);
+                if count > 0 {
+                    let u = soak_cmd(&mut c, "f", "FETCH 1:* (UID FLAGS RFC822.SIZE)").await?;
+                    k.add(&k.imap_fetches, 1);
+                    count = u.iter().filter(|l| l.contains(" FETCH ")).count() as u64;
+                }
+                if count > 0 {
+                    let first = count.saturating_sub(4).max(1);
+                    soak_cmd(
+                        &mut c,
+                        "b",
+                        &format!("FETCH {first}:* (ENVELOPE BODYSTRUCTURE BODY.PEEK[])"),
+                    )
+                    .await?;
+                    k.add(&k.imap_bodies, count - first + 1);
+                    soak_cmd(
+                        &mut c,
+                        "t",
+                        &format!("STORE {first}:* +FLAGS.SILENT (\\Seen)"),
+                    )
+                    .await?;
+                    k.add(&k.imap_stores, 1);
+                }
+                // Every other round the oldest half (up to 40) is deleted and expunged, so
+                // the mailboxes stay small instead of growing through the run.
+                if round % 2 == 1 && count > 0 {
+                    let last = (count / 2).clamp(1, 40);
+                    soak_cmd(
+                        &mut c,
+                        "d",
+                        &format!("STORE 1:{last} +FLAGS.SILENT (\\Deleted)"),
+                    )
+                    .await?;
+                    let u = soak_cmd(&mut c, "e", "EXPUNGE").await?;
+                    let gone = u.iter().filter(|l| l.ends_with(" EXPUNGE")).count() as u64;
+                    k.add(&k.imap_expunged, gone);
+                    count = count.saturating_sub(gone);
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            soak_cmd(&mut c, "o", "LOGOUT").await?;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = r {
+            k.error("imap", &e);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+async fn soak_pop3(a: Arc<SoakArgs>, k: Arc<SoakCounts>, i: u64, until: Instant) {
+    let conn = a.port_conn(a.pop3_port);
+    let user = expand(&a.user, (a.imap_clients + i) % a.users + 1);
+    while Instant::now() < until {
+        let r: io::Result<()> = async {
+            let mut c = timed(pop3_login(&conn, &user, &a.pass)).await?;
+            c.send(b"STAT\r\n").await?;
+            let stat = timed(c.pop3_ok("STAT")).await?;
+            let count: u64 = stat
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            // Retrieve and delete up to 10 (a phone's "delete from server after
+            // download"), more than the ingest adds per session, so the maildrop stays small.
+            for m in 1..=count.min(10) {
+                c.send(format!("RETR {m}\r\n").as_bytes()).await?;
+                // A message expunged over IMAP meanwhile answers -ERR: not an error.
+                if timed(c.read_line()).await?.starts_with(b"+OK") {
+                    while timed(c.read_line()).await? != b".\r\n" {}
+                    k.add(&k.pop3_retr, 1);
+                }
+            }
+            for m in 1..=count.min(10) {
+                c.send(format!("DELE {m}\r\n").as_bytes()).await?;
+                if timed(c.read_line()).await?.starts_with(b"+OK") {
+                    k.add(&k.pop3_dele, 1);
+                }
+            }
+            timed(pop3_quit(c)).await
+        }
+        .await;
+        if let Err(e) = r {
+            k.error("pop3", &e);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn soak_idle(a: Arc<SoakArgs>, k: Arc<SoakCounts>, i: u64, until: Instant) {
+    let conn = a.port_conn(a.imap_port);
+    let user = expand(&a.user, i % a.users + 1);
+    while Instant::now() < until {
+        let r: io::Result<()> = async {
+            let mut c = timed(imap_login(&conn, &user, &a.pass)).await?;
+            soak_cmd(&mut c, "s", "SELECT INBOX").await?;
+            // IDLE for up to 60 s at a time (clients re-issue it well within 29 min,
+            // RFC 2177), counting the pushes.
+            while Instant::now() < until {
+                c.send(b"i IDLE\r\n").await?;
+                // Updates pending since the last command may come before the `+`.
+                loop {
+                    let l = timed(c.read_line()).await?.to_vec();
+                    if l.starts_with(b"+") {
+                        break;
+                    }
+                    if l.ends_with(b"EXISTS\r\n") {
+                        k.add(&k.idle_pushes, 1);
+                    } else if !l.starts_with(b"* ") {
+                        let l = String::from_utf8_lossy(&l).trim_end().to_string();
+                        return Err(io::Error::other(format!("IDLE refused: {l}")));
+                    }
+                }
+                let stop = (Instant::now() + Duration::from_secs(60)).min(until);
+                loop {
+                    let left = stop.saturating_duration_since(Instant::now());
+                    match tokio::time::timeout(left, c.read_line()).await {
+                        Err(_) => break,
+                        Ok(line) => {
+                            if line?.ends_with(b"EXISTS\r\n") {
+                                k.add(&k.idle_pushes, 1);
+                            }
+                        }
+                    }
+                }
+                c.send(b"DONE\r\n").await?;
+                timed(c.imap_until("i")).await?;
+            }
+            soak_cmd(&mut c, "o", "LOGOUT").await?;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = r {
+            k.error("idle", &e);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+/// Wrong passwords over IMAP, POP3 and SMTP AUTH in turn, each answered only after the
+/// daemon's failed-login delay (which grows to 16 s: the loop slows down with it).
+async fn soak_bad_logins(a: Arc<SoakArgs>, k: Arc<SoakCounts>, i: u64, until: Instant) {
+    let mut n = 0u64;
+    while Instant::now() < until {
+        n += 1;
+        let user = format!("nobody{i}x{n}@home.arpa");
+        let r: io::Result<bool> = async {
+            match n % 3 {
+                0 => {
+                    let mut c = timed(connect(&a.port_conn(a.imap_port))).await?;
+                    timed(c.read_line()).await?;
+                    c.send(format!("l LOGIN {user} wrong-password\r\n").as_bytes())
+                        .await?;
+                    let (_, t) = timed(c.imap_until("l")).await?;
+                    Ok(t.starts_with("l NO"))
+                }
+                1 => {
+                    let mut c = timed(connect(&a.port_conn(a.pop3_port))).await?;
+                    timed(c.pop3_ok("greeting")).await?;
+                    c.send(format!("USER {user}\r\nPASS wrong-password\r\n").as_bytes())
+                        .await?;
+                    timed(c.pop3_ok("USER")).await?;
+                    Ok(timed(c.read_line()).await?.starts_with(b"-ERR"))
+                }
+                _ => {
+                    let mut c = timed(connect(&a.port_conn(a.submission_port))).await?;
+                    timed(c.smtp_reply()).await?;
+                    c.send(b"EHLO soak.test\r\n").await?;
+                    timed(c.smtp_reply()).await?;
+                    use base64::Engine;
+                    let token = base64::engine::general_purpose::STANDARD
+                        .encode(format!("\0{user}\0wrong-password"));
+                    c.send(format!("AUTH PLAIN {token}\r\n").as_bytes()).await?;
+                    Ok(timed(c.smtp_reply()).await?.0 == 535)
+                }
+            }
+        }
+        .await;
+        match r {
+            Ok(true) => k.add(&k.bad_logins_refused, 1),
+            Ok(false) => k.error(
+                "bad login",
+                &io::Error::other("a wrong password was not refused"),
+            ),
+            Err(e) => k.error("bad login", &e),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn soak(a: SoakArgs) -> io::Result<serde_json::Value> {
+    let a = Arc::new(a);
+    let k = Arc::new(SoakCounts::default());
+    let t0 = Instant::now();
+    let until = t0 + Duration::from_secs(a.seconds);
+    let mut tasks = Vec::new();
+    macro_rules! spawn_n {
+        ($n:expr, $f:ident) => {
+            for i in 0..$n {
+                let (a, k) = (a.clone(), k.clone());
+                tasks.push(tokio::spawn(async move { $f(a, k, i, until).await }));
+            }
+        };
+    }
+    spawn_n!(a.idle_clients, soak_idle);
+    spawn_n!(a.smtp_clients, soak_smtp);
+    spawn_n!(a.imap_clients, soak_imap);
+    spawn_n!(a.pop3_clients, soak_pop3);
+    spawn_n!(a.bad_login_clients, soak_bad_logins);
+    for t in tasks {
+        t.await.map_err(io::Error::other)?;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let v = serde_json::json!({
+        "mode": "soak",
+        "secs": secs,
+        "smtp_accepted": g(&k.smtp_accepted),
+        "smtp_refused": g(&k.smtp_refused),
+        "imap_fetches": g(&k.imap_fetches),
+        "imap_bodies": g(&k.imap_bodies),
+        "imap_stores": g(&k.imap_stores),
+        "imap_expunged": g(&k.imap_expunged),
+        "pop3_retr": g(&k.pop3_retr),
+        "pop3_dele": g(&k.pop3_dele),
+        "idle_pushes": g(&k.idle_pushes),
+        "bad_logins_refused": g(&k.bad_logins_refused),
+        "errors": g(&k.errors),
+    });
+    eprintln!("soak: {v}");
+    Ok(v)
 }

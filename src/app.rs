@@ -410,6 +410,7 @@ pub async fn run(cfg: Arc<Config>, opts: &ServeOptions) -> i32 {
         config: cfg.clone(),
         tls: tls.clone(),
         limiter: Arc::new(auth::Limiter::default()),
+        budget: crate::budget::Budget::new(cfg.limits.message_memory()),
         stop: stop.clone(),
     };
     let listeners = match bind_listeners(&shared).await {
@@ -496,7 +497,7 @@ pub async fn run(cfg: Arc<Config>, opts: &ServeOptions) -> i32 {
             }
         }
     });
-    tracing::info!(ready_ms = started.elapsed().as_millis() as u64, data_dir = %data_dir.display(), "letterbox ready");
+    tracing::info!(ready_ms = started.elapsed().as_millis() as u64, data_dir = %data_dir.display(), message_memory = shared.budget.max(), "letterbox ready");
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break }

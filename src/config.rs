@@ -322,6 +322,11 @@ pub struct LimitsConfig {
     /// The largest message accepted, in bytes (SMTP SIZE, RFC 1870; IMAP APPEND). Default
     /// 50 MiB; at least 64 KiB, the minimum RFC 5321 section 4.5.3.1.7 requires.
     pub max_message_size: u64,
+    /// Message bytes held in memory at once over all connections while they arrive
+    /// (SMTP DATA/BDAT, IMAP literals; see `budget.rs`); a message that does not fit is
+    /// refused with a temporary error. `None` (the default): a quarter of the RAM, 64 MiB
+    /// to 1 GiB, and at least twice `max_message_size` ([`LimitsConfig::message_memory`]).
+    pub max_message_memory: Option<u64>,
     /// Concurrent connections over all services. Default 200.
     pub max_connections: u32,
     /// Concurrent connections from one IP address. Default 20.
@@ -342,6 +347,29 @@ pub struct LimitsConfig {
     pub pop3_idle_timeout: Duration,
     /// The longest a whole SMTP session may last, however active. Default 30 minutes.
     pub session_timeout: Duration,
+}
+
+impl LimitsConfig {
+    /// The budget for message bytes in memory: `max_message_memory`, or by default a
+    /// quarter of the RAM (`/proc/meminfo`; 1 GiB assumed without it) between 64 MiB and
+    /// 1 GiB, and at least twice `max_message_size`.
+    pub fn message_memory(&self) -> u64 {
+        if let Some(m) = self.max_message_memory {
+            return m;
+        }
+        let ram = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                m.lines()
+                    .find(|l| l.starts_with("MemTotal:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|kib| kib.parse::<u64>().ok())
+            })
+            .map_or(GIB, |kib| kib.saturating_mul(KIB));
+        (ram / 4)
+            .clamp(64 * MIB, GIB)
+            .max(self.max_message_size.saturating_mul(2))
+    }
 }
 
 /// `[board]`: which board description to drive.
@@ -517,6 +545,7 @@ impl Config {
                 max_connections_per_ip: 20,
                 // RFC 5321 section 4.5.3.1.8: at least 100 recipients.
                 max_recipients: 100,
+                max_message_memory: None,
                 // RFC 7162 section 4: IMAP servers should accept command lines of 8192 octets.
                 max_line_length: 8192,
                 // RFC 5321 section 4.5.3.2.7: server timeout of 5 minutes.
@@ -706,6 +735,7 @@ struct RawLimits {
     max_connections: Option<u32>,
     max_connections_per_ip: Option<u32>,
     max_recipients: Option<u32>,
+    max_message_memory: Option<Size>,
     max_line_length: Option<usize>,
     smtp_idle_timeout: Option<Seconds>,
     imap_idle_timeout: Option<Seconds>,
@@ -1326,6 +1356,19 @@ impl Builder<'_> {
                 ));
             }
             limits.max_message_size = size;
+        }
+        if let Some(Size(size)) = raw.max_message_memory {
+            if size < limits.max_message_size {
+                return Err(self.err(
+                    "limits.max_message_memory",
+                    format!(
+                        "{size} bytes is below max_message_size ({} bytes): no message of \
+                         the largest size could be received",
+                        limits.max_message_size
+                    ),
+                ));
+            }
+            limits.max_message_memory = Some(size);
         }
         for (key, value, slot) in [
             (
@@ -1975,6 +2018,7 @@ level = "info,letterbox::smtp=debug"
                 max_connections: 50,
                 max_connections_per_ip: 5,
                 max_recipients: 40,
+                max_message_memory: None,
                 max_line_length: 4096,
                 smtp_idle_timeout: Duration::from_secs(600),
                 imap_idle_timeout: Duration::from_secs(3600),
@@ -2285,6 +2329,25 @@ level = "info,letterbox::smtp=debug"
             "[relay]\nhost = \"r.example\"\nusername = \"me\"\npassword_file = \"/p\"\nsecurity = \"none\"\n",
             5,
             "relay.security",
+        );
+    }
+
+    #[test]
+    fn message_memory_is_explicit_or_derived() {
+        let c = parse("[limits]\nmax_message_memory = \"2G\"\n");
+        assert_eq!(c.limits.message_memory(), 2 * GIB);
+        fails(
+            "[limits]\nmax_message_size = \"10M\"\nmax_message_memory = \"9M\"\n",
+            3,
+            "limits.max_message_memory",
+        );
+        let auto = Config::defaults().limits.message_memory();
+        assert!((100 * MIB..=GIB).contains(&auto), "{auto}");
+        let c = parse("[limits]\nmax_message_size = \"1G\"\n");
+        assert_eq!(
+            c.limits.message_memory(),
+            2 * GIB,
+            "at least twice the largest message"
         );
     }
 

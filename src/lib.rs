@@ -8,6 +8,7 @@
 //!   signing and keys, delivery status notifications (RFC 3464).
 //! - [`sasl`]: PLAIN and LOGIN exchanges shared by SMTP, IMAP and POP3.
 //! - [`auth`]: password hashing and the failed-login limiter.
+//! - [`budget`]: the daemon-wide cap on message bytes held in memory while they arrive.
 //! - [`tls`]: rustls server configuration, self-signed certificate, reload.
 //! - [`control`]: the admin requests behind the CLI, and the Unix socket that carries
 //!   them to a running daemon.
@@ -27,6 +28,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod budget;
 pub mod config;
 pub mod control;
 pub mod hw;

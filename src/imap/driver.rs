@@ -12,7 +12,11 @@
 //!   soon as its commit is published, without polling. An idle connection costs its
 //!   read buffer, its session and one broadcast receiver.
 //! - Timers and shutdown: `[limits] imap_idle_timeout` (RFC 9051 §5.4 autologout, at
-//!   least 30 minutes by default), and the session's `* BYE` on server shutdown.
+//!   least 30 minutes by default), and the session's `* BYE` on server shutdown. The
+//!   same timeout bounds how long one command may take to arrive, from its first byte:
+//!   a slowloris client that sends a byte now and then restarts no timer, so it is cut
+//!   like an idle one (tests/hostile.rs). There is no whole-session limit: an IDLE client
+//!   may stay for days.
 //!
 //! This is its own loop rather than `net::pump` because of the third `select!` arm
 //! (store changes) and because execution hands the session to a blocking thread.
@@ -92,7 +96,8 @@ impl Imap {
                 plaintext_auth_allowed: config.is_plaintext_allowed(ip),
                 max_message_size: config.limits.max_message_size,
                 max_auth_failures: MAX_AUTH_FAILURES,
-                ..SessionConfig::default()
+                max_line: config.limits.max_line_length,
+                budget: Some(self.shared.budget.clone()),
             },
             stream.is_tls(),
         );
@@ -112,18 +117,25 @@ impl Imap {
             return End::IoError;
         }
         let mut buf = vec![0u8; READ_BUFFER];
+        // When the command now arriving began (its deadline is `idle` later), and whether
+        // the session answered anything since the last read (a finished command).
+        let mut command_started: Option<tokio::time::Instant> = None;
+        let mut answered = false;
         loop {
             match session.next() {
                 Step::Write(bytes) => {
+                    answered = true;
                     if write(stream, &bytes, WRITE_TIMEOUT).await.is_err() {
                         return End::IoError;
                     }
                 }
                 Step::Event(Event::Login(creds)) => {
+                    answered = true;
                     let d = self.login(creds, ip).await;
                     session.answer(d);
                 }
                 Step::Event(Event::Execute) => {
+                    answered = true;
                     let store = shared.store.clone();
                     let now = store::now_unix();
                     session = match tokio::task::spawn_blocking(move || {
@@ -142,6 +154,14 @@ impl Imap {
                         return End::Shutdown;
                     }
                     let idling = session.is_idling();
+                    let now = tokio::time::Instant::now();
+                    command_started = match (session.mid_command(), command_started) {
+                        (false, _) => None,
+                        (true, Some(t)) if !answered => Some(t),
+                        (true, _) => Some(now),
+                    };
+                    answered = false;
+                    let until = command_started.unwrap_or(now) + idle;
                     tokio::select! {
                         r = stream.read(&mut buf) => match r {
                             Ok(0) => return End::PeerClosed,
@@ -156,7 +176,7 @@ impl Imap {
                                 return End::Shutdown;
                             }
                         },
-                        _ = tokio::time::sleep(idle) => {
+                        _ = tokio::time::sleep_until(until) => {
                             goodbye(stream, &session.timeout_reply()).await;
                             return End::TimedOut;
                         }
@@ -245,6 +265,7 @@ mod tests {
             tls: crate::tls::Tls::from_config(&cfg).unwrap(),
             config: Arc::new(cfg),
             limiter: Arc::new(auth::Limiter::default()),
+            budget: crate::budget::Budget::new(64 << 20),
             stop: tokio_util::sync::CancellationToken::new(),
         };
         let imap = Imap::new(shared.clone());
@@ -353,6 +374,40 @@ mod tests {
             .await
             .expect("autologout");
         assert_eq!(bye, "* BYE Autologout; idle for too long\r\n");
+        t.server.await.unwrap();
+    }
+
+    /// A slowloris client (a byte every 150 ms, never a whole command) restarts no timer:
+    /// it is logged out when the command has taken `imap_idle_timeout` (RFC 9051 §5.4),
+    /// as an idle one would be, while an active client's commands keep it alive.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_command_must_arrive_within_the_idle_timeout() {
+        let mut t = setup(Duration::from_millis(600)).await;
+        expect(&mut t.r, "* OK").await;
+        // Whole commands, each well within the timeout, for longer than the timeout.
+        for i in 0..6 {
+            t.w.write_all(format!("n{i} NOOP\r\n").as_bytes())
+                .await
+                .unwrap();
+            expect(&mut t.r, &format!("n{i} OK")).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let t0 = std::time::Instant::now();
+        let dribble = async {
+            for b in b"a NOOP and a very slow line".iter().cycle().take(40) {
+                if t.w.write_all(&[*b]).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+        };
+        let bye = async { expect(&mut t.r, "* BYE").await };
+        let bye = tokio::select! {
+            b = bye => b,
+            _ = dribble => panic!("not cut while dribbling for 6 s"),
+        };
+        assert_eq!(bye, "* BYE Autologout; idle for too long\r\n");
+        assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
         t.server.await.unwrap();
     }
 }

@@ -223,6 +223,14 @@ impl Framer {
         self.input.len() - self.pos + self.frame.len() + self.tail.len()
     }
 
+    /// True between the first byte of a command and its end: a partial line or
+    /// literal is held, or a refused command's rest is being discarded. The driver bounds
+    /// how long a command may take to arrive with this (a slowloris client that sends a
+    /// byte now and then never finishes one).
+    pub fn mid_command(&self) -> bool {
+        !matches!(self.state, State::Line | State::Closed) || self.buffered_len() > 0
+    }
+
     /// True while an announced literal awaits [`Framer::accept_literal`] or
     /// [`Framer::reject_literal`].
     pub fn awaiting_decision(&self) -> bool {

@@ -32,6 +32,7 @@ use super::fragment::{
     Event as FrameEvent, FrameError, FrameErrorKind, Framer, FramerConfig, LiteralMode,
 };
 use super::response::{Code, Data, NamespaceDesc, Response, StatusResponse};
+use crate::budget::Hold;
 use crate::sasl::{Credentials, Exchange};
 pub use crate::step::Step as GenericStep;
 use crate::store::{self, Change, Op};
@@ -59,6 +60,9 @@ pub struct SessionConfig {
     pub max_auth_failures: u32,
     /// Longest command line.
     pub max_line: usize,
+    /// The daemon-wide budget for literal bytes in memory ([`crate::budget`]); `None`:
+    /// no bound beyond the framer's caps.
+    pub budget: Option<std::sync::Arc<crate::budget::Budget>>,
 }
 
 impl Default for SessionConfig {
@@ -69,6 +73,7 @@ impl Default for SessionConfig {
             max_message_size: 50 * 1024 * 1024,
             max_auth_failures: 3,
             max_line: 64 * 1024,
+            budget: None,
         }
     }
 }
@@ -295,12 +300,17 @@ pub struct Session {
     dirty: bool,
     /// Close once the pending output is written (after a BYE).
     close_after: bool,
+    /// The budget held by the literals of the command being received.
+    literal_hold: Hold,
+    /// The budget held by the command being executed (its literals), until it is done.
+    command_hold: Hold,
 }
 
 impl Session {
     /// A new session; `tls` is true on the implicit-TLS port.
     pub fn new(cfg: SessionConfig, tls: bool) -> Session {
         let framer = Framer::new(framer_config(&cfg));
+        let cfg_budget = cfg.budget.clone();
         Session {
             cfg,
             framer,
@@ -312,6 +322,8 @@ impl Session {
             pending: None,
             dirty: false,
             close_after: false,
+            literal_hold: Hold::new(cfg_budget),
+            command_hold: Hold::default(),
         }
     }
 
@@ -383,6 +395,12 @@ impl Session {
         self.framer.enqueue(input);
     }
 
+    /// True while a command has begun to arrive but is not complete (see
+    /// [`Framer::mid_command`]).
+    pub fn mid_command(&self) -> bool {
+        self.framer.mid_command()
+    }
+
     /// The TLS handshake after [`Step::StartTls`] succeeded.
     pub fn tls_established(&mut self) {
         self.tls = true;
@@ -412,6 +430,7 @@ impl Session {
                     // RFC 9051 §6.2.1 / CVE-2011-0411: nothing sent before the
                     // handshake may be read as a command after it.
                     self.framer = Framer::new(framer_config(&self.cfg));
+                    self.literal_hold.set(0);
                     return Step::StartTls;
                 }
                 Mode::TlsWait | Mode::LoginWait { .. } => return Step::Wait,
@@ -425,6 +444,8 @@ impl Session {
                         self.mode = Mode::Closing;
                         continue;
                     }
+                    // Every complete command has run: its literals are gone.
+                    self.command_hold.set(0);
                     return Step::NeedMoreInput;
                 }
                 Some(ev) => self.on_frame_event(ev),
@@ -582,10 +603,28 @@ impl Session {
 
     fn on_frame_event(&mut self, ev: FrameEvent) {
         match ev {
-            FrameEvent::Frame(frame) => self.on_frame(&frame),
+            FrameEvent::Frame(frame) => {
+                self.command_hold = std::mem::take(&mut self.literal_hold);
+                self.literal_hold = Hold::new(self.cfg.budget.clone());
+                self.on_frame(&frame)
+            }
             FrameEvent::LiteralAnnounced(ann) => {
                 // Sizes over the caps were refused by the framer already
-                // (RFC 7888 §4, RFC 7889 APPENDLIMIT).
+                // (RFC 7888 §4, RFC 7889 APPENDLIMIT). The daemon-wide budget may still
+                // have no room: a temporary refusal (RFC 9051 §7.1 UNAVAILABLE).
+                let total = self.literal_hold.held().saturating_add(ann.length);
+                if !self.literal_hold.set(total) {
+                    self.literal_hold.set(0);
+                    match self.framer.reject_literal() {
+                        Some(ev) => self.on_frame_event(ev),
+                        None => self.status(StatusResponse::no(
+                            ann.tag.as_deref(),
+                            Some(Code::Unavailable),
+                            "Too much mail in transit, try again later",
+                        )),
+                    }
+                    return;
+                }
                 self.framer.accept_literal();
                 if ann.mode == LiteralMode::Sync {
                     self.send(Response::Continue("Ready".into()));
@@ -600,6 +639,7 @@ impl Session {
     }
 
     fn on_rejected(&mut self, err: &FrameError) {
+        self.literal_hold.set(0);
         let text = err.to_string();
         let tag = err.tag.as_deref();
         let s = match err.kind {

@@ -627,6 +627,49 @@ fn over_limit_literal_is_refused_before_its_bytes() {
     assert_eq!(out, "b OK NOOP completed\r\n");
 }
 
+/// The daemon-wide literal budget (budget.rs), shared by two sessions: a literal that
+/// does not fit beside one in transit is refused with `NO [UNAVAILABLE]` (temporary,
+/// before its bytes for `{n}`, discarded for `{n+}`); a finished APPEND gives its bytes
+/// back, and the same APPEND then succeeds.
+#[test]
+fn literal_budget_is_shared_and_refusal_is_temporary() {
+    let f = fixture();
+    let budget = crate::budget::Budget::new(3000);
+    let cfg = SessionConfig {
+        budget: Some(budget.clone()),
+        ..SessionConfig::default()
+    };
+    let mut a = Session::new(cfg.clone(), false);
+    let mut b = Session::new(cfg, false);
+    f.run(&mut a, b"l LOGIN a@home.arpa pw\r\n");
+    f.run(&mut b, b"l LOGIN a@home.arpa pw\r\n");
+    // `a` is receiving a 2,000-byte literal.
+    assert_eq!(f.run(&mut a, b"a APPEND INBOX {2000}\r\n"), "+ Ready\r\n");
+    f.run(&mut a, &[b'x'; 1000]);
+    assert_eq!(budget.used(), 2000);
+    let out = f.run(&mut b, b"b APPEND INBOX {1500}\r\n");
+    assert!(out.starts_with("b NO [UNAVAILABLE]"), "{out}");
+    assert!(!out.contains("+ Ready"), "{out}");
+    let mut plus = b"c APPEND INBOX {1500+}\r\n".to_vec();
+    plus.extend_from_slice(&[b'y'; 1500]);
+    plus.extend_from_slice(b"\r\nd NOOP\r\n");
+    let out = f.run(&mut b, &plus);
+    assert!(out.starts_with("c NO [UNAVAILABLE]"), "{out}");
+    assert!(
+        out.contains("d OK"),
+        "the discarded literal is not read as commands: {out}"
+    );
+    assert_eq!(budget.used(), 2000);
+    let out = f.run(&mut a, &[&[b'x'; 1000][..], b"\r\n"].concat());
+    assert!(out.contains("a OK [APPENDUID "), "{out}");
+    assert_eq!(budget.used(), 0, "given back once the APPEND ran");
+    let out = f.run(&mut b, b"e APPEND INBOX {1500}\r\n");
+    assert_eq!(out, "+ Ready\r\n");
+    let out = f.run(&mut b, &[&[b'z'; 1500][..], b"\r\n"].concat());
+    assert!(out.contains("e OK [APPENDUID "), "{out}");
+    assert_eq!(budget.used(), 0);
+}
+
 #[test]
 fn list_special_use_children_subscribed_and_status() {
     let f = fixture();

@@ -338,6 +338,23 @@ fn empty_part(at: u32) -> Part {
     }
 }
 
+/// Drops a parsed message without recursion. mail-parser keeps each message/rfc822 part
+/// as a [`mail_parser::Message`] inside its parent, however deep, and its derived `Drop`
+/// recurses once per level: 10,000 nested message/rfc822 headers (300 KB) overflowed a
+/// tokio worker's 2 MiB stack and aborted the daemon (tests/hostile.rs). Parsing itself is
+/// iterative; so is this teardown: each nested message is moved out of its part before
+/// its parent is dropped.
+fn drop_flat(msg: mail_parser::Message<'_>) {
+    let mut stack = vec![msg];
+    while let Some(mut m) = stack.pop() {
+        for part in &mut m.parts {
+            if let PartType::Message(inner) = std::mem::take(&mut part.body) {
+                stack.push(inner);
+            }
+        }
+    }
+}
+
 /// Parses a raw message. Never fails: unparsable input becomes a single text/plain
 /// leaf whose header is empty, so anything SMTP accepted can still be stored and read.
 pub fn parse(raw: &[u8]) -> ParsedMessage {
@@ -360,6 +377,7 @@ pub fn parse(raw: &[u8]) -> ParsedMessage {
                 *s = true;
             }
             let mut root = convert(&msg, 0, 0, raw, 0, &mut seen);
+            drop_flat(msg);
             // mail-parser may stop before trailing bytes; the root always spans the message.
             root.header_start = 0;
             root.body_end = root.body_end.max(size).min(size);
@@ -515,5 +533,34 @@ mod tests {
         let p = parse(SIMPLE);
         let bytes = postcard::to_allocvec(&p).unwrap();
         assert_eq!(postcard::from_bytes::<ParsedMessage>(&bytes).unwrap(), p);
+    }
+
+    /// 10,000 nested message/rfc822 parts (found by tests/hostile.rs): parsed and dropped
+    /// on a thread with a tokio worker's 2 MiB stack, without overflowing it; the
+    /// structure is cut at [`MAX_DEPTH`].
+    #[test]
+    fn deep_message_rfc822_nesting_fits_a_worker_stack() {
+        let mut m = b"From: <a@example.org>\r\nSubject: deep\r\n".to_vec();
+        for i in 0..10_000 {
+            m.extend_from_slice(
+                format!("Content-Type: message/rfc822\r\n\r\nSubject: level {i}\r\n").as_bytes(),
+            );
+        }
+        m.extend_from_slice(b"\r\nbottom\r\n");
+        let len = m.len() as u32;
+        let parsed = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || parse(&m))
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        assert_eq!(parsed.root.body_end, len);
+        let mut depth = 0;
+        let mut p = &parsed.root;
+        while let PartKind::Message(_, inner) = &p.kind {
+            depth += 1;
+            p = inner;
+        }
+        assert!((1..=MAX_DEPTH).contains(&depth), "depth {depth}");
     }
 }

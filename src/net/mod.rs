@@ -40,6 +40,9 @@ pub struct Shared {
     /// Failed-login throttling, shared by every protocol so a guesser cannot switch
     /// protocols to escape it (SPEC §5).
     pub limiter: Arc<Limiter>,
+    /// Message bytes in memory while they arrive, over every connection
+    /// (`[limits] max_message_memory`).
+    pub budget: Arc<crate::budget::Budget>,
     /// Fires on shutdown.
     pub stop: CancellationToken,
 }

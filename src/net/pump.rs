@@ -63,6 +63,12 @@ pub trait Protocol: Send {
     fn timeout_reply(&self) -> Vec<u8>;
     /// The idle timeout that applies in the session's current state.
     fn idle_timeout(&self) -> Duration;
+    /// True while a command line has begun to arrive but is not complete. The idle
+    /// timeout then runs from the command's first byte, not from the last read, so a
+    /// slowloris client that sends a byte now and then is cut like an idle one.
+    fn mid_command(&self) -> bool {
+        false
+    }
 }
 
 /// Declares `$name { inner: $session, idle: Duration }` and implements [`Protocol`] for
@@ -103,6 +109,9 @@ macro_rules! session_adapter {
             }
             fn idle_timeout(&self) -> std::time::Duration {
                 self.idle
+            }
+            fn mid_command(&self) -> bool {
+                self.inner.mid_command()
             }
         }
     };
@@ -185,14 +194,20 @@ async fn pump<P: Protocol, H: Handler<P>>(
         return End::IoError;
     }
     let mut buf = vec![0u8; READ_BUFFER];
+    // When the command line now arriving began, and whether the session answered
+    // anything since the last read (so a command was completed).
+    let mut command_started: Option<Instant> = None;
+    let mut answered = false;
     loop {
         match session.next_step() {
             Step::Write(bytes) => {
+                answered = true;
                 if write(stream, &bytes, session.idle_timeout()).await.is_err() {
                     return End::IoError;
                 }
             }
             Step::Event(event) => {
+                answered = true;
                 let decision = handler.handle(event).await;
                 session.answer(decision);
             }
@@ -201,7 +216,14 @@ async fn pump<P: Protocol, H: Handler<P>>(
                     goodbye(stream, &session.shutdown_reply()).await;
                     return End::Shutdown;
                 }
-                let idle = Instant::now() + session.idle_timeout();
+                let now = Instant::now();
+                command_started = match (session.mid_command(), command_started) {
+                    (false, _) => None,
+                    (true, Some(t)) if !answered => Some(t),
+                    (true, _) => Some(now),
+                };
+                answered = false;
+                let idle = command_started.unwrap_or(now) + session.idle_timeout();
                 let until = match deadline {
                     Some(d) => d.min(idle),
                     None => idle,
@@ -343,6 +365,9 @@ mod tests {
         fn idle_timeout(&self) -> Duration {
             self.idle
         }
+        fn mid_command(&self) -> bool {
+            !self.input.is_empty()
+        }
     }
 
     struct Upper;
@@ -435,6 +460,40 @@ mod tests {
             assert!(replies < 100, "the deadline never fired");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        assert_eq!(task.await.unwrap(), End::TimedOut);
+    }
+
+    /// A slowloris client (a byte every 50 ms, never a whole line) is cut when its line
+    /// has taken the idle timeout, though each byte came well within it; whole lines at
+    /// the same pace keep the session alive.
+    #[tokio::test]
+    async fn a_command_line_must_arrive_within_the_idle_timeout() {
+        let (s, mut c) = pair().await;
+        let task = tokio::spawn(run(
+            s,
+            Echo::new(Duration::from_millis(300)),
+            Upper,
+            cfg(),
+            CancellationToken::new(),
+        ));
+        assert_eq!(line(&mut c).await, "hello\r\n");
+        for _ in 0..10 {
+            c.get_mut().write_all(b"x\r\n").await.unwrap();
+            assert_eq!(line(&mut c).await, "echo x\r\n");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let t0 = Instant::now();
+        for _ in 0..60 {
+            if c.get_mut().write_all(b"y").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if task.is_finished() {
+                break;
+            }
+        }
+        assert_eq!(line(&mut c).await, "timeout\r\n");
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
         assert_eq!(task.await.unwrap(), End::TimedOut);
     }
 

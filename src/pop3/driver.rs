@@ -336,6 +336,7 @@ mod tests {
             tls: crate::tls::Tls::from_config(&cfg).unwrap(),
             config: Arc::new(cfg),
             limiter: Arc::new(auth::Limiter::default()),
+            budget: crate::budget::Budget::new(64 << 20),
             stop: tokio_util::sync::CancellationToken::new(),
         }
     }

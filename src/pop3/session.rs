@@ -391,6 +391,13 @@ impl Session {
         self.reader.buf.len()
     }
 
+    /// True while a command line has begun to arrive but is not complete (a partial
+    /// line, or the rest of an over-long one being dropped): the driver's idle timeout
+    /// then runs from the line's first byte.
+    pub fn mid_command(&self) -> bool {
+        self.reader.buffered() > 0 || self.reader.discarding
+    }
+
     /// Hands the session bytes read from the client.
     pub fn feed(&mut self, input: &[u8]) {
         match self.state {

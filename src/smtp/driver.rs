@@ -92,6 +92,7 @@ impl Smtp {
         scfg.max_message_size = limits.max_message_size;
         scfg.max_recipients = limits.max_recipients as usize;
         scfg.max_line = limits.max_line_length;
+        scfg.budget = Some(self.shared.budget.clone());
         scfg.tls_available = true;
         scfg.plaintext_auth_allowed = config.is_plaintext_allowed(ip);
         let session = SmtpSession {

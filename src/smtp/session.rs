@@ -69,6 +69,7 @@
 
 use super::codec::{self, Body, Command, MailFrom, Reply, Verb};
 use super::codes::*;
+use crate::budget::Hold;
 use crate::sasl::{Credentials, Exchange, Mechanism, Next, SaslError};
 use std::collections::VecDeque;
 
@@ -116,6 +117,9 @@ pub struct SessionConfig {
     pub max_auth_failures: u32,
     /// Protocol errors before `421` and close.
     pub max_errors: u32,
+    /// The daemon-wide budget for message data in memory ([`crate::budget`]); `None`:
+    /// no bound beyond `max_message_size`.
+    pub budget: Option<std::sync::Arc<crate::budget::Budget>>,
 }
 
 impl SessionConfig {
@@ -132,6 +136,7 @@ impl SessionConfig {
             plaintext_auth_allowed: false,
             max_auth_failures: 3,
             max_errors: DEFAULT_MAX_ERRORS,
+            budget: None,
         }
     }
 }
@@ -331,33 +336,54 @@ struct Transaction {
     data: Vec<u8>,
     /// The message outgrew `max_message_size`; `data` was dropped.
     overflow: bool,
+    /// The daemon's message memory budget had no room for `data`; it was dropped.
+    starved: bool,
+    /// What `data`'s buffer holds of that budget.
+    hold: Hold,
     /// BDAT was used.
     chunked: bool,
 }
 
 impl Transaction {
-    fn new(mail: MailFrom) -> Transaction {
+    fn new(mail: MailFrom, budget: Option<std::sync::Arc<crate::budget::Budget>>) -> Transaction {
         Transaction {
             mail,
             rcpts: Vec::new(),
             data: Vec::new(),
             overflow: false,
+            starved: false,
+            hold: Hold::new(budget),
             chunked: false,
         }
     }
 
-    /// Appends message bytes, or stops storing once the total would exceed `max`.
+    /// Appends message bytes, or stops storing once the total would exceed `max` or the
+    /// buffer cannot grow within the budget. The buffer grows by doubling (at most to
+    /// `max`), and its whole capacity is what is held.
     fn push(&mut self, bytes: &[u8], max: u64) {
-        if self.overflow || bytes.is_empty() {
+        if self.overflow || self.starved || bytes.is_empty() {
             return;
         }
         let total = (self.data.len() as u64).saturating_add(bytes.len() as u64);
         if total > max {
             self.overflow = true;
             self.data = Vec::new();
-        } else {
-            self.data.extend_from_slice(bytes);
+            self.hold.set(0);
+            return;
         }
+        let capacity = self.data.capacity() as u64;
+        if total > capacity {
+            let want = total.max(capacity.saturating_mul(2)).min(max).max(total);
+            if !self.hold.set(want) {
+                self.starved = true;
+                self.data = Vec::new();
+                self.hold.set(0);
+                return;
+            }
+            let extra = usize::try_from(want).unwrap_or(usize::MAX) - self.data.len();
+            self.data.reserve_exact(extra);
+        }
+        self.data.extend_from_slice(bytes);
     }
 }
 
@@ -559,6 +585,8 @@ pub struct Session {
     pos: usize,
     line: LineReader,
     steps: VecDeque<Step>,
+    /// The budget held by a message handed to the driver, until its answer.
+    delivering: Hold,
 }
 
 impl Session {
@@ -576,6 +604,7 @@ impl Session {
             pos: 0,
             line: LineReader::default(),
             steps: VecDeque::new(),
+            delivering: Hold::default(),
         }
     }
 
@@ -656,6 +685,7 @@ impl Session {
 
     /// The driver's answer to the pending [`Event`]; ignored when none is pending.
     pub fn answer(&mut self, decision: Decision) {
+        self.delivering = Hold::default();
         let pending = match std::mem::replace(&mut self.state, State::Closed) {
             State::Pending(p) => p,
             other => {
@@ -687,7 +717,7 @@ impl Session {
             (Pending::Mail(_), Decision::Reject(r)) => self.finish(reject(r), State::Ready),
             (Pending::Mail(mail), _) => self.finish(
                 Reply::new(C250_COMPLETED, SE_ADDR_SENDER_OK, "Sender OK"),
-                State::Mail(Transaction::new(mail)),
+                State::Mail(Transaction::new(mail, self.cfg.budget.clone())),
             ),
             (Pending::Rcpt(tx, _), Decision::Reject(r)) => self.finish(reject(r), State::Mail(tx)),
             (Pending::Rcpt(mut tx, address), _) => {
@@ -767,6 +797,19 @@ impl Session {
             self.state,
             State::Data(..) | State::Chunk { .. } | State::Discard { .. }
         )
+    }
+
+    /// True while a command line has begun to arrive but is not complete (a partial
+    /// line, or the rest of an over-long one being dropped; never inside DATA or BDAT
+    /// data, which the idle timeout bounds per read and `session_timeout` in all): the
+    /// driver's idle timeout then runs from the line's first byte.
+    pub fn mid_command(&self) -> bool {
+        let unread = self.input.len().saturating_sub(self.pos);
+        let in_line = matches!(
+            self.state,
+            State::Connected | State::Ready | State::Mail(_) | State::Bdat(_) | State::Sasl(..)
+        );
+        in_line && (unread > 0 || !self.line.buf.is_empty() || self.line.too_long)
     }
 
     /// Bytes held by the session: unconsumed input, a partial line, the message so far.
@@ -1164,6 +1207,10 @@ impl Session {
             self.state = self.idle_state();
             return self.reply(too_big());
         }
+        if tx.starved {
+            self.state = self.idle_state();
+            return self.reply(no_memory());
+        }
         if last {
             return self.message(tx, false);
         }
@@ -1177,11 +1224,17 @@ impl Session {
     }
 
     /// A complete message: refuse it if too big, else hand it to the driver.
-    fn message(&mut self, tx: Transaction, bare_line_endings: bool) {
+    fn message(&mut self, mut tx: Transaction, bare_line_endings: bool) {
         if tx.overflow {
             self.state = self.idle_state();
             return self.reply(too_big());
         }
+        if tx.starved {
+            self.state = self.idle_state();
+            return self.reply(no_memory());
+        }
+        // The data stays in memory until the driver answers (verification, delivery).
+        self.delivering = std::mem::take(&mut tx.hold);
         let (helo, esmtp) = self.helo.clone().unwrap_or_default();
         let envelope = Envelope {
             helo,
@@ -1267,6 +1320,15 @@ impl Session {
 
 fn ok() -> Reply {
     Reply::new(C250_COMPLETED, SE_OTHER, "OK")
+}
+
+fn no_memory() -> Reply {
+    // RFC 5321 §4.2.2 452, RFC 3463 X.3.1: temporary, the sender retries later.
+    Reply::new(
+        C452_STORAGE_FULL,
+        SE_SYS_FULL,
+        "Insufficient system resources, try again later",
+    )
 }
 
 fn too_big() -> Reply {
@@ -1996,6 +2058,47 @@ mod tests {
                 "{form:?}: {text:?}"
             );
         }
+    }
+
+    /// The daemon-wide message memory budget (budget.rs): a message whose data does not
+    /// fit beside the others in transit is refused with 452 4.3.1 (temporary) and not
+    /// kept; the budget is given back when the first one is answered.
+    #[test]
+    fn message_memory_budget_is_shared_and_refusal_is_temporary() {
+        let budget = crate::budget::Budget::new(40_000);
+        let mut c = cfg(Mode::Mx);
+        c.budget = Some(budget.clone());
+        let mut a = T::new(c.clone(), false);
+        let mut b = T::new(c, false);
+        let body = format!("{}\r\n", "x".repeat(998)).repeat(25);
+        let start = "EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n";
+        // `a`'s 25 KB message is handed to the driver and not answered yet.
+        a.send(start).send(&body);
+        a.manual = true;
+        a.send(".\r\n");
+        assert!(budget.used() >= 25_000, "{}", budget.used());
+        assert_eq!(a.messages().len(), 1);
+        // `b` cannot hold another 25 KB beside it: 452, nothing kept, the session goes on.
+        b.send(start).send(&body).send(".\r\nNOOP\r\n");
+        b.expect(&["250 ", "250", "250", "354", "452 4.3.1", "250"]);
+        assert!(b.messages().is_empty());
+        assert!(budget.used() < 40_000);
+        // Once `a` is answered its bytes are given back, and `b` gets through.
+        a.s.answer(policy(&a.events[a.events.len() - 1]));
+        assert_eq!(budget.used(), 0);
+        b.send("MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n")
+            .send(&body)
+            .send(".\r\n");
+        b.expect(&["250", "250", "354", "250 2.0.0"]);
+        assert_eq!(budget.used(), 0);
+        // BDAT is counted the same way.
+        let mut a = T::new(b.s.cfg.clone(), false);
+        a.send(start.replace("DATA\r\n", "BDAT 30000 LAST\r\n"));
+        a.manual = true;
+        a.send(vec![b'z'; 30_000]);
+        b.send("MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nBDAT 20000 LAST\r\n")
+            .send(vec![b'z'; 20_000]);
+        b.expect(&["250", "250", "452 4.3.1"]);
     }
 
     #[test]
