@@ -203,6 +203,12 @@ fn body_has(raw: &[u8], part: &Part, needle: &Needle<'_>, mime_headers: bool) ->
             let body = slice(raw, part.body_start, part.body_end);
             needle.found_in(&decoded_text(body, &part.encoding, charset(part)))
         }
+        // A container below the structure's depth limit (message.rs MAX_DEPTH) was not
+        // split into parts: its bytes are searched as they are, so that nothing a deeply
+        // nested message holds is unsearchable.
+        PartKind::Leaf if matches!(part.media_type.as_str(), "multipart" | "message") => {
+            needle.found_in(slice(raw, part.body_start, part.body_end))
+        }
         PartKind::Leaf => false,
     }
 }
@@ -515,6 +521,49 @@ mod tests {
         assert!(mime(t("köln")));
         assert!(!mime(b("a@example.org")), "BODY is not the header");
         assert!(!mime(t("nowhere")));
+    }
+
+    /// Text below the structure's depth limit is still found (as stored), in nested
+    /// multiparts and in nested messages alike.
+    #[test]
+    fn text_beyond_the_depth_limit_is_searched_as_stored() {
+        for inner in [
+            "multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n",
+            "message/rfc822\r\n\r\nSubject: {i}\r\n",
+        ] {
+            let mut m = String::from("From: a@example.org\r\nMIME-Version: 1.0\r\n");
+            for i in 0..100 {
+                m.push_str("Content-Type: ");
+                m.push_str(&inner.replace("{i}", &i.to_string()));
+            }
+            m.push_str("Content-Type: text/plain\r\n\r\ndeep needle\r\n");
+            let raw = m.as_bytes();
+            let p = message::parse(raw);
+            let c = Candidate {
+                seq: 1,
+                uid: 1,
+                flags: 0,
+                keywords: &[],
+                internal_date: 0,
+                size: raw.len() as u64,
+                modseq: 1,
+                raw: Some(raw),
+                parsed: Some(&p),
+            };
+            let cx = Context {
+                last_seq: 1,
+                last_uid: 1,
+                saved: &[],
+                now: 0,
+            };
+            for key in [
+                SearchKey::Body(b"NEEDLE".to_vec()),
+                SearchKey::Text(b"deep needle".to_vec()),
+            ] {
+                assert!(matches(&[key], &c, &cx), "{inner}");
+            }
+            assert!(!matches(&[SearchKey::Body(b"haystack".to_vec())], &c, &cx));
+        }
     }
 
     #[test]

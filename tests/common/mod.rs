@@ -66,6 +66,8 @@ pub struct Server {
     pub config: PathBuf,
     /// Ports of [`SERVICES`], same order.
     pub ports: [u16; 7],
+    /// The daemon's `data_dir` (`dir/data` unless given).
+    pub data_dir: PathBuf,
     stderr: Arc<Mutex<String>>,
     env: Vec<(String, String)>,
     /// The DNS stub of a daemon without its own `[dns]`.
@@ -113,8 +115,31 @@ impl Server {
         panic!("letterbox did not start: {last}");
     }
 
+    /// A daemon as [`Server::start_with`] whose `data_dir` is `data_dir` (e.g. on a file
+    /// system of the test's own).
+    pub fn start_with_data_dir(extra: &str, data_dir: &std::path::Path) -> Server {
+        let mut last = String::new();
+        for _ in 0..5 {
+            match Server::try_start_in(extra, free_ports(), &[], Some(data_dir)) {
+                Ok(s) => return s,
+                Err(e) => last = e,
+            }
+        }
+        panic!("letterbox did not start: {last}");
+    }
+
     fn try_start_env(extra: &str, ports: [u16; 7], env: &[(&str, &str)]) -> Result<Server, String> {
+        Server::try_start_in(extra, ports, env, None)
+    }
+
+    fn try_start_in(
+        extra: &str,
+        ports: [u16; 7],
+        env: &[(&str, &str)],
+        data_dir: Option<&std::path::Path>,
+    ) -> Result<Server, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let data_dir = data_dir.map_or_else(|| dir.path().join("data"), |d| d.to_path_buf());
         let mut listen = String::new();
         for (s, p) in SERVICES.iter().zip(ports) {
             listen.push_str(&format!("{s} = \"127.0.0.1:{p}\"\n"));
@@ -129,7 +154,7 @@ impl Server {
         };
         let text = format!(
             "[server]\ndata_dir = \"{}\"\n\n[listen]\n{listen}\n{extra}\n{dns_table}",
-            dir.path().join("data").display()
+            data_dir.display()
         );
         std::fs::write(&config, text).map_err(|e| e.to_string())?;
         let stderr = Arc::new(Mutex::new(String::new()));
@@ -143,6 +168,7 @@ impl Server {
             dir,
             config,
             ports,
+            data_dir,
             stderr,
             env,
             _dns: dns,
@@ -169,14 +195,39 @@ impl Server {
     /// Starts the daemon again on the same config and data (after it exited or was
     /// killed); panics unless it becomes ready.
     pub fn restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let (child, ready_rx) =
-            spawn_daemon(&self.config, &self.stderr, &self.env).expect("respawn letterbox");
-        self.child = child;
-        if let Err(e) = self.wait_ready(&ready_rx) {
+        if let Err(e) = self.try_restart() {
             panic!("letterbox did not restart: {e}");
         }
+    }
+
+    /// [`Server::restart`], returning why it did not come up.
+    pub fn try_restart(&mut self) -> Result<(), String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, ready_rx) = spawn_daemon(&self.config, &self.stderr, &self.env)?;
+        self.child = child;
+        self.wait_ready(&ready_rx)
+    }
+
+    /// Moves the (stopped) daemon to seven other free ports, rewriting its `[listen]`
+    /// lines: for restarts on a busy machine, where a port freed by a kill can be taken by
+    /// another process before the daemon binds it again.
+    pub fn move_ports(&mut self) {
+        let ports = free_ports();
+        let text = std::fs::read_to_string(&self.config).expect("read config");
+        let mut out = String::new();
+        for line in text.lines() {
+            let service = line.split(" = ").next().unwrap_or_default();
+            match SERVICES.iter().position(|s| *s == service) {
+                Some(i) if line.contains("\"127.0.0.1:") => {
+                    out.push_str(&format!("{service} = \"127.0.0.1:{}\"", ports[i]));
+                }
+                _ => out.push_str(line),
+            }
+            out.push('\n');
+        }
+        std::fs::write(&self.config, out).expect("write config");
+        self.ports = ports;
     }
 
     /// A daemon with `extra` config and extra environment variables for its process.
@@ -188,6 +239,15 @@ impl Server {
     pub fn kill9_and_restart(&mut self) {
         self.kill9();
         self.restart();
+    }
+
+    /// Starts the daemon again without waiting for it to be ready (to kill it during
+    /// start-up and crash recovery).
+    pub fn respawn_unready(&mut self) {
+        self.kill9();
+        let (child, _ready) =
+            spawn_daemon(&self.config, &self.stderr, &self.env).expect("respawn letterbox");
+        self.child = child;
     }
 
     /// SIGKILL, as a power cut or a hang would end it.
