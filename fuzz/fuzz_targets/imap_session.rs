@@ -177,6 +177,9 @@ fuzz_target!(|data: &[u8]| {
         max_message_size: if flags & 0x04 != 0 { 4096 } else { 1 << 20 },
         max_auth_failures: 1 + u32::from(ctl[1] % 4),
         max_line: if flags & 0x08 != 0 { 256 } else { 64 * 1024 },
+        // A small daemon-wide literal budget half of the time, so that literals are
+        // also refused for want of it (NO [UNAVAILABLE]).
+        budget: (flags & 0x20 != 0).then(|| letterbox::budget::Budget::new(8192)),
     };
     let (_dir, store, account) = fresh_store();
     let mut s = Session::new(cfg, flags & 0x10 != 0);
