@@ -213,6 +213,8 @@ ln -sfn /boot/firmware/letterbox.toml "$R/etc/letterbox/letterbox.toml"
 # No identity baked into the image: a machine id and SSH host keys are made at first boot.
 : >"$R/etc/machine-id"
 rm -f "$R/var/lib/dbus/machine-id" "$R"/etc/ssh/ssh_host_*
+# journald keeps its logs in RAM (Storage=volatile); no directory on the card invites it.
+rm -rf "$R/var/log/journal"
 # Units: letterbox and its helpers on; SSH off (letterbox-ssh-setup starts it when asked);
 # timers and jobs that would write to the card masked; no first-boot prompts on the console.
 systemctl --root="$R" enable letterbox.service letterbox-grow-data.service \
@@ -234,7 +236,7 @@ cp "$R"/usr/lib/raspi-firmware/* "$B/"
 kver=$(basename "$(compgen -G "$R/lib/modules/*" | sort -V | tail -n1)")
 cp "$R/boot/vmlinuz-$kver" "$B/vmlinuz"
 cp "$R/boot/initrd.img-$kver" "$B/initrd.img"
-cp "$R"/usr/lib/linux-image-"$kver"/broadcom/bcm27*.dtb "$B/"
+cp "$R"/usr/lib/linux-image-"$kver"/broadcom/*.dtb "$B/"
 cp image/rootfs/boot/firmware/config.txt image/rootfs/boot/firmware/cmdline.txt "$B/"
 cp image/letterbox.toml "$B/letterbox.toml"
 rm -rf "${R:?}/boot/firmware/"* "$R/usr/lib/raspi-firmware"/* 2>/dev/null || true

@@ -352,11 +352,12 @@ echo "-------------------------------------"
 ssh_run 'echo "data: $(df -h --output=size,target /var/lib/letterbox | tail -n1) (grown $(cat /var/lib/misc/letterbox-data-grown))";
   echo "host name: $(hostname); systemd: $(systemctl is-system-running)";
   echo "letterbox.service: $(systemctl show -p ActiveState,SubState,Type,WatchdogUSec letterbox.service | tr "\n" " ")";
-  echo "ssh.service enabled: $(systemctl is-enabled ssh.service 2>&1); journald storage: $(ls -d /var/log/journal 2>/dev/null || echo "none on disk") $(ls -d /run/log/journal)";
+  echo "ssh.service enabled: $(systemctl is-enabled ssh.service 2>&1); journal files on the card: $(find /var/log/journal -type f 2>/dev/null | wc -l), in RAM: $(find /run/log/journal -type f | wc -l)";
   echo "root fs: $(df -h --output=used,size / | tail -n1)"; systemctl --failed --no-legend' |
   sed 's/^/  /' | tee "$WORK/facts.txt"
 data_mib=$(ssh_run 'df --output=size -m /var/lib/letterbox | tail -n1' | tr -d ' ')
-((data_mib > 1024)) || fail "the data partition did not grow ($data_mib MiB)"
+# 128 MiB in the image; the 2 GiB card leaves it about 760 MiB.
+((data_mib > 512)) || fail "the data partition did not grow ($data_mib MiB)"
 if ssh_run "grep -F -- '$USER_PW' /boot/firmware/letterbox.toml"; then
   fail "the plaintext password is still in the boot partition's letterbox.toml"
 fi
