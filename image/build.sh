@@ -174,7 +174,6 @@ if ((refresh)) || [[ ! -s "$ROOTFS_TAR" ]]; then
     exit 1
   fi
   mv "$ROOTFS_TAR.part" "$ROOTFS_TAR"
-  grep -cE '^(Get|Hit|Ign):' "$OUT/mmdebstrap.log" | sed 's/^/apt fetch lines: /' || true
 else
   step "rootfs: cached $ROOTFS_TAR"
 fi
