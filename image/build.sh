@@ -61,21 +61,8 @@ VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
 NAME=letterbox-$VERSION-rpi-arm64
 IMG=$OUT/$NAME.img
 
-TIMES=()
-step_start=0
-step_name=
-step() {
-  step_end
-  step_name="$*"
-  step_start=$SECONDS
-  printf '\n==> [%s] %s\n' "$(date -u +%H:%M:%S)" "$step_name"
-}
-step_end() {
-  if [[ -n "$step_name" ]]; then
-    TIMES+=("$(printf '%5d s  %s' $((SECONDS - step_start)) "$step_name")")
-  fi
-  step_name=
-}
+# shellcheck source=image/steps.sh
+source image/steps.sh
 
 WORK=
 cleanup() {
@@ -111,7 +98,7 @@ grep -q '^enabled' /proc/sys/fs/binfmt_misc/qemu-aarch64 || {
   echo "build.sh: qemu-aarch64 is not registered with binfmt_misc" >&2
   exit 1
 }
-mkfs.ext4 -V 2>&1 | head -n1
+mkfs.ext4 -V 2>&1 | sed -n 1p # sed, not head: head would close the pipe early (SIGPIPE under pipefail)
 
 # --- 2. root file system (cached) -------------------------------------------------------------
 PACKAGES=(
@@ -180,9 +167,7 @@ fi
 printf 'rootfs tarball: %s (%s); .deb cache: %s\n' "$ROOTFS_TAR" "$(du -h "$ROOTFS_TAR" | cut -f1)" \
   "$(du -sh "$CACHE/debs" | cut -f1)"
 if ((rootfs_only)); then
-  step_end
-  printf '\n==> timings\n'
-  printf '%s\n' "${TIMES[@]}"
+  timings
   exit 0
 fi
 
@@ -256,7 +241,7 @@ export MTOOLS_SKIP_CHECK=1
 rm -f "$WORK/boot.vfat"
 mkfs.vfat -F 32 -n LETTERBOX -C "$WORK/boot.vfat" $((BOOT_MIB * 1024)) >/dev/null
 mcopy -i "$WORK/boot.vfat" -s -p -m "$B"/* ::/
-mdir -i "$WORK/boot.vfat" -w ::/ | head -n 20
+mdir -i "$WORK/boot.vfat" -w ::/ | sed -n 1,20p
 mkdir -p "$WORK/data"
 mkfs.ext4 -q -F -L lbroot -b 4096 -m 1 -d "$R" "$WORK/root.ext4" "${ROOT_MIB}M"
 mkfs.ext4 -q -F -L lbdata -b 4096 -m 1 -d "$WORK/data" "$WORK/data.ext4" "${DATA_MIB}M"
@@ -285,7 +270,5 @@ if ((do_xz)); then
   xz -T0 -6 -k -f "$IMG"
   printf 'compressed: %s.xz: %s\n' "$IMG" "$(du -h --apparent-size "$IMG.xz" | cut -f1)"
 fi
-step_end
-printf '\n==> timings\n'
-printf '%s\n' "${TIMES[@]}"
+timings
 printf '%5d s  total\n' "$SECONDS"

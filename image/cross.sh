@@ -43,21 +43,8 @@ for arg in "$@"; do
   esac
 done
 
-TIMES=()
-step_start=0
-step_name=
-step() {
-  step_end
-  step_name="$*"
-  step_start=$SECONDS
-  printf '\n==> %s\n' "$step_name"
-}
-step_end() {
-  if [[ -n "$step_name" ]]; then
-    TIMES+=("$(printf '%5d s  %s' $((SECONDS - step_start)) "$step_name")")
-  fi
-  step_name=
-}
+# shellcheck source=image/steps.sh
+source image/steps.sh
 
 if ((install)); then
   step "install: rustup target and Debian packages"
@@ -114,7 +101,4 @@ if ((tests)); then
   for t in "${E2E_TESTS[@]}"; do args+=(--test "$t"); done
   QEMU_LD_PREFIX=/usr/aarch64-linux-gnu cargo test --locked --target "$TARGET" "${args[@]}"
 fi
-step_end
-
-printf '\n==> timings\n'
-printf '%s\n' "${TIMES[@]}"
+timings
