@@ -91,7 +91,7 @@ if ((tests)); then
   if [[ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]]; then
     [[ -e /proc/sys/fs/binfmt_misc/register ]] ||
       mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
-    update-binfmts --enable qemu-aarch64 || true
+    update-binfmts --enable qemu-aarch64 || update-binfmts --import qemu-aarch64 || true
   fi
   if [[ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]]; then
     echo "cross.sh: binfmt_misc has no qemu-aarch64 entry; the end-to-end tests cannot run" >&2
