@@ -3,6 +3,8 @@
 //! times over one data directory, and after each kill check that the database opens
 //! and holds every delivery that was acknowledged before the kill.
 
+mod common;
+
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -24,15 +26,8 @@ fn rng(seed: &mut u64) -> u64 {
 #[test]
 fn sigkill_never_loses_an_acknowledged_delivery() {
     let dir = tempfile::tempdir().unwrap();
-    let mut seed = std::env::var("CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default();
-            (t.as_nanos() as u64 ^ u64::from(std::process::id())) | 1
-        });
+    // xorshift needs a seed other than 0.
+    let mut seed = common::crash_seed() | 1;
     eprintln!("CRASH_SEED={seed}");
     let mut total_acks = 0usize;
     let mut killed_mid_delivery = 0;

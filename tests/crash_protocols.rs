@@ -1382,18 +1382,6 @@ trait Cut {
     ) -> Option<Instant>;
 }
 
-fn seed() -> u64 {
-    std::env::var("CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default();
-            t.as_nanos() as u64 ^ u64::from(std::process::id())
-        })
-}
-
 /// Starts the daemon again; it must come up. A port another process took while the daemon
 /// was down (this machine is shared) is not a finding: move to free ports and retry.
 fn restart(server: &mut Server, counts: &mut BTreeMap<&'static str, u64>) {
@@ -1435,7 +1423,7 @@ fn run(
     cut: &mut dyn Cut,
     what: &str,
 ) -> BTreeMap<&'static str, u64> {
-    let seed = seed();
+    let seed = common::crash_seed();
     eprintln!("{what}: CRASH_SEED={seed}");
     let mut rng = Rng::new(seed);
     for a in ACCOUNTS {
@@ -1857,7 +1845,7 @@ fn power_cut_below_the_file_system() {
     };
     let cuts = env_count("LETTERBOX_POWER_CUTS", 40);
     let data_dir = fs.mnt.join("data");
-    let mut rng = Rng::new(seed());
+    let mut rng = Rng::new(common::crash_seed());
     let counts = {
         let mut server = Server::start_with_data_dir("", &data_dir);
         // Cuts during the very first start (creating the store, the certificate, the DKIM

@@ -572,3 +572,17 @@ fn nxdomain_reply(query: &[u8]) -> Option<Vec<u8>> {
     reply.extend_from_slice(question);
     Some(reply)
 }
+
+/// The seed of a randomised crash test: `CRASH_SEED` from the environment (to replay a
+/// failure), else one from the clock and the process id. Tests print the seed they use.
+pub fn crash_seed() -> u64 {
+    std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            t.as_nanos() as u64 ^ u64::from(std::process::id())
+        })
+}
