@@ -563,4 +563,16 @@ mod tests {
         }
         assert!((1..=MAX_DEPTH).contains(&depth), "depth {depth}");
     }
+
+    /// A truncated quoted-printable part after a broken multipart/digest reaches a
+    /// subtraction that overflows in mail-parser 0.11.9 (fuzz/message_parse, corpus file
+    /// qp-decoder-overflow): in a build with overflow checks it panics, and `parse`
+    /// contains it; the message is still stored and served.
+    #[test]
+    fn a_panic_inside_mail_parser_is_contained() {
+        let raw = b"Conten\nContent-Type: multipart/digest;mul\xff\xff\xff\xff\xff\xff\xff\x02tipart/mixed; boundary=b\r\n\r\n--b\r\nConpent-Type: message/rfc411\r\nContent-Transfer-Encoding: base64\r\x8e\x85/mihome.arpa\r\nSubject: hi\r\nMentable\r\n\r\ncaf=C3=\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n=\r\n--b--\r\n";
+        let p = parse(raw);
+        assert_eq!(p.root.header_start, 0);
+        assert!(p.root.body_end as usize <= raw.len());
+    }
 }
