@@ -5,9 +5,10 @@
 #
 # Output: image/out/letterbox-<version>-rpi-arm64.img and .img.xz beside it.
 #
-# 1. host tools (as root, installed if missing): mmdebstrap, qemu-user-static, binfmt-support,
-#    dosfstools, mtools, e2fsprogs, fdisk, xz-utils; binfmt_misc is mounted and qemu-aarch64
-#    registered, so the arm64 maintainer scripts run under emulation;
+# 1. host tools (as root, installed if missing): mmdebstrap, arch-test, qemu-user-static,
+#    binfmt-support, mount, file, systemd (systemctl), dosfstools, mtools, e2fsprogs, fdisk,
+#    xz-utils; binfmt_misc is mounted and qemu-aarch64 registered, so the arm64 maintainer
+#    scripts run under emulation;
 # 2. the root file system: mmdebstrap, Debian bookworm arm64, components main and
 #    non-free-firmware, variant minbase, no Recommends, no docs/man pages/locales, with
 #    linux-image-arm64, raspi-firmware, systemd, udev, dbus, systemd-networkd (DHCP),
@@ -48,7 +49,7 @@ while (($#)); do
     --rootfs-only) rootfs_only=1; shift ;;
     --no-xz) do_xz=0; shift ;;
     --refresh) refresh=1; shift ;;
-    -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,33p' "$0"; exit 0 ;;
     *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -75,8 +76,13 @@ trap 'exit 130' INT TERM
 
 # --- 1. host tools ----------------------------------------------------------------------------
 step "host tools and binfmt_misc"
+# Every command this script runs that a minimal Debian (debootstrap --variant=minbase) lacks.
+# arch-test: mmdebstrap refuses a foreign architecture without it (a Recommends, which
+# --no-install-recommends leaves out); mount: mmdebstrap's root mode and binfmt_misc; file:
+# the aarch64 check of the binary; systemctl (systemd): `systemctl --root` on the root tree.
 declare -A TOOL_PKG=(
-  [mmdebstrap]=mmdebstrap [qemu-aarch64-static]=qemu-user-static [update-binfmts]=binfmt-support
+  [mmdebstrap]=mmdebstrap [arch-test]=arch-test [qemu-aarch64-static]=qemu-user-static
+  [update-binfmts]=binfmt-support [mount]=mount [file]=file [systemctl]=systemd
   [mkfs.vfat]=dosfstools [mcopy]=mtools [mkfs.ext4]=e2fsprogs [sfdisk]=fdisk [xz]=xz-utils
 )
 need=()

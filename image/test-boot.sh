@@ -29,9 +29,14 @@
 # --keep: after case 1, leave the machine running (ports and credentials printed) until ^C.
 #
 # Every mail port (25, 587, 465, 143, 993, 110, 995) and SSH are forwarded to free loopback
-# ports. Every wait is bounded; qemu runs under `timeout` and an EXIT trap kills it, so no qemu
-# process is left behind. Serial logs: $WORK/serial-*.log (kept with --keep or on failure).
+# ports. Every wait is bounded, and every wait for the guest (boot, IMAPS, SSH, power-off) ends
+# at once when qemu has exited, with qemu's own output and the serial log. qemu runs under
+# `timeout` and an EXIT trap kills it, so no qemu process is left behind. Serial logs:
+# $WORK/serial-*.log, qemu's output $WORK/qemu-*.log (kept with --keep or on failure).
 # Needs (installed if missing, as root): qemu-system-arm, mtools, openssh-client, python3, fdisk.
+# No option ROM: the virtio NIC gets `romfile=` (a ROM only serves firmware network boot,
+# and these boots are -kernel boots), so ipxe-qemu, a Recommends of qemu-system-arm that
+# --no-install-recommends leaves out, is not needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,7 +50,7 @@ while (($#)); do
     --image) image=$2; shift 2 ;;
     --timeout) BOOT_TIMEOUT=$2; shift 2 ;;
     --keep) keep=1; shift ;;
-    -h | --help) sed -n '2,38p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,42p' "$0"; exit 0 ;;
     *) echo "test-boot.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -254,15 +259,32 @@ ssh_run() { timeout 120 "${SSH[@]}" "$@"; }
 
 fail() {
   echo "test-boot.sh: FAIL: $*" >&2
+  if [[ -n "$QEMU_PID" ]] && ! kill -0 "$QEMU_PID" 2>/dev/null; then
+    local qrc=0
+    wait "$QEMU_PID" 2>/dev/null || qrc=$?
+    QEMU_PID=
+    local why=
+    if ((qrc == 124)); then why=": its timeout"; fi
+    echo "test-boot.sh: qemu has exited (status $qrc$why)" >&2
+  fi
+  if [[ -n "${QLOG:-}" && -s "$QLOG" ]]; then
+    echo "---- qemu's output ($QLOG) ----" >&2
+    tail -n 30 "$QLOG" >&2
+  fi
   if [[ -n "${LOG:-}" && -e "$LOG" ]]; then
     echo "---- last 60 lines of $LOG ----" >&2
     tail -n 60 "$LOG" | tr -d '\r' >&2
   fi
   exit 1
 }
+# Every wait for the guest calls this between its tries: qemu gone means the guest is gone.
+qemu_alive() { # qemu_alive WHAT
+  kill -0 "$QEMU_PID" 2>/dev/null || fail "qemu exited while waiting for $1"
+}
 
 boot() { # boot NAME: starts qemu in the background, serial output in $WORK/serial-NAME.log
   LOG=$WORK/serial-$1.log
+  QLOG=$WORK/qemu-$1.log
   : >"$LOG"
   local q=(qemu-system-aarch64 -display none -no-reboot -monitor none -serial "file:$LOG")
   # shellcheck disable=SC2054 # the commas belong to qemu's option values
@@ -271,7 +293,7 @@ boot() { # boot NAME: starts qemu in the background, serial output in $WORK/seri
       -kernel "$WORK/vmlinuz" -initrd "$WORK/initrd.img"
       -append "console=ttyAMA0 root=LABEL=lbroot rw rootwait fsck.repair=yes net.ifnames=0"
       -drive "file=$DISK,format=raw,if=none,id=hd0,cache=writeback" -device virtio-blk-pci,drive=hd0
-      -netdev "user,id=n0$fwd" -device virtio-net-pci,netdev=n0)
+      -netdev "user,id=n0$fwd" -device virtio-net-pci,netdev=n0,romfile=)
   else
     q+=(-M raspi3b -m 1G
       -kernel "$WORK/vmlinuz" -initrd "$WORK/initrd.img" -dtb "$WORK/bcm2837-rpi-3-b.dtb"
@@ -281,14 +303,21 @@ boot() { # boot NAME: starts qemu in the background, serial output in $WORK/seri
   fi
   say "boot $1: ${q[*]:0:9} ... (timeout $BOOT_TIMEOUT s)"
   boot_start=$SECONDS
-  timeout -k 5 "$((BOOT_TIMEOUT + 300))" "${q[@]}" &
+  timeout -k 5 "$((BOOT_TIMEOUT + 300))" "${q[@]}" >"$QLOG" 2>&1 &
   QEMU_PID=$!
 }
 
 wait_imaps() {
-  local left=$((BOOT_TIMEOUT - (SECONDS - boot_start)))
-  python3 "$WORK/mail.py" wait-imaps "${PORT[993]}" "$left" || fail "IMAPS did not answer within $BOOT_TIMEOUT s"
-  kill -0 "$QEMU_PID" 2>/dev/null || fail "qemu exited"
+  # Short tries (5 s each), so that a qemu that has exited ends the wait at once.
+  until python3 "$WORK/mail.py" wait-imaps "${PORT[993]}" 5 >"$WORK/wait-imaps.txt"; do
+    qemu_alive "the IMAPS greeting (boot)"
+    ((SECONDS - boot_start < BOOT_TIMEOUT)) || {
+      cat "$WORK/wait-imaps.txt"
+      fail "IMAPS did not answer within $BOOT_TIMEOUT s"
+    }
+  done
+  cat "$WORK/wait-imaps.txt"
+  qemu_alive "the IMAPS greeting (boot)"
   IMAPS_S=$((SECONDS - boot_start))
   say "IMAPS answered $IMAPS_S s after qemu started"
 }
@@ -296,8 +325,8 @@ wait_imaps() {
 wait_ssh() {
   local deadline=$((SECONDS + 180))
   until timeout 30 "${SSH[@]}" true 2>/dev/null; do
+    qemu_alive "SSH"
     ((SECONDS < deadline)) || fail "SSH did not answer within 180 s"
-    kill -0 "$QEMU_PID" 2>/dev/null || fail "qemu exited"
     sleep 3
   done
   say "SSH answered $((SECONDS - boot_start)) s after qemu started"

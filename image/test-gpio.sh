@@ -22,7 +22,11 @@
 # 4. boots it with qemu-system-aarch64 -M virt -cpu cortex-a72 (no network: -nic none),
 #    presses the button through the monitor when the binary waits for it, and checks the
 #    serial output. qemu runs under `timeout`, and an EXIT trap kills it: no qemu is left.
+#    The wait for the guest ends at once when qemu has exited; a failure then shows qemu's
+#    own output (an option it refused, a missing file) beside the serial log.
 #
+# No option ROM or firmware is needed: -kernel boot, and no network device (-nic none), so
+# the ROMs of ipxe-qemu (a Recommends of qemu-system-arm) are not used.
 # Needs (installed if missing, as root): qemu-system-arm, cpio, gzip, binutils-aarch64-linux-gnu.
 # Downloads are cached in ${LETTERBOX_CACHE:-~/.cache/letterbox}/test-gpio (--refresh: again).
 set -euo pipefail
@@ -42,7 +46,7 @@ while (($#)); do
     --refresh) refresh=1; shift ;;
     --timeout) BOOT_TIMEOUT=$2; shift 2 ;;
     --keep) keep=1; shift ;;
-    -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,33p' "$0"; exit 0 ;;
     *) echo "test-gpio.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -225,6 +229,7 @@ say "initramfs: $(du -h "$WORK/initrd.gz" | cut -f1)"
 
 # --- boot ----------------------------------------------------------------------------------
 LOG=$WORK/serial.log
+QLOG=$WORK/qemu.log
 MON=$WORK/monitor
 mkfifo "$MON.in" "$MON.out"
 : >"$LOG"
@@ -234,7 +239,7 @@ timeout -k 5 "$BOOT_TIMEOUT" qemu-system-aarch64 \
   -display none -no-reboot -nic none \
   -kernel "$vmlinuz" -initrd "$WORK/initrd.gz" \
   -append "console=ttyAMA0 panic=-1 loglevel=4" \
-  -serial "file:$LOG" -monitor "pipe:$MON" &
+  -serial "file:$LOG" -monitor "pipe:$MON" >"$QLOG" 2>&1 &
 QEMU_PID=$!
 cat "$MON.out" >"$WORK/monitor.log" &
 READER_PID=$!
@@ -253,6 +258,8 @@ while kill -0 "$QEMU_PID" 2>/dev/null; do
   sleep 0.5
 done
 # After the marker the guest powers off; give it a few seconds.
+marker=0
+if grep -q '^TEST-GPIO-RESULT' "$LOG"; then marker=1; fi
 for _ in $(seq 20); do kill -0 "$QEMU_PID" 2>/dev/null || break; sleep 0.5; done
 qemu_rc=0
 if kill -0 "$QEMU_PID" 2>/dev/null; then
@@ -261,6 +268,15 @@ fi
 wait "$QEMU_PID" || qemu_rc=$?
 QEMU_PID=
 say "qemu exited ($qemu_rc) after $((SECONDS - boot_start)) s"
+if ((!marker)); then
+  # qemu ended before the guest printed its result: say so at once, with what qemu said.
+  echo "test-gpio.sh: FAIL: qemu exited (status $qemu_rc$( ((qemu_rc != 124)) || echo ': its timeout of '"$BOOT_TIMEOUT"' s')) before the guest's result marker" >&2
+  echo "---- qemu's output ----" >&2
+  tail -n 30 "$QLOG" >&2
+  echo "---- last 40 lines of the serial log ----" >&2
+  tail -n 40 "$LOG" | tr -d '\r' >&2
+  exit 1
+fi
 
 echo "---- serial output (test lines) ----"
 grep -E '^(test-gpio:|board |ok  |FAIL|waiting for|debug-gpio:|neg[12]: |TEST-GPIO-|crw)' "$LOG" | tr -d '\r' || true
