@@ -188,12 +188,37 @@ pub fn provision_first_account(
     Ok(Some((address, password)))
 }
 
+/// The server name the first-start banner tells mail apps to use: one they can reach.
+/// The appliance is `letterbox.local` (mDNS). On a host, the client services' own address when
+/// they listen on one (`127.0.0.1` with the built-in defaults: `letterbox.home.arpa` resolves
+/// nowhere, RFC 8375), `localhost` when they listen on every address, and the host name only
+/// when no client service is enabled.
+fn client_host(cfg: &Config) -> String {
+    if cfg.is_appliance() {
+        return "letterbox.local".to_string();
+    }
+    let l = &cfg.listen;
+    let first = [
+        l.imaps,
+        l.imap,
+        l.submissions,
+        l.submission,
+        l.pop3s,
+        l.pop3,
+    ]
+    .into_iter()
+    .flatten()
+    .next();
+    match first.map(|a| a.ip()) {
+        Some(ip) if ip.is_unspecified() => "localhost".to_string(),
+        Some(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+        Some(ip) => ip.to_string(),
+        None => cfg.server.hostname.clone(),
+    }
+}
+
 fn banner(cfg: &Config, tls: &Tls, address: &str, password: &str) -> String {
-    let host = if cfg.is_appliance() {
-        "letterbox.local".to_string()
-    } else {
-        cfg.server.hostname.clone()
-    };
+    let host = client_host(cfg);
     let port = |a: Option<std::net::SocketAddr>| {
         a.map(|a| a.port().to_string())
             .unwrap_or_else(|| "off".into())
@@ -558,5 +583,23 @@ async fn power_off_now() {
         Ok(Ok(s)) => tracing::error!(status = %s, "systemctl poweroff failed"),
         Ok(Err(e)) => tracing::error!(error = %e, "cannot run systemctl poweroff"),
         Err(_) => tracing::error!("cannot run systemctl poweroff"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_host;
+    use crate::config::Config;
+
+    #[test]
+    fn the_banner_names_a_server_a_client_can_reach() {
+        let host = Config::defaults();
+        assert_eq!(client_host(&host), "127.0.0.1");
+        let any = Config::parse("[listen]\nimaps = \"0.0.0.0:2993\"\n", "t").unwrap();
+        assert_eq!(client_host(&any), "localhost");
+        let v6 = Config::parse("[listen]\nimaps = \"[::1]:2993\"\n", "t").unwrap();
+        assert_eq!(client_host(&v6), "[::1]");
+        let pi = Config::parse("[board]\nname = \"rpi4\"\n", "t").unwrap();
+        assert_eq!(client_host(&pi), "letterbox.local");
     }
 }

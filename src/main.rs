@@ -44,7 +44,15 @@ enum Command {
         fallback_config: Option<PathBuf>,
     },
     /// Validate the configuration file and print the effective settings.
-    CheckConfig,
+    CheckConfig {
+        /// Print instead the documented file of every key at its default (host defaults:
+        /// `letterbox.example.toml`), without reading any configuration.
+        #[arg(long)]
+        example: bool,
+        /// With --example: the appliance's file (`image/letterbox.toml`).
+        #[arg(long, requires = "example")]
+        appliance: bool,
+    },
     /// Manage accounts.
     #[command(subcommand)]
     User(UserCmd),
@@ -486,6 +494,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Command::CheckConfig {
+        example: true,
+        appliance,
+    } = cli.command
+    {
+        let flavor = if appliance {
+            letterbox::config::Flavor::Appliance
+        } else {
+            letterbox::config::Flavor::Host
+        };
+        print!("{}", letterbox::config::example(flavor));
+        return ExitCode::SUCCESS;
+    }
     let (survive, fallback) = match &cli.command {
         Command::Serve {
             survive_bad_config,
@@ -522,7 +543,7 @@ fn main() -> ExitCode {
             let fallback = Config::appliance_fallback();
             let admin = !matches!(
                 cli.command,
-                Command::Serve { .. } | Command::CheckConfig | Command::ConfigGet { .. }
+                Command::Serve { .. } | Command::CheckConfig { .. } | Command::ConfigGet { .. }
             );
             if admin && control::socket_path(&fallback).exists() {
                 eprintln!("letterbox: {e}; using the daemon that runs with the defaults");
@@ -563,7 +584,7 @@ fn main() -> ExitCode {
             rt.shutdown_timeout(std::time::Duration::from_secs(1));
             return ExitCode::from(code as u8);
         }
-        Command::CheckConfig => {
+        Command::CheckConfig { .. } => {
             println!(
                 "{}: OK",
                 cli.config
