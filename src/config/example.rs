@@ -374,9 +374,16 @@ const TABLES: &[Table] = &[
             },
             Key {
                 name: "max_line_length",
-                doc: "The longest command line, in bytes; at least 1000 (RFC 5321 \
+                doc: "The longest SMTP command line, in bytes; at least 1000 (RFC 5321 \
                       4.5.3.1.6).",
                 shown: D(|c| c.limits.max_line_length.to_string()),
+            },
+            Key {
+                name: "imap_max_line_length",
+                doc: "The longest IMAP command line, in bytes, literals not counted; at least \
+                      8192 (RFC 7162 4). 64K as Dovecot: an ID command with RFC 2971's 30 \
+                      pairs of 1024-byte values is about 32K.",
+                shown: D(|c| c.limits.imap_max_line_length.to_string()),
             },
             Key {
                 name: "smtp_idle_timeout",

@@ -338,10 +338,16 @@ pub struct LimitsConfig {
     /// Recipients per SMTP transaction. Default 100, the minimum RFC 5321 section 4.5.3.1.8
     /// says a server must accept (lower values are allowed, for submission-only setups).
     pub max_recipients: u32,
-    /// The longest command line accepted by SMTP, IMAP and POP3, in octets, CRLF included
-    /// (literals and message data are bounded by `max_message_size` instead). Default 8192, as
-    /// RFC 7162 section 4 recommends for IMAP; at least 1000 (RFC 5321 section 4.5.3.1.6).
+    /// The longest SMTP command line, in octets, CRLF included (message data is bounded by
+    /// `max_message_size` instead). Default 8192; at least 1000 (RFC 5321 section
+    /// 4.5.3.1.6). POP3 keeps its own 255-octet limit (RFC 2449 section 4).
     pub max_line_length: usize,
+    /// The longest IMAP command line, in octets, CRLF included, literals not counted (they
+    /// are bounded by `max_message_size`). Default 64 KiB, as Dovecot's
+    /// `imap_max_line_length`: an `ID` with RFC 2971's 30 pairs of 1024-octet values is
+    /// about 32 KB. At least 8192 (RFC 7162 section 4). The bytes of a line beyond 8 KiB are
+    /// held under `max_message_memory`.
+    pub imap_max_line_length: usize,
     /// SMTP server idle timeout, waiting for the next command or data block. Default 5 minutes
     /// (RFC 5321 section 4.5.3.2.7).
     pub smtp_idle_timeout: Duration,
@@ -552,6 +558,7 @@ impl Config {
                 max_message_memory: None,
                 // RFC 7162 section 4: IMAP servers should accept command lines of 8192 octets.
                 max_line_length: 8192,
+                imap_max_line_length: 64 * 1024,
                 // RFC 5321 section 4.5.3.2.7: server timeout of 5 minutes.
                 smtp_idle_timeout: Duration::from_secs(5 * 60),
                 // RFC 9051 section 5.4: inactivity autologout timer of at least 30 minutes.
@@ -741,6 +748,7 @@ struct RawLimits {
     max_recipients: Option<u32>,
     max_message_memory: Option<Size>,
     max_line_length: Option<usize>,
+    imap_max_line_length: Option<usize>,
     smtp_idle_timeout: Option<Seconds>,
     imap_idle_timeout: Option<Seconds>,
     pop3_idle_timeout: Option<Seconds>,
@@ -1407,6 +1415,16 @@ impl Builder<'_> {
             }
             limits.max_line_length = len;
         }
+        if let Some(len) = raw.imap_max_line_length {
+            // RFC 7162 section 4: IMAP servers should accept lines of at least 8192 octets.
+            if len < 8192 {
+                return Err(self.err(
+                    "limits.imap_max_line_length",
+                    format!("{len} is below the 8192-octet minimum of RFC 7162 section 4"),
+                ));
+            }
+            limits.imap_max_line_length = len;
+        }
         for (value, slot) in [
             (raw.smtp_idle_timeout, &mut limits.smtp_idle_timeout),
             (raw.imap_idle_timeout, &mut limits.imap_idle_timeout),
@@ -1958,6 +1976,7 @@ max_connections = 50
 max_connections_per_ip = 5
 max_recipients = 40
 max_line_length = 4096
+imap_max_line_length = 100000
 smtp_idle_timeout = "10m"
 imap_idle_timeout = "1h"
 pop3_idle_timeout = 900
@@ -2024,6 +2043,7 @@ level = "info,letterbox::smtp=debug"
                 max_recipients: 40,
                 max_message_memory: None,
                 max_line_length: 4096,
+                imap_max_line_length: 100_000,
                 smtp_idle_timeout: Duration::from_secs(600),
                 imap_idle_timeout: Duration::from_secs(3600),
                 pop3_idle_timeout: Duration::from_secs(900),

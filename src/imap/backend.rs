@@ -80,6 +80,11 @@ pub trait Backend {
     fn expunged_since(&self, mailbox: u64, modseq: u64) -> Result<Vec<u32>>;
     /// Runs a write; returns after the commit (durable unless the op is lazy).
     fn write(&self, op: Op) -> Result<Output>;
+    /// Claims the unclaimed `\Recent` messages below `uidnext`; returns the first claimed
+    /// UID ([`Store::claim_recent`]).
+    fn claim_recent(&self, mailbox: u64, uidnext: u32) -> u32;
+    /// The first UID not yet claimed as `\Recent` ([`Store::recent_mark`]).
+    fn recent_mark(&self, mailbox: u64) -> u32;
 }
 
 impl Backend for Store {
@@ -143,5 +148,11 @@ impl Backend for Store {
     }
     fn write(&self, op: Op) -> Result<Output> {
         Store::write(self, op)
+    }
+    fn claim_recent(&self, mailbox: u64, uidnext: u32) -> u32 {
+        Store::claim_recent(self, mailbox, uidnext)
+    }
+    fn recent_mark(&self, mailbox: u64) -> u32 {
+        Store::recent_mark(self, mailbox)
     }
 }

@@ -96,7 +96,7 @@ impl Imap {
                 plaintext_auth_allowed: config.is_plaintext_allowed(ip),
                 max_message_size: config.limits.max_message_size,
                 max_auth_failures: MAX_AUTH_FAILURES,
-                max_line: config.limits.max_line_length,
+                max_line: config.limits.imap_max_line_length,
                 budget: Some(self.shared.budget.clone()),
             },
             stream.is_tls(),

@@ -218,6 +218,11 @@ impl Framer {
         self.input.extend_from_slice(bytes);
     }
 
+    /// Bytes of the command being received (its lines and the literal bytes so far).
+    pub fn frame_len(&self) -> usize {
+        self.frame.len()
+    }
+
     /// Bytes held: unprocessed input plus the partial frame.
     pub fn buffered_len(&self) -> usize {
         self.input.len() - self.pos + self.frame.len() + self.tail.len()

@@ -34,6 +34,8 @@ pub struct Candidate<'a> {
     pub flags: u8,
     /// Keywords.
     pub keywords: &'a [String],
+    /// `\Recent` for this session (RFC 3501 §2.3.2).
+    pub recent: bool,
     /// INTERNALDATE, unix seconds.
     pub internal_date: i64,
     /// RFC822.SIZE.
@@ -341,9 +343,10 @@ fn matches_one(k: &SearchKey, c: &Candidate<'_>, cx: &Context<'_>) -> bool {
         SearchKey::Undraft => !has(flag::DRAFT),
         SearchKey::Unflagged => !has(flag::FLAGGED),
         SearchKey::Unseen => !has(flag::SEEN),
-        // No session ever sees \Recent (RFC 9051 removes it): NEW and RECENT match none.
-        SearchKey::New | SearchKey::Recent => false,
-        SearchKey::Old => true,
+        // RFC 3501 §6.4.4: \Recent as this session holds it (never in IMAP4rev2).
+        SearchKey::New => c.recent && !has(flag::SEEN),
+        SearchKey::Recent => c.recent,
+        SearchKey::Old => !c.recent,
         SearchKey::Keyword(kw) => c.keywords.iter().any(|x| x.eq_ignore_ascii_case(kw)),
         SearchKey::Unkeyword(kw) => !c.keywords.iter().any(|x| x.eq_ignore_ascii_case(kw)),
         SearchKey::Before(d) => internal_day < day(*d),
@@ -394,6 +397,7 @@ mod tests {
             uid: 10,
             flags: flag::SEEN,
             keywords: &kw,
+            recent: false,
             internal_date: 1_795_420_800,
             size: RAW.len() as u64,
             modseq: 5,
@@ -478,6 +482,7 @@ mod tests {
             uid: 1,
             flags: 0,
             keywords: &[],
+            recent: false,
             internal_date: 0,
             size: raw.len() as u64,
             modseq: 1,

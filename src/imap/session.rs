@@ -27,7 +27,7 @@
 use std::collections::VecDeque;
 
 use super::backend::Backend;
-use super::command::{Command, CommandBody, FetchAttr, parse_command, parse_idle_done};
+use super::command::{Command, CommandBody, FetchAttr, Flag, parse_command, parse_idle_done};
 use super::fragment::{
     Event as FrameEvent, FrameError, FrameErrorKind, Framer, FramerConfig, LiteralMode,
 };
@@ -45,6 +45,10 @@ pub type Step = GenericStep<Event>;
 const CHUNK_BYTES: usize = 256 * 1024;
 /// Messages rendered per FETCH chunk at most.
 const CHUNK_MESSAGES: usize = 256;
+/// Command-line bytes every connection may hold outside the message-memory budget: the
+/// 8192 octets RFC 7162 §4 asks servers to accept. The rest of a longer line (up to
+/// `[limits] imap_max_line_length`, 64 KiB by default) is held under the budget.
+const LINE_BYTES_FREE: u64 = 8192;
 
 /// Settings from the driver.
 #[derive(Debug, Clone)]
@@ -166,6 +170,8 @@ struct Msg {
     modseq: u64,
     /// Expunged in the store but not yet reported to the client.
     gone: bool,
+    /// `\Recent` for this session (RFC 3501 §2.3.2; IMAP4rev1 sessions only).
+    recent: bool,
 }
 
 /// The session's view of the selected mailbox.
@@ -179,6 +185,8 @@ struct View {
     msgs: Vec<Msg>,
     /// SEARCHRES `$` (RFC 5182), as UIDs, ascending.
     saved: Vec<u32>,
+    /// The keywords the client was told about in FLAGS (RFC 9051 §7.3.5).
+    keywords: Vec<String>,
 }
 
 impl View {
@@ -187,6 +195,38 @@ impl View {
     }
     fn last_uid(&self) -> u32 {
         self.msgs.last().map(|m| m.uid).unwrap_or(0)
+    }
+    fn recent(&self) -> u32 {
+        self.msgs.iter().filter(|m| m.recent).count() as u32
+    }
+    /// `* FLAGS` and `* OK [PERMANENTFLAGS]` for the system flags and the known keywords
+    /// (RFC 9051 §7.3.5, §7.1; RFC 3501 §7.2.6).
+    fn flag_responses(&self) -> (Data, StatusResponse) {
+        let system = [
+            Flag::Answered,
+            Flag::Flagged,
+            Flag::Deleted,
+            Flag::Seen,
+            Flag::Draft,
+        ];
+        let mut flags = system.to_vec();
+        flags.extend(self.keywords.iter().cloned().map(Flag::Keyword));
+        let permanent = if self.read_only {
+            vec![]
+        } else {
+            flags.clone()
+        };
+        (
+            Data::Flags(flags),
+            StatusResponse::ok(
+                None,
+                Some(Code::PermanentFlags {
+                    flags: permanent,
+                    new_keywords: !self.read_only,
+                }),
+                "Flags permitted",
+            ),
+        )
     }
 }
 
@@ -304,6 +344,9 @@ pub struct Session {
     literal_hold: Hold,
     /// The budget held by the command being executed (its literals), until it is done.
     command_hold: Hold,
+    /// The budget held by the part of a command line being received beyond
+    /// [`LINE_BYTES_FREE`].
+    line_hold: Hold,
 }
 
 impl Session {
@@ -322,8 +365,9 @@ impl Session {
             pending: None,
             dirty: false,
             close_after: false,
-            literal_hold: Hold::new(cfg_budget),
+            literal_hold: Hold::new(cfg_budget.clone()),
             command_hold: Hold::default(),
+            line_hold: Hold::new(cfg_budget.clone()),
         }
     }
 
@@ -446,6 +490,20 @@ impl Session {
                     }
                     // Every complete command has run: its literals are gone.
                     self.command_hold.set(0);
+                    // A long line being received is held under the budget; with no room,
+                    // the connection ends (the line cannot be answered before it ends).
+                    let line = (self.framer.frame_len() as u64)
+                        .saturating_sub(self.literal_hold.held())
+                        .saturating_sub(LINE_BYTES_FREE);
+                    if !self.line_hold.set(line) {
+                        self.line_hold.set(0);
+                        self.status(StatusResponse::bye(
+                            Some(Code::Unavailable),
+                            "Too much data in transit, try again later",
+                        ));
+                        self.mode = Mode::Closing;
+                        continue;
+                    }
                     return Step::NeedMoreInput;
                 }
                 Some(ev) => self.on_frame_event(ev),
@@ -604,6 +662,7 @@ impl Session {
     fn on_frame_event(&mut self, ev: FrameEvent) {
         match ev {
             FrameEvent::Frame(frame) => {
+                self.line_hold.set(0);
                 self.command_hold = std::mem::take(&mut self.literal_hold);
                 self.literal_hold = Hold::new(self.cfg.budget.clone());
                 self.on_frame(&frame)
@@ -640,6 +699,7 @@ impl Session {
 
     fn on_rejected(&mut self, err: &FrameError) {
         self.literal_hold.set(0);
+        self.line_hold.set(0);
         let text = err.to_string();
         let tag = err.tag.as_deref();
         let s = match err.kind {

@@ -324,7 +324,7 @@ fn select_reports_the_mailbox_and_fetch_renders() {
     );
     assert!(
         out.starts_with(&format!(
-            "* 1 FETCH (UID {uid} FLAGS () RFC822.SIZE {} ENVELOPE (NIL \"Hello\"",
+            "* 1 FETCH (UID {uid} FLAGS (\\Recent) RFC822.SIZE {} ENVELOPE (NIL \"Hello\"",
             MSG.len()
         )),
         "{out}"
@@ -336,7 +336,7 @@ fn select_reports_the_mailbox_and_fetch_renders() {
         out.starts_with(&format!("* 1 FETCH (BODY[] {{{}}}\r\n", MSG.len())),
         "{out}"
     );
-    assert!(out.contains("FLAGS (\\Seen) MODSEQ ("), "{out}");
+    assert!(out.contains("FLAGS (\\Seen \\Recent) MODSEQ ("), "{out}");
     // No unsolicited FETCH repeats what the client was just told.
     let out = f.run(&mut s, b"n NOOP\r\n");
     assert_eq!(out, "n OK completed\r\n");
@@ -460,7 +460,8 @@ fn idle_reports_changes_when_notified_and_ends_with_done() {
     f.deliver(MSG);
     let change = rx.try_recv().unwrap();
     s.notify(Some(&change));
-    assert_eq!(f.drive(&mut s), "* 1 EXISTS\r\n");
+    // RFC 3501 §7.3.2: this IMAP4rev1 session is the first told of it, so it is recent.
+    assert_eq!(f.drive(&mut s), "* 1 EXISTS\r\n* 1 RECENT\r\n");
     // An unrelated change does not wake it.
     s.notify(Some(&Change::QueueChanged));
     assert_eq!(s.next(), Step::NeedMoreInput);
@@ -914,6 +915,12 @@ impl Backend for Full {
     }
     fn write(&self, _: Op) -> store::Result<Output> {
         Err(store::Error::Full)
+    }
+    fn claim_recent(&self, mailbox: u64, uidnext: u32) -> u32 {
+        self.0.claim_recent(mailbox, uidnext)
+    }
+    fn recent_mark(&self, mailbox: u64) -> u32 {
+        self.0.recent_mark(mailbox)
     }
 }
 
@@ -1386,4 +1393,222 @@ fn load_stops_after_the_byte_budget() {
         l.as_ref()
             .is_some_and(|l| l.raw.is_none() && l.parsed.is_some())
     }));
+}
+
+/// RFC 3501 §2.3.2: exactly one session sees each new message as `\Recent`; EXAMINE looks
+/// without claiming; an IMAP4rev2 session never sees it. Reported in RECENT, FETCH FLAGS,
+/// SEARCH RECENT/NEW/OLD and STATUS RECENT; a COPY into the selected mailbox counts too.
+#[test]
+fn recent_belongs_to_exactly_one_session() {
+    let f = fixture();
+    f.deliver(MSG);
+    let mut watcher = f.logged_in();
+    // STATUS before anyone selected: one unclaimed recent message.
+    let out = f.run(&mut watcher, b"t STATUS INBOX (RECENT MESSAGES)\r\n");
+    assert!(
+        out.contains("* STATUS INBOX (RECENT 1 MESSAGES 1)"),
+        "{out}"
+    );
+    // EXAMINE sees it as recent but does not claim it.
+    let out = f.run(&mut watcher, b"e EXAMINE INBOX\r\n");
+    assert!(out.contains("* 1 RECENT\r\n"), "{out}");
+    let mut a = f.logged_in();
+    let out = f.run(&mut a, b"s SELECT INBOX\r\n");
+    assert!(out.contains("* 1 RECENT\r\n"), "{out}");
+    let out = f.run(&mut a, b"f FETCH 1 FLAGS\r\n");
+    assert!(out.contains("* 1 FETCH (FLAGS (\\Recent))"), "{out}");
+    let out = f.run(
+        &mut a,
+        b"r SEARCH RECENT\r\nn SEARCH NEW\r\no SEARCH OLD\r\n",
+    );
+    assert!(out.contains("* SEARCH 1\r\nr OK"), "{out}");
+    assert!(out.contains("* SEARCH 1\r\nn OK"), "{out}");
+    assert!(out.contains("* SEARCH\r\no OK"), "{out}");
+    // A second session selecting later does not see it.
+    let mut b = f.logged_in();
+    let out = f.run(&mut b, b"s SELECT INBOX\r\n");
+    assert!(out.contains("* 0 RECENT\r\n"), "{out}");
+    let out = f.run(&mut b, b"f FETCH 1 FLAGS\r\n");
+    assert!(out.contains("* 1 FETCH (FLAGS ())"), "{out}");
+    // New mail: the first session to be told claims it; the other sees it as old.
+    f.deliver(MSG);
+    let out = f.run(&mut b, b"n NOOP\r\n");
+    assert!(out.contains("* 2 EXISTS\r\n* 1 RECENT\r\n"), "{out}");
+    let out = f.run(&mut a, b"n NOOP\r\n");
+    assert!(out.contains("* 2 EXISTS\r\n* 1 RECENT\r\n"), "{out}");
+    let out = f.run(&mut a, b"f FETCH 2 FLAGS\r\n");
+    assert!(out.contains("* 2 FETCH (FLAGS ())"), "{out}");
+    // A COPY into the selected mailbox is new mail for this session.
+    let out = f.run(&mut a, b"c COPY 1 INBOX\r\n");
+    assert!(out.contains("* 3 EXISTS\r\n* 2 RECENT\r\n"), "{out}");
+    assert!(out.contains("c OK [COPYUID "), "{out}");
+    // STATUS: nothing unclaimed; this session's own recent messages count.
+    let out = f.run(&mut a, b"t STATUS INBOX (RECENT)\r\n");
+    assert!(out.contains("* STATUS INBOX (RECENT 2)"), "{out}");
+    // An IMAP4rev2 session neither sees nor claims it.
+    let mut rev2 = f.logged_in();
+    f.run(&mut rev2, b"e ENABLE IMAP4rev2\r\n");
+    f.deliver(MSG);
+    let out = f.run(&mut rev2, b"s SELECT INBOX\r\n");
+    assert!(!out.contains("RECENT"), "{out}");
+    let out = f.run(&mut rev2, b"f FETCH 4 FLAGS\r\n");
+    assert!(out.contains("* 4 FETCH (FLAGS ())"), "{out}");
+    let out = f.run(&mut a, b"n NOOP\r\n");
+    assert!(out.contains("* 4 EXISTS\r\n* 3 RECENT\r\n"), "{out}");
+}
+
+/// RFC 9051 §7.3.5: a keyword used for the first time in the mailbox is announced with
+/// FLAGS and PERMANENTFLAGS to every session that has it selected, before any FETCH that
+/// shows it.
+#[test]
+fn a_new_keyword_is_announced_before_any_fetch_shows_it() {
+    let f = fixture();
+    f.deliver(MSG);
+    let mut a = f.logged_in();
+    let mut b = f.logged_in();
+    f.run(&mut a, b"s SELECT INBOX\r\n");
+    let out = f.run(&mut b, b"s SELECT INBOX\r\n");
+    assert!(
+        out.contains("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"),
+        "{out}"
+    );
+    let out = f.run(&mut a, b"k STORE 1 +FLAGS ($Label1)\r\n");
+    let flags = out.find("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1)\r\n");
+    let perm = out
+        .find("* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 \\*)]");
+    let fetch = out.find("* 1 FETCH (FLAGS (\\Recent $Label1))");
+    assert!(
+        flags.is_some() && perm.is_some() && fetch.is_some(),
+        "{out}"
+    );
+    assert!(flags < fetch && perm < fetch, "{out}");
+    // The other session hears of it on its next command, FLAGS first.
+    let out = f.run(&mut b, b"n NOOP\r\n");
+    let flags = out.find("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1)\r\n");
+    let fetch = out.find("* 1 FETCH (UID 1 FLAGS ($Label1))");
+    assert!(flags.is_some() && fetch.is_some() && flags < fetch, "{out}");
+    // Known keywords are not announced again; a case variant is the same keyword.
+    let out = f.run(&mut a, b"k STORE 1 FLAGS ($label1 \\Seen)\r\n");
+    assert!(!out.contains("* FLAGS"), "{out}");
+    // APPEND with a new keyword into the selected mailbox: announced before EXISTS' FETCH.
+    let out = f.run(
+        &mut b,
+        format!("a APPEND INBOX ($Junk) {{{}+}}\r\n", MSG.len()).as_bytes(),
+    );
+    let out = out + &f.run(&mut b, &[MSG, b"\r\n"].concat());
+    assert!(out.contains("$Label1 $Junk)\r\n"), "{out}");
+    let out = f.run(&mut a, b"n NOOP\r\nf FETCH 2 FLAGS\r\n");
+    let flags = out.find("$Junk)\r\n");
+    let fetch = out.find("* 2 FETCH (FLAGS ($Junk))");
+    assert!(flags.is_some() && fetch.is_some() && flags < fetch, "{out}");
+}
+
+/// RFC 7162 §3.1: a FETCH or SEARCH naming MODSEQ enables CONDSTORE and, with a mailbox
+/// selected, is answered with HIGHESTMODSEQ; RFC 4731 §3.2: with MIN or MAX only, MODSEQ is
+/// that of the message returned.
+#[test]
+fn condstore_enabling_and_the_modseq_of_min_and_max() {
+    let f = fixture();
+    for _ in 0..3 {
+        f.deliver(MSG);
+    }
+    let mut s = f.logged_in();
+    f.run(&mut s, b"s SELECT INBOX\r\n");
+    // Give message 1 the highest modseq.
+    f.run(&mut s, b"k STORE 1 +FLAGS (\\Flagged)\r\n");
+    let out = f.run(&mut s, b"f FETCH 1 (MODSEQ)\r\n");
+    assert!(out.starts_with("* OK [HIGHESTMODSEQ "), "{out}");
+    let out = f.run(&mut s, b"f2 FETCH 1 (MODSEQ)\r\n");
+    assert!(
+        !out.contains("HIGHESTMODSEQ"),
+        "only the first enabling command: {out}"
+    );
+    let modseq = |out: &str, seq: u32| -> u64 {
+        let head = format!("* {seq} FETCH (MODSEQ (");
+        let at = out.find(&head).unwrap() + head.len();
+        out[at..].split(')').next().unwrap().parse().unwrap()
+    };
+    let all = f.run(&mut s, b"m FETCH 1:3 (MODSEQ)\r\n");
+    let (m1, m2, m3) = (modseq(&all, 1), modseq(&all, 2), modseq(&all, 3));
+    assert!(m1 > m3 && m3 > m2, "{all}");
+    let out = f.run(&mut s, b"x SEARCH RETURN (MAX) MODSEQ 1\r\n");
+    assert!(out.contains(&format!("MAX 3 MODSEQ {m3}")), "{out}");
+    let out = f.run(&mut s, b"x SEARCH RETURN (MIN) MODSEQ 1\r\n");
+    assert!(out.contains(&format!("MIN 1 MODSEQ {m1}")), "{out}");
+    let out = f.run(&mut s, b"x SEARCH RETURN (MIN MAX) 2:3 MODSEQ 1\r\n");
+    assert!(out.contains(&format!("MIN 2 MAX 3 MODSEQ {m3}")), "{out}");
+    let out = f.run(&mut s, b"x SEARCH RETURN (COUNT) 2:3 MODSEQ 1\r\n");
+    assert!(out.contains(&format!("COUNT 2 MODSEQ {m3}")), "{out}");
+
+    // A SEARCH naming MODSEQ is enabling too.
+    let mut t = f.logged_in();
+    f.run(&mut t, b"s SELECT INBOX\r\n");
+    let out = f.run(&mut t, b"x SEARCH MODSEQ 1\r\n");
+    assert!(out.starts_with("* OK [HIGHESTMODSEQ "), "{out}");
+}
+
+/// RFC 6851 §3.3: MOVE (and COPY) into the selected mailbox itself give new UIDs.
+#[test]
+fn move_and_copy_into_the_selected_mailbox() {
+    let f = fixture();
+    f.deliver(MSG);
+    let mut s = f.logged_in();
+    f.run(&mut s, b"s SELECT INBOX\r\n");
+    let out = f.run(&mut s, b"m UID MOVE 1 INBOX\r\n");
+    assert!(out.contains("* OK [COPYUID "), "{out}");
+    assert!(out.contains(" 1 2] Moved\r\n"), "{out}");
+    assert!(out.contains("* 1 EXPUNGE\r\n"), "{out}");
+    assert!(out.ends_with("m OK MOVE completed\r\n"), "{out}");
+    let out = f.run(&mut s, b"c UID COPY 2 INBOX\r\n");
+    assert!(out.contains(" 2 3] COPY completed\r\n"), "{out}");
+    let out = f.run(&mut s, b"f UID FETCH 1:* (UID)\r\n");
+    assert!(
+        out.contains("* 1 FETCH (UID 2)\r\n* 2 FETCH (UID 3)\r\n"),
+        "{out}"
+    );
+}
+
+/// RFC 2971 §3.3: up to 30 field-value pairs, values up to 1024 octets: an ID line of about
+/// 32 KB is answered OK under the 64 KiB IMAP line limit; the part of a line beyond 8 KiB is
+/// held under the message-memory budget, and given back when the line ends.
+#[test]
+fn a_long_id_line_is_answered_and_held_under_the_budget() {
+    let f = fixture();
+    let mut id = b"i ID (".to_vec();
+    for i in 0..30 {
+        if i > 0 {
+            id.push(b' ');
+        }
+        id.extend_from_slice(format!("\"field-{i}\" \"").as_bytes());
+        id.extend(std::iter::repeat_n(b'v', 1024));
+        id.push(b'"');
+    }
+    id.extend_from_slice(b")\r\n");
+    assert!(id.len() > 30 * 1024 && id.len() < 64 * 1024);
+    let budget = crate::budget::Budget::new(1 << 20);
+    let cfg = SessionConfig {
+        budget: Some(budget.clone()),
+        ..SessionConfig::default()
+    };
+    let mut s = Session::new(cfg, false);
+    // In odd pieces: the held bytes follow the line as it grows.
+    let (head, tail) = id.split_at(20_000);
+    assert_eq!(f.run(&mut s, head), "");
+    assert_eq!(budget.used(), 20_000 - 8192);
+    let out = f.run(&mut s, tail);
+    assert!(out.starts_with("* ID ("), "{out}");
+    assert!(out.ends_with("i OK ID completed\r\n"), "{out}");
+    assert_eq!(budget.used(), 0);
+
+    // With no room in the budget the connection ends with a temporary reason.
+    let budget = crate::budget::Budget::new(4096);
+    let cfg = SessionConfig {
+        budget: Some(budget.clone()),
+        ..SessionConfig::default()
+    };
+    let mut s = Session::new(cfg, false);
+    let out = f.run(&mut s, head);
+    assert!(out.starts_with("* BYE [UNAVAILABLE]"), "{out}");
+    assert_eq!(s.next(), Step::Close);
+    assert_eq!(budget.used(), 0);
 }

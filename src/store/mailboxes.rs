@@ -246,6 +246,18 @@ pub(super) fn subscribe(tx: &WriteTransaction, account: u64, name: &str, on: boo
 }
 
 impl Reader {
+    /// Every mailbox's id and UIDNEXT (for the `\Recent` marks at open).
+    pub fn all_uidnext(&self) -> Result<Vec<(u64, u32)>> {
+        let boxes = self.tx().open_table(MAILBOXES)?;
+        let mut out = Vec::new();
+        for i in boxes.iter()? {
+            let (id, v) = i?;
+            let mb: Mailbox = dec(v.value())?;
+            out.push((id.value(), mb.uidnext));
+        }
+        Ok(out)
+    }
+
     /// The account's mailboxes, sorted by name.
     pub fn mailboxes(&self, account: u64) -> Result<Vec<Mailbox>> {
         let names = self.tx().open_table(MAILBOX_NAMES)?;

@@ -262,11 +262,8 @@ pub(super) fn copy(
     remove: bool,
     changes: &mut Vec<Change>,
 ) -> Result<Output> {
-    if from == to && remove {
-        return Err(Error::Invalid(
-            "cannot move a message into its own mailbox".into(),
-        ));
-    }
+    // RFC 6851 §3.3 allows MOVE into the selected mailbox itself (Dovecot does it): each
+    // message gets a new UID, the old one is expunged, and COPYUID maps the two.
     let src = mailboxes::get_w(tx, from)?;
     let mut dst = mailboxes::get_w(tx, to)?;
     if src.account != dst.account {

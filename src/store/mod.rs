@@ -428,6 +428,11 @@ struct Inner {
     jobs: std::sync::Mutex<Option<mpsc::Sender<Job>>>,
     changes: broadcast::Sender<Change>,
     writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// `\Recent` (RFC 3501 §2.3.2): per mailbox, the first UID no session has claimed yet.
+    /// Kept in memory only, so that a SELECT never writes to the card: the marks start at
+    /// each mailbox's UIDNEXT when the store opens (messages that arrived before a restart
+    /// are no longer recent), and at 1 for a mailbox created since.
+    recent: std::sync::Mutex<std::collections::HashMap<u64, u32>>,
 }
 
 /// Handle to the store; cheap to clone.
@@ -574,6 +579,12 @@ impl Store {
         }
         let db = open_db(&path)?;
         migrate::check_and_migrate(&db)?;
+        let recent = (Reader {
+            tx: db.begin_read()?,
+        })
+        .all_uidnext()?
+        .into_iter()
+        .collect();
         let (tx, rx) = mpsc::channel::<Job>();
         let (changes, _) = broadcast::channel(4096);
         let inner = Arc::new(Inner {
@@ -583,6 +594,7 @@ impl Store {
             jobs: std::sync::Mutex::new(Some(tx)),
             changes,
             writer: std::sync::Mutex::new(None),
+            recent: std::sync::Mutex::new(recent),
         });
         let weak = Arc::downgrade(&inner);
         let handle = std::thread::Builder::new()
@@ -615,6 +627,28 @@ impl Store {
             sender.send(Job { op, reply }).map_err(|_| Error::Closed)?;
         }
         rx.recv().map_err(|_| Error::Closed)?
+    }
+
+    /// Claims the messages of `mailbox` below `uidnext` that no session has claimed as
+    /// `\Recent` yet (RFC 3501 §2.3.2: exactly one session sees each new message as recent);
+    /// returns the first claimed UID, so the caller's recent messages are `first..uidnext`.
+    pub fn claim_recent(&self, mailbox: u64, uidnext: u32) -> u32 {
+        let Ok(mut marks) = self.inner.recent.lock() else {
+            return uidnext;
+        };
+        let mark = marks.entry(mailbox).or_insert(1);
+        let first = *mark;
+        *mark = (*mark).max(uidnext);
+        first
+    }
+
+    /// The first UID of `mailbox` that no session has claimed as `\Recent` (EXAMINE and
+    /// STATUS look without claiming).
+    pub fn recent_mark(&self, mailbox: u64) -> u32 {
+        self.inner
+            .recent
+            .lock()
+            .map_or(u32::MAX, |m| m.get(&mailbox).copied().unwrap_or(1))
     }
 
     /// Runs a read against a consistent snapshot.

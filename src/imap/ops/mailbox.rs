@@ -4,12 +4,13 @@
 
 use super::super::backend::Backend;
 use super::super::command::{
-    AppendMessage, Flag, ListReturn, ListSelect, Mailbox, SelectParams, SequenceSet, StatusItem,
+    AppendMessage, ListReturn, ListSelect, Mailbox, SelectParams, SequenceSet, StatusItem,
 };
 use super::super::fetch;
 use super::super::response::{
     Code, Data, FetchItem, ListData, ListExtended, MailboxAttr, StatusResponse,
 };
+use super::view::flags_with_recent;
 use super::{Done, Fail, Msg, Session, State, View, no};
 use crate::store::records::{Mailbox as StoreMailbox, SpecialUse, flag};
 use crate::store::{self, Appended, NewMessage, Op, Output};
@@ -47,6 +48,17 @@ impl Session {
         }
         let mb = self.lookup(b, name)?;
         let rows = b.messages(mb.id)?;
+        // RFC 3501 §2.3.2, §6.3.1: SELECT claims the messages no session has seen as
+        // \Recent yet; EXAMINE shows them without claiming (no permanent state change,
+        // §6.3.2); an IMAP4rev2 session never sees \Recent (RFC 9051 removed it).
+        let first_recent = if self.enabled.rev2 {
+            u32::MAX
+        } else if read_only {
+            b.recent_mark(mb.id)
+        } else {
+            let newest = rows.last().map_or(0, |(u, _)| u.saturating_add(1));
+            b.claim_recent(mb.id, mb.uidnext.max(newest))
+        };
         let msgs: Vec<Msg> = rows
             .into_iter()
             .map(|(uid, r)| Msg {
@@ -55,6 +67,7 @@ impl Session {
                 keywords: r.keywords.into_boxed_slice(),
                 modseq: r.modseq,
                 gone: false,
+                recent: uid >= first_recent,
             })
             .collect();
         let mut keywords: Vec<String> = Vec::new();
@@ -65,19 +78,20 @@ impl Session {
                 }
             }
         }
-        let system = vec![
-            Flag::Answered,
-            Flag::Flagged,
-            Flag::Deleted,
-            Flag::Seen,
-            Flag::Draft,
-        ];
-        let mut flags = system.clone();
-        flags.extend(keywords.into_iter().map(Flag::Keyword));
-        self.send(Data::Flags(flags));
-        self.send(Data::Exists(msgs.len() as u32));
+        let view = View {
+            mailbox: mb.id,
+            read_only,
+            uidnext: mb.uidnext,
+            highestmodseq: mb.highestmodseq,
+            msgs,
+            saved: Vec::new(),
+            keywords,
+        };
+        let (flags, permanent) = view.flag_responses();
+        self.send(flags);
+        self.send(Data::Exists(view.msgs.len() as u32));
         if !self.enabled.rev2 {
-            self.send(Data::Recent(0));
+            self.send(Data::Recent(view.recent()));
         }
         self.status(StatusResponse::ok(
             None,
@@ -89,14 +103,7 @@ impl Session {
             Some(Code::UidNext(mb.uidnext)),
             "Predicted next UID",
         ));
-        self.status(StatusResponse::ok(
-            None,
-            Some(Code::PermanentFlags {
-                flags: if read_only { vec![] } else { system },
-                new_keywords: !read_only,
-            }),
-            "Flags permitted",
-        ));
+        self.status(permanent);
         self.status(StatusResponse::ok(
             None,
             Some(Code::HighestModSeq(mb.highestmodseq)),
@@ -119,14 +126,6 @@ impl Session {
                 extended: vec![],
             }));
         }
-        let view = View {
-            mailbox: mb.id,
-            read_only,
-            uidnext: mb.uidnext,
-            highestmodseq: mb.highestmodseq,
-            msgs,
-            saved: Vec::new(),
-        };
         if let Some(q) = &params.qresync
             && q.uid_validity == mb.uidvalidity
         {
@@ -148,7 +147,7 @@ impl Session {
                 if m.modseq > q.mod_seq {
                     let items = vec![
                         FetchItem::Uid(m.uid),
-                        FetchItem::Flags(fetch::flags_of(m.flags, &m.keywords)),
+                        FetchItem::Flags(flags_with_recent(m.flags, &m.keywords, m.recent)),
                         FetchItem::ModSeq(m.modseq),
                     ];
                     self.send(Data::Fetch {
@@ -347,7 +346,26 @@ impl Session {
                 StatusItem::UidNext => u64::from(mb.uidnext),
                 StatusItem::UidValidity => u64::from(mb.uidvalidity),
                 StatusItem::Unseen => u64::from(mb.unseen),
-                StatusItem::Recent => 0,
+                // RFC 3501 §6.3.10: the messages with \Recent: those no session has
+                // claimed yet, plus this session's own when the mailbox is selected here.
+                StatusItem::Recent => {
+                    let mark = b.recent_mark(mb.id);
+                    let unclaimed = if mark >= mb.uidnext {
+                        0
+                    } else {
+                        b.messages(mb.id)?
+                            .iter()
+                            .filter(|(u, _)| *u >= mark)
+                            .count() as u64
+                    };
+                    let own = match &self.state {
+                        State::Selected { view, .. } if view.mailbox == mb.id => {
+                            u64::from(view.recent())
+                        }
+                        _ => 0,
+                    };
+                    unclaimed + own
+                }
                 StatusItem::Size => mb.size,
                 StatusItem::HighestModSeq => mb.highestmodseq,
                 StatusItem::AppendLimit => self.cfg.max_message_size,

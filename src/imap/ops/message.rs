@@ -11,6 +11,7 @@ use super::super::command::{
 };
 use super::super::response::{Code, Data, ESearchItem, FetchItem, StatusResponse};
 use super::super::{fetch, search};
+use super::view::flags_with_recent;
 use super::{
     CHUNK_BYTES, CHUNK_MESSAGES, Done, Fail, FetchJob, Mode, Session, State, View, no, normalize,
 };
@@ -85,7 +86,7 @@ impl Session {
         }
         let with_modseq = search::uses_modseq(criteria);
         if with_modseq {
-            self.enabled.condstore = true;
+            self.enable_condstore(b)?;
         }
         let content = search::needs_content(criteria);
         let view = self.view()?;
@@ -105,6 +106,7 @@ impl Session {
                     uid: m.uid,
                     flags: m.flags,
                     keywords: &m.keywords,
+                    recent: m.recent,
                     internal_date: row.internal_date,
                     size: row.size,
                     modseq: m.modseq,
@@ -189,7 +191,25 @@ impl Session {
                         SearchReturn::Save => {}
                     }
                 }
-                if with_modseq && let Some(m) = max_modseq {
+                // RFC 4731 §3.2 (and RFC 7162 §3.1.5): with MIN and/or MAX only, the
+                // MODSEQ is that of the message(s) returned (the higher of the two);
+                // with ALL or COUNT, the highest of all matches.
+                let modseq =
+                    if ret.contains(&SearchReturn::All) || ret.contains(&SearchReturn::Count) {
+                        max_modseq
+                    } else {
+                        let id = |h: &(u32, u32, u64)| if uid { h.1 } else { h.0 };
+                        let min = hits
+                            .iter()
+                            .min_by_key(|h| id(h))
+                            .filter(|_| ret.contains(&SearchReturn::Min));
+                        let max = hits
+                            .iter()
+                            .max_by_key(|h| id(h))
+                            .filter(|_| ret.contains(&SearchReturn::Max));
+                        min.into_iter().chain(max).map(|h| h.2).max()
+                    };
+                if with_modseq && let Some(m) = modseq {
                     items.push(ESearchItem::ModSeq(m));
                 }
                 // RFC 5182 §2.4: SAVE alone returns no ESEARCH.
@@ -227,10 +247,8 @@ impl Session {
             // RFC 9051 §6.4.9: UID FETCH always returns UID.
             attrs.insert(0, FetchAttr::Uid);
         }
-        if (modifiers.changed_since.is_some() || attrs.contains(&FetchAttr::ModSeq))
-            && !self.enabled.condstore
-        {
-            self.enabled.condstore = true;
+        if modifiers.changed_since.is_some() || attrs.contains(&FetchAttr::ModSeq) {
+            self.enable_condstore(b)?;
         }
         if modifiers.changed_since.is_some() && !attrs.contains(&FetchAttr::ModSeq) {
             attrs.push(FetchAttr::ModSeq);
@@ -384,10 +402,18 @@ impl Session {
                         attrs.to_mut().push(FetchAttr::ModSeq);
                     }
                 }
+                let recent = self
+                    .view()
+                    .ok()
+                    .and_then(|v| v.msgs.get(i))
+                    .is_some_and(|m| m.recent);
+                if attrs.contains(&FetchAttr::Flags) {
+                    self.announce_keywords(&l.row.keywords);
+                }
                 let msg = fetch::Message {
                     uid,
                     row: &l.row,
-                    flags: fetch::flags_of(l.row.flags, &l.row.keywords),
+                    flags: flags_with_recent(l.row.flags, &l.row.keywords, recent),
                     parsed: l.parsed.as_ref(),
                     raw: l.raw.as_deref(),
                 };
@@ -427,7 +453,7 @@ impl Session {
         flags: &[Flag],
     ) -> Done {
         if unchanged_since.is_some() {
-            self.enabled.condstore = true;
+            self.enable_condstore(b)?;
         }
         let condstore = self.enabled.condstore;
         let view = self.view()?;
@@ -468,6 +494,8 @@ impl Session {
                 "unexpected store reply".into(),
             ));
         };
+        let used: Vec<String> = rows.iter().flat_map(|r| r.2.iter().cloned()).collect();
+        self.announce_keywords(&used);
         let view = self.view_mut()?;
         let mut fetches = Vec::new();
         for (u, f, kw, ms) in rows {
@@ -485,7 +513,7 @@ impl Session {
                     items.push(FetchItem::Uid(u));
                 }
                 if !silent {
-                    items.push(FetchItem::Flags(fetch::flags_of(f, &kw)));
+                    items.push(FetchItem::Flags(flags_with_recent(f, &kw, m.recent)));
                 }
                 if condstore {
                     items.push(FetchItem::ModSeq(ms));
