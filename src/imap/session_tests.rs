@@ -1612,3 +1612,94 @@ fn a_long_id_line_is_answered_and_held_under_the_budget() {
     assert_eq!(s.next(), Step::Close);
     assert_eq!(budget.used(), 0);
 }
+
+/// RFC 5258 §3.5 and §5 (example 8): with RECURSIVEMATCH, a mailbox that the pattern
+/// lists and that has a subscribed descendant the pattern does not list carries CHILDINFO
+/// ("SUBSCRIBED"), subscribed itself or not, and exists or not; with `*` nothing is hidden,
+/// so nothing carries it; RFC 5819 §3: no STATUS for a mailbox listed only for CHILDINFO.
+/// RFC 3501 §6.3.9: LSUB `%` lists an unsubscribed parent of a subscription as \Noselect.
+#[test]
+fn list_recursivematch_childinfo_and_lsub_parents() {
+    let f = fixture();
+    let mut s = f.logged_in();
+    let setup = "c1 CREATE Fruit\r\nc2 CREATE Fruit/Apple\r\nc3 CREATE Fruit/Banana\r\n\
+                 c4 CREATE Vegetable\r\nc5 CREATE Vegetable/Broccoli\r\nc6 CREATE Tofu\r\n\
+                 c7 CREATE Gone/Box\r\n\
+                 s1 SUBSCRIBE Fruit/Banana\r\ns2 SUBSCRIBE Vegetable\r\n\
+                 s3 SUBSCRIBE Vegetable/Broccoli\r\ns4 SUBSCRIBE Gone/Box\r\n\
+                 u1 UNSUBSCRIBE Fruit\r\nu2 UNSUBSCRIBE Tofu\r\nu3 UNSUBSCRIBE Gone\r\n\
+                 d1 DELETE Gone/Box\r\nd2 DELETE Gone\r\n";
+    let out = f.run(&mut s, setup.as_bytes());
+    assert!(!out.contains(" NO ") && !out.contains(" BAD "), "{out}");
+    let line = |out: &str, name: &str| {
+        out.lines()
+            .find(|l| {
+                let tag = format!("\"/\" {name}");
+                l.starts_with("* L") && (l.ends_with(&tag) || l.contains(&format!("{tag} (")))
+            })
+            .map(str::to_owned)
+    };
+    let out = f.run(&mut s, b"a LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"%\"\r\n");
+    assert_eq!(
+        line(&out, "Fruit").as_deref(),
+        Some("* LIST (\\HasChildren) \"/\" Fruit (\"CHILDINFO\" (\"SUBSCRIBED\"))"),
+        "{out}"
+    );
+    assert_eq!(
+        line(&out, "Vegetable").as_deref(),
+        Some(
+            "* LIST (\\HasChildren \\Subscribed) \"/\" Vegetable (\"CHILDINFO\" (\"SUBSCRIBED\"))"
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        line(&out, "Gone").as_deref(),
+        Some("* LIST (\\NonExistent) \"/\" Gone (\"CHILDINFO\" (\"SUBSCRIBED\"))"),
+        "{out}"
+    );
+    assert!(
+        line(&out, "Tofu").is_none() && !out.contains("Banana"),
+        "{out}"
+    );
+    // With `*` every subscribed descendant is listed itself: no CHILDINFO anywhere.
+    let out = f.run(&mut s, b"b LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"*\"\r\n");
+    assert!(!out.contains("CHILDINFO"), "{out}");
+    assert!(line(&out, "Fruit").is_none(), "{out}");
+    assert!(line(&out, "Fruit/Banana").is_some(), "{out}");
+    assert!(
+        line(&out, "Gone/Box").is_some_and(|l| l.contains("\\NonExistent")),
+        "{out}"
+    );
+    // RFC 5819 §3: STATUS only for the mailboxes that satisfy the selection.
+    let out = f.run(
+        &mut s,
+        b"c LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"%\" RETURN (STATUS (MESSAGES))\r\n",
+    );
+    assert!(out.contains("* STATUS Vegetable (MESSAGES 0)"), "{out}");
+    assert!(!out.contains("* STATUS Fruit"), "{out}");
+    // LSUB: `%` reaches Fruit but not Fruit/Banana, so Fruit comes back as \Noselect.
+    let out = f.run(&mut s, b"d LSUB \"\" \"%\"\r\n");
+    assert_eq!(
+        line(&out, "Fruit").as_deref(),
+        Some("* LSUB (\\Noselect) \"/\" Fruit"),
+        "{out}"
+    );
+    assert_eq!(
+        line(&out, "Vegetable").as_deref(),
+        Some("* LSUB () \"/\" Vegetable"),
+        "{out}"
+    );
+    assert_eq!(
+        line(&out, "Gone").as_deref(),
+        Some("* LSUB (\\Noselect) \"/\" Gone"),
+        "{out}"
+    );
+    assert!(line(&out, "Tofu").is_none(), "{out}");
+    let out = f.run(&mut s, b"e LSUB \"\" \"*\"\r\n");
+    assert!(line(&out, "Fruit").is_none(), "{out}");
+    assert_eq!(
+        line(&out, "Fruit/Banana").as_deref(),
+        Some("* LSUB () \"/\" Fruit/Banana"),
+        "{out}"
+    );
+}

@@ -246,26 +246,43 @@ impl Session {
             _ => None,
         });
         let full: Vec<String> = patterns.iter().map(|p| format!("{reference}{p}")).collect();
+        let matches = |n: &str| full.iter().any(|p| pattern_matches(p, n));
         let mut names: Vec<(String, Option<&StoreMailbox>)> =
             boxes.iter().map(|m| (m.name.clone(), Some(m))).collect();
         if only_subscribed {
             for s in &subs {
-                if !names.iter().any(|(n, _)| n == s) {
-                    names.push((s.clone(), None));
+                // The subscription, and (for RECURSIVEMATCH and LSUB's `%` rule) each of
+                // its parents, which may have no mailbox of their own.
+                let mut name = s.as_str();
+                loop {
+                    if !names.iter().any(|(n, _)| n == name) {
+                        names.push((name.to_string(), None));
+                    }
+                    match name.rsplit_once('/') {
+                        Some((parent, _)) if recursive || lsub => name = parent,
+                        _ => break,
+                    }
                 }
             }
         }
         let mut lines = Vec::new();
         for (name, mb) in &names {
-            if !full.iter().any(|p| pattern_matches(p, name)) {
+            if !matches(name) {
                 continue;
             }
             let subscribed = subs.iter().any(|s| s == name);
-            // RFC 5258 §3.5 RECURSIVEMATCH: a parent of a subscribed mailbox is listed
-            // with CHILDINFO ("SUBSCRIBED") even when it is not subscribed itself.
+            // A subscribed descendant that the patterns do not list itself.
             let sub_prefix = format!("{name}/");
-            let child_subscribed = recursive && subs.iter().any(|s| s.starts_with(&sub_prefix));
-            if only_subscribed && !subscribed && !child_subscribed {
+            let hidden_child = subs
+                .iter()
+                .any(|s| s.starts_with(&sub_prefix) && !matches(s));
+            // RFC 5258 §3.5 RECURSIVEMATCH: such a mailbox is listed with CHILDINFO
+            // ("SUBSCRIBED"), subscribed or not (RFC 5258 §5, example 8).
+            let child_info = recursive && hidden_child;
+            // RFC 3501 §6.3.9: LSUB with `%` lists an unsubscribed parent of a subscribed
+            // mailbox that `%` does not reach, as \Noselect.
+            let lsub_parent = lsub && !subscribed && hidden_child;
+            if only_subscribed && !subscribed && !child_info && !lsub_parent {
                 continue;
             }
             if only_special && mb.is_none_or(|m| m.special_use.is_none()) {
@@ -293,30 +310,33 @@ impl Session {
                 attributes: attrs,
                 delimiter: Some('/'),
                 mailbox: Mailbox::new(name.clone()),
-                extended: if child_subscribed {
+                extended: if child_info {
                     vec![ListExtended::ChildInfo(vec!["SUBSCRIBED".into()])]
                 } else {
                     vec![]
                 },
             };
-            lines.push((data, *mb));
+            // RFC 5819 §3: no STATUS for a mailbox listed only for its children.
+            let selected = !only_subscribed || subscribed;
+            lines.push((data, *mb, selected, lsub_parent));
         }
         lines.sort_by(|a, b| {
             (!a.0.mailbox.is_inbox(), a.0.mailbox.as_str())
                 .cmp(&(!b.0.mailbox.is_inbox(), b.0.mailbox.as_str()))
         });
-        for (data, mb) in lines {
+        for (data, mb, selected, lsub_parent) in lines {
             if lsub {
                 // RFC 3501 §7.2.3: LSUB carries no child or special-use information.
-                let attributes = match mb {
-                    None => vec![MailboxAttr::NoSelect],
-                    Some(_) => vec![],
+                let attributes = if mb.is_none() || lsub_parent {
+                    vec![MailboxAttr::NoSelect]
+                } else {
+                    vec![]
                 };
                 self.send(Data::Lsub(ListData { attributes, ..data }));
                 continue;
             }
             self.send(Data::List(data));
-            if let (Some(items), Some(mb)) = (status_items, mb) {
+            if let (Some(items), Some(mb), true) = (status_items, mb, selected) {
                 self.status_data(b, mb, items)?;
             }
         }
