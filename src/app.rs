@@ -322,7 +322,10 @@ pub async fn run(cfg: Arc<Config>, opts: &ServeOptions) -> i32 {
     })
     .await
     {
-        Ok(Ok(s)) => s,
+        Ok(Ok(s)) => {
+            s.set_default_quota(cfg.quota);
+            s
+        }
         Ok(Err(store::Error::Locked)) => {
             eprintln!(
                 "letterbox: another letterbox is already running on {}",

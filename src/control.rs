@@ -50,6 +50,17 @@ pub enum Request {
     },
     /// List accounts.
     UserList,
+    /// Set an account's quota (RFC 9208 STORAGE and MESSAGE); an absent limit is left as
+    /// it is. Each limit is a number (a size such as "2GiB" for storage), "none" (no
+    /// limit) or "default" (`[quota]`).
+    UserQuota {
+        /// Primary address.
+        address: String,
+        /// Bytes of mail.
+        storage: Option<String>,
+        /// Messages.
+        messages: Option<String>,
+    },
     /// Add an alias or `@domain` catch-all.
     AliasAdd {
         /// The alias.
@@ -238,27 +249,80 @@ fn handle_inner(ctx: &Ctx, req: Request) -> Result<Response, String> {
             let mut rows = Vec::new();
             let mut text = String::new();
             for a in accts {
-                let (count, size) = s
-                    .read(|r| {
-                        let mbs = r.mailboxes(a.id)?;
-                        Ok((
-                            mbs.iter().map(|m| u64::from(m.exists)).sum::<u64>(),
-                            mbs.iter().map(|m| m.size).sum::<u64>(),
-                        ))
-                    })
+                let (usage, setting) = s
+                    .read(|r| Ok((r.usage(a.id)?, r.quota_setting(a.id)?)))
                     .map_err(e)?;
+                let quota = setting.effective(ctx.config.quota);
                 text.push_str(&format!(
-                    "{}\t{count} messages\t{}\n",
+                    "{}\t{} messages{}\t{}{}\n",
                     a.address,
-                    human_bytes(size)
+                    usage.messages,
+                    quota
+                        .messages
+                        .map(|m| format!(" of {m}"))
+                        .unwrap_or_default(),
+                    human_bytes(usage.bytes),
+                    quota
+                        .storage
+                        .map(|b| format!(" of {}", human_bytes(b)))
+                        .unwrap_or_default(),
                 ));
-                rows.push(
-                    serde_json::json!({ "address": a.address, "messages": count, "bytes": size }),
-                );
+                rows.push(serde_json::json!({
+                    "address": a.address,
+                    "messages": usage.messages,
+                    "bytes": usage.bytes,
+                    "quota": { "storage": quota.storage, "messages": quota.messages },
+                }));
             }
             Ok(Response::ok(
                 text.trim_end().to_string(),
                 serde_json::Value::Array(rows),
+            ))
+        }
+        Request::UserQuota {
+            address,
+            storage,
+            messages,
+        } => {
+            let storage = storage
+                .as_deref()
+                .map(|v| parse_limit(v, crate::config::parse_size))
+                .transpose()?;
+            let messages = messages
+                .as_deref()
+                .map(|v| {
+                    parse_limit(v, |n| {
+                        n.trim()
+                            .parse::<u64>()
+                            .map_err(|_| format!("invalid message count {n:?}"))
+                    })
+                })
+                .transpose()?;
+            if storage.is_none() && messages.is_none() {
+                return Err("give --storage and/or --messages".into());
+            }
+            s.write(Op::SetQuota {
+                address: address.clone(),
+                storage,
+                messages,
+            })
+            .map_err(e)?;
+            let account = s
+                .read(|r| r.account_by_login(&address))
+                .map_err(e)?
+                .ok_or_else(|| format!("{address} not found"))?;
+            let quota = s
+                .read(|r| r.quota_setting(account.id))
+                .map_err(e)?
+                .effective(ctx.config.quota);
+            let show = |v: Option<String>| v.unwrap_or_else(|| "no limit".into());
+            Ok(Response::ok(
+                format!(
+                    "quota of {address}: storage {}, messages {}",
+                    show(quota.storage.map(human_bytes)),
+                    show(quota.messages.map(|m| m.to_string()))
+                ),
+                serde_json::json!({ "storage": quota.storage, "messages": quota.messages }),
             ))
         }
         Request::AliasAdd { alias, address } => {
@@ -453,6 +517,21 @@ fn human_age(secs: i64) -> String {
     }
 }
 
+/// A quota limit as written on the command line: a number, `none` or `default`.
+fn parse_limit(
+    v: &str,
+    number: impl Fn(&str) -> Result<u64, String>,
+) -> Result<store::Limit, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "none" | "unlimited" => Ok(store::Limit::Unlimited),
+        "default" => Ok(store::Limit::Default),
+        _ => match number(v)? {
+            0 => Err("a limit must be at least 1 (or \"none\")".into()),
+            n => Ok(store::Limit::Max(n)),
+        },
+    }
+}
+
 fn status(ctx: &Ctx) -> Result<Response, String> {
     let file_bytes = std::fs::metadata(ctx.store.path())
         .map(|m| m.len())
@@ -510,6 +589,42 @@ fn status(ctx: &Ctx) -> Result<Response, String> {
         ));
     }
     lines.push(format!("unseen in INBOXes: {}", stats.inbox_unseen));
+    // Quotas (RFC 9208): every account with a limit, and how full it is.
+    let mut quotas = Vec::new();
+    for a in ctx
+        .store
+        .read(|r| r.accounts())
+        .map_err(|e| e.to_string())?
+    {
+        let (usage, setting) = ctx
+            .store
+            .read(|r| Ok((r.usage(a.id)?, r.quota_setting(a.id)?)))
+            .map_err(|e| e.to_string())?;
+        let q = setting.effective(ctx.config.quota);
+        if q == store::Quota::default() {
+            continue;
+        }
+        let pct = |used: u64, limit: Option<u64>| {
+            limit.map(|l| format!(" ({}%)", used.saturating_mul(100) / l.max(1)))
+        };
+        lines.push(format!(
+            "quota {}: {}{}{}, {} messages{}{}",
+            a.address,
+            human_bytes(usage.bytes),
+            q.storage
+                .map(|b| format!(" of {}", human_bytes(b)))
+                .unwrap_or_default(),
+            pct(usage.bytes, q.storage).unwrap_or_default(),
+            usage.messages,
+            q.messages.map(|m| format!(" of {m}")).unwrap_or_default(),
+            pct(usage.messages, q.messages).unwrap_or_default(),
+        ));
+        quotas.push(serde_json::json!({
+            "address": a.address,
+            "bytes": usage.bytes, "storage": q.storage,
+            "messages": usage.messages, "max_messages": q.messages,
+        }));
+    }
     match stats.oldest_queued {
         Some(t) => lines.push(format!(
             "outbound queue: {} messages, oldest {} old",
@@ -533,6 +648,7 @@ fn status(ctx: &Ctx) -> Result<Response, String> {
         "store": stats,
         "free_bytes": free,
         "queue_oldest_age_s": stats.oldest_queued.map(|t| now - t),
+        "quotas": quotas,
         "leds": null,
     });
     // The board's fields (`leds`, `health`, `faults`, `watchdog`, ...) at the top level.

@@ -177,8 +177,21 @@ enum UserCmd {
         #[arg(long)]
         password_stdin: bool,
     },
-    /// List accounts.
+    /// List accounts with their usage and quota.
     List,
+    /// Set an account's quota (RFC 9208): the bytes of mail and the number of messages it
+    /// may hold. Each is a number ("2GiB", "500M" for storage), "none", or "default"
+    /// (`[quota]` in the configuration). Mail over quota is refused, never lost.
+    Quota {
+        /// The account's address.
+        address: String,
+        /// Storage limit, e.g. 2GiB.
+        #[arg(long, value_name = "SIZE")]
+        storage: Option<String>,
+        /// Message count limit, e.g. 100000.
+        #[arg(long, value_name = "N")]
+        messages: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -323,6 +336,7 @@ fn admin(cfg: Config, req: Request, json: bool) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            store.set_default_quota(cfg.quota);
             let ctx = control::Ctx {
                 store: store.clone(),
                 config: Arc::new(cfg),
@@ -629,6 +643,15 @@ fn main() -> ExitCode {
         },
         Command::User(UserCmd::Del { address }) => Request::UserDel { address },
         Command::User(UserCmd::List) => Request::UserList,
+        Command::User(UserCmd::Quota {
+            address,
+            storage,
+            messages,
+        }) => Request::UserQuota {
+            address,
+            storage,
+            messages,
+        },
         Command::Alias(AliasCmd::Add { alias, address }) => Request::AliasAdd { alias, address },
         Command::Alias(AliasCmd::Del { alias }) => Request::AliasDel { alias },
         Command::Alias(AliasCmd::List) => Request::AliasList,

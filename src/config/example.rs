@@ -411,6 +411,26 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "quota",
+        array: false,
+        optional: false,
+        doc: "The limits of every account that has none of its own (`letterbox user quota \
+              ADDRESS --storage 2G --messages 100000` sets those). None by default. Mail over \
+              quota is refused with 452 4.2.2 (SMTP) or NO [OVERQUOTA] (IMAP), never lost.",
+        keys: &[
+            Key {
+                name: "storage",
+                doc: "Bytes of mail per account, at least 1M:",
+                shown: E("\"2G\""),
+            },
+            Key {
+                name: "messages",
+                doc: "Messages per account:",
+                shown: E("100000"),
+            },
+        ],
+    },
+    Table {
         name: "watchdog",
         array: false,
         optional: false,
@@ -597,6 +617,7 @@ mod tests {
             ("relay", fields::<RawRelay>()),
             ("queue", fields::<RawQueue>()),
             ("limits", fields::<RawLimits>()),
+            ("quota", fields::<crate::config::quota::RawQuota>()),
             ("board", fields::<RawBoard>()),
             ("watchdog", fields::<RawWatchdog>()),
             ("log", fields::<RawLog>()),
@@ -674,6 +695,7 @@ mod tests {
         let all = parse(&uncomment_all(&text));
         assert!(all.relay.is_some() && all.tls.cert.is_some() && all.users.len() == 1);
         assert_eq!(all.limits.max_message_memory, Some(256 << 20));
+        assert_eq!(all.quota.storage, Some(2 << 30));
     }
 
     #[test]

@@ -51,6 +51,7 @@ use serde::de::{self, Deserializer, Visitor};
 use toml::de::{DeTable, DeValue};
 
 mod example;
+mod quota;
 pub use example::{Flavor, example};
 
 /// The `[board] name` of the simulated board; it selects the host defaults.
@@ -145,6 +146,8 @@ pub struct Config {
     pub queue: QueueConfig,
     /// `[limits]`: sizes, connection counts and timeouts.
     pub limits: LimitsConfig,
+    /// `[quota]`: the limits of accounts that have none of their own (none by default).
+    pub quota: crate::store::Quota,
     /// `[board]`: which board (LEDs, button) to drive.
     pub board: BoardConfig,
     /// `[watchdog]`: the hardware watchdog.
@@ -567,6 +570,7 @@ impl Config {
                 pop3_idle_timeout: Duration::from_secs(10 * 60),
                 session_timeout: Duration::from_secs(30 * 60),
             },
+            quota: crate::store::Quota::default(),
             watchdog: WatchdogConfig {
                 device: appliance.then(|| PathBuf::from("/dev/watchdog")),
                 timeout_s: BCM2835_MAX_WATCHDOG_TIMEOUT_S,
@@ -645,6 +649,7 @@ struct RawConfig {
     relay: Option<RawRelay>,
     queue: RawQueue,
     limits: RawLimits,
+    quota: quota::RawQuota,
     board: RawBoard,
     watchdog: RawWatchdog,
     log: RawLog,
@@ -940,7 +945,7 @@ fn split_number(s: &str) -> Option<(u64, &str)> {
     Some((number, s[end..].trim()))
 }
 
-fn parse_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let bad = || {
         format!(
             "invalid size {s:?}: expected a number of bytes, optionally followed by K, M or G \
@@ -1088,6 +1093,7 @@ impl Builder<'_> {
             config.queue.timeout = t;
         }
         self.limits(raw.limits, &mut config.limits)?;
+        config.quota = self.quota(raw.quota)?;
         self.watchdog(raw.watchdog, &mut config.watchdog)?;
         if let Some(level) = raw.log.level {
             if level.trim().is_empty() || level.chars().any(char::is_control) {
@@ -2049,6 +2055,7 @@ level = "info,letterbox::smtp=debug"
                 pop3_idle_timeout: Duration::from_secs(900),
                 session_timeout: Duration::from_secs(7200),
             },
+            quota: crate::store::Quota::default(),
             board: BoardConfig {
                 name: "rpi5".into(),
             },

@@ -7,7 +7,7 @@
 
 use crate::mail::message::ParsedMessage;
 use crate::store::records::{Mailbox, MessageRow};
-use crate::store::{Op, Output, Result, Store};
+use crate::store::{Op, Output, Quota, Result, Store, Usage};
 
 /// One message as FETCH needs it.
 #[derive(Debug, Clone)]
@@ -85,6 +85,8 @@ pub trait Backend {
     fn claim_recent(&self, mailbox: u64, uidnext: u32) -> u32;
     /// The first UID not yet claimed as `\Recent` ([`Store::recent_mark`]).
     fn recent_mark(&self, mailbox: u64) -> u32;
+    /// The account's quota in force and its usage (RFC 9208).
+    fn quota(&self, account: u64) -> Result<(Quota, Usage)>;
 }
 
 impl Backend for Store {
@@ -154,5 +156,14 @@ impl Backend for Store {
     }
     fn recent_mark(&self, mailbox: u64) -> u32 {
         Store::recent_mark(self, mailbox)
+    }
+    fn quota(&self, account: u64) -> Result<(Quota, Usage)> {
+        let default = self.default_quota();
+        self.read(|r| {
+            Ok((
+                r.quota_setting(account)?.effective(default),
+                r.usage(account)?,
+            ))
+        })
     }
 }

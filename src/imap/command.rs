@@ -754,6 +754,17 @@ pub enum CommandBody {
     },
     /// `NAMESPACE`. Authenticated, Selected.
     Namespace,
+    /// `GETQUOTA root` (RFC 9208 §4.2). Authenticated, Selected.
+    GetQuota(String),
+    /// `GETQUOTAROOT mailbox` (RFC 9208 §4.3). Authenticated, Selected.
+    GetQuotaRoot(Mailbox),
+    /// `SETQUOTA root (resource limit ...)` (RFC 9208 §4.1). Authenticated, Selected.
+    SetQuota {
+        /// The quota root.
+        root: String,
+        /// (resource name, limit), as sent.
+        limits: Vec<(String, u64)>,
+    },
     /// `STATUS mailbox (items)`. Authenticated, Selected.
     Status {
         /// The mailbox.
@@ -861,6 +872,9 @@ impl CommandBody {
             List { .. } => "LIST",
             Lsub { .. } => "LSUB",
             Namespace => "NAMESPACE",
+            GetQuota(_) => "GETQUOTA",
+            GetQuotaRoot(_) => "GETQUOTAROOT",
+            SetQuota { .. } => "SETQUOTA",
             Status { .. } => "STATUS",
             Append { .. } => "APPEND",
             Idle => "IDLE",
@@ -1259,6 +1273,35 @@ impl<'a> Parser<'a> {
             "EXPUNGE" => C::Expunge,
             "IDLE" => C::Idle,
             "NAMESPACE" => C::Namespace,
+            // RFC 9208 §4.1-§4.3, §9 (formal syntax).
+            "GETQUOTA" => {
+                self.sp()?;
+                C::GetQuota(self.astring_utf8()?)
+            }
+            "GETQUOTAROOT" => {
+                self.sp()?;
+                C::GetQuotaRoot(self.mailbox()?)
+            }
+            "SETQUOTA" => {
+                self.sp()?;
+                let root = self.astring_utf8()?;
+                self.sp()?;
+                self.expect(b'(', "expected resource list")?;
+                let mut limits = Vec::new();
+                if !self.eat(b')') {
+                    loop {
+                        let name = self.atom()?.to_ascii_uppercase();
+                        self.sp()?;
+                        let limit = self.number64()?;
+                        limits.push((name, limit));
+                        if self.eat(b')') {
+                            break;
+                        }
+                        self.sp()?;
+                    }
+                }
+                C::SetQuota { root, limits }
+            }
             "AUTHENTICATE" => {
                 self.sp()?;
                 let mechanism = self.atom()?.to_string();
@@ -2317,6 +2360,22 @@ impl Command {
             C::Status { mailbox, items } => {
                 w.sp().mailbox(mailbox).sp().status_items(items);
             }
+            C::GetQuota(root) => {
+                w.sp().astring(root.as_bytes());
+            }
+            C::GetQuotaRoot(mailbox) => {
+                w.sp().mailbox(mailbox);
+            }
+            C::SetQuota { root, limits } => {
+                w.sp().astring(root.as_bytes()).s(" (");
+                for (i, (name, limit)) in limits.iter().enumerate() {
+                    if i > 0 {
+                        w.sp();
+                    }
+                    w.s(name).sp().num(*limit);
+                }
+                w.s(")");
+            }
             C::Append { mailbox, messages } => {
                 w.sp().mailbox(mailbox);
                 for m in messages {
@@ -2846,6 +2905,25 @@ mod tests {
             cmd("A002", C::Unsubscribe(mb("a b"))),
         );
         kat(b"A002 NAMESPACE\r\n", cmd("A002", C::Namespace));
+        // RFC 9208 §4.1-§4.3 examples.
+        kat(
+            b"G0001 GETQUOTA \"!partition/sda4\"\r\n",
+            cmd("G0001", C::GetQuota("!partition/sda4".into())),
+        );
+        kat(
+            b"A003 GETQUOTAROOT INBOX\r\n",
+            cmd("A003", C::GetQuotaRoot(mb("INBOX"))),
+        );
+        kat(
+            b"S0000 SETQUOTA \"#user/alice\" (STORAGE 510 MESSAGE 3)\r\n",
+            cmd(
+                "S0000",
+                C::SetQuota {
+                    root: "#user/alice".into(),
+                    limits: vec![("STORAGE".into(), 510), ("MESSAGE".into(), 3)],
+                },
+            ),
+        );
         kat(
             b"A042 STATUS blurdybloop (UIDNEXT MESSAGES)\r\n",
             cmd(

@@ -375,6 +375,20 @@ pub enum Data {
         /// Shared.
         shared: Vec<NamespaceDesc>,
     },
+    /// `* QUOTA root (resource usage limit ...)` (RFC 9208 §5.1).
+    Quota {
+        /// The quota root.
+        root: String,
+        /// (resource, usage, limit).
+        resources: Vec<(String, u64, u64)>,
+    },
+    /// `* QUOTAROOT mailbox root ...` (RFC 9208 §5.2).
+    QuotaRoot {
+        /// The mailbox asked about.
+        mailbox: Mailbox,
+        /// Its quota roots.
+        roots: Vec<String>,
+    },
     /// `* VANISHED [(EARLIER)] uids` (QRESYNC).
     Vanished {
         /// `(EARLIER)`.
@@ -862,6 +876,26 @@ impl Writer {
                         }
                         self.raw(b")");
                     }
+                }
+            }
+            Data::Quota { root, resources } => {
+                self.s("QUOTA ").astring(root.as_bytes()).s(" (");
+                for (i, (name, usage, limit)) in resources.iter().enumerate() {
+                    if i > 0 {
+                        self.sp();
+                    }
+                    self.s(name)
+                        .sp()
+                        .s(&usage.to_string())
+                        .sp()
+                        .s(&limit.to_string());
+                }
+                self.s(")");
+            }
+            Data::QuotaRoot { mailbox, roots } => {
+                self.s("QUOTAROOT ").mailbox(mailbox);
+                for r in roots {
+                    self.sp().astring(r.as_bytes());
                 }
             }
             Data::Vanished { earlier, uids } => {

@@ -140,6 +140,9 @@ pub fn allowed(state: StateKind, cmd: &CommandBody) -> bool {
         | List { .. }
         | Lsub { .. }
         | Namespace
+        | GetQuota(_)
+        | GetQuotaRoot(_)
+        | SetQuota { .. }
         | Status { .. }
         | Append { .. }
         | Idle => {
@@ -302,6 +305,8 @@ impl From<store::Error> for Fail {
             store::Error::Exists(m) => Fail::No(Some(Code::AlreadyExists), m),
             store::Error::Invalid(m) => Fail::No(Some(Code::Cannot), m),
             store::Error::Full => Fail::No(Some(Code::OverQuota), "storage is full".into()),
+            // RFC 9208 §4.3, §7.1: APPEND, COPY and MOVE over quota.
+            store::Error::OverQuota => Fail::No(Some(Code::OverQuota), "Quota exceeded".into()),
             e if e.is_temporary() => Fail::No(Some(Code::Unavailable), e.to_string()),
             e => {
                 tracing::warn!(error = %e, "imap: store error");
@@ -648,6 +653,10 @@ impl Session {
             "STATUS=SIZE",
             "BINARY",
             "UTF8=ACCEPT",
+            // RFC 9208 §3.1: STORAGE and MESSAGE per account (SETQUOTA is the admin's).
+            "QUOTA",
+            "QUOTA=RES-STORAGE",
+            "QUOTA=RES-MESSAGE",
         ] {
             caps.push(c.into());
         }
@@ -837,6 +846,28 @@ impl Session {
     // Commands that need the store.
     // -----------------------------------------------------------------------------
 
+    /// `* QUOTA "" (STORAGE used limit MESSAGE used limit)` (RFC 9208 §5.1, §5.2: STORAGE
+    /// in units of 1024 octets, usage rounded up); only the resources that have a limit.
+    fn quota_data(&mut self, b: &dyn Backend) -> Result<(), Fail> {
+        let (quota, usage) = b.quota(self.account_id()?)?;
+        let mut resources = Vec::new();
+        if let Some(limit) = quota.storage {
+            resources.push((
+                "STORAGE".to_string(),
+                usage.bytes.div_ceil(1024),
+                limit / 1024,
+            ));
+        }
+        if let Some(limit) = quota.messages {
+            resources.push(("MESSAGE".to_string(), usage.messages, limit));
+        }
+        self.send(Data::Quota {
+            root: String::new(),
+            resources,
+        });
+        Ok(())
+    }
+
     fn account_id(&self) -> Result<u64, Fail> {
         self.state
             .account()
@@ -897,6 +928,30 @@ impl Session {
                 Ok((None, "STATUS completed"))
             }
             C::Append { mailbox, messages } => self.append(b, &mailbox, messages, now),
+            C::GetQuota(root) => {
+                // RFC 9208 §4.2: one root per account, named "".
+                if !root.is_empty() {
+                    return Err(no(Code::NonExistent, "No such quota root"));
+                }
+                self.quota_data(b)?;
+                Ok((None, "GETQUOTA completed"))
+            }
+            C::GetQuotaRoot(mailbox) => {
+                // RFC 9208 §4.3: every mailbox of the account has the root "".
+                let mb = self.lookup(b, &mailbox)?;
+                self.send(Data::QuotaRoot {
+                    mailbox: super::command::Mailbox::new(mb.name),
+                    roots: vec![String::new()],
+                });
+                self.quota_data(b)?;
+                Ok((None, "GETQUOTAROOT completed"))
+            }
+            // RFC 9208 §4.1: limits are the administrator's (`letterbox user quota`);
+            // QUOTASET is not advertised.
+            C::SetQuota { .. } => Err(no(
+                Code::NoPerm,
+                "Quotas are set by the administrator (letterbox user quota)",
+            )),
             C::Idle => {
                 // RFC 2177 §3.
                 if self.state.kind() == StateKind::Selected {

@@ -116,6 +116,9 @@ const EVERY_COMMAND: &[&str] = &[
     "LIST \"\" *",
     "LSUB \"\" *",
     "NAMESPACE",
+    "GETQUOTA \"\"",
+    "GETQUOTAROOT INBOX",
+    "SETQUOTA \"\" (STORAGE 512)",
     "STATUS INBOX (MESSAGES)",
     "APPEND INBOX {1+}\r\nx",
     "IDLE",
@@ -177,7 +180,7 @@ fn state_table_every_command_in_every_state() {
         }
     }
     // Every variant is covered (a new command must be added to the table and here).
-    assert_eq!(seen.len(), 31);
+    assert_eq!(seen.len(), 34);
 }
 
 #[test]
@@ -921,6 +924,9 @@ impl Backend for Full {
     }
     fn recent_mark(&self, mailbox: u64) -> u32 {
         self.0.recent_mark(mailbox)
+    }
+    fn quota(&self, account: u64) -> store::Result<(store::Quota, store::Usage)> {
+        Backend::quota(&self.0, account)
     }
 }
 
@@ -1702,4 +1708,68 @@ fn list_recursivematch_childinfo_and_lsub_parents() {
         Some("* LSUB () \"/\" Fruit/Banana"),
         "{out}"
     );
+}
+
+/// RFC 9208: GETQUOTAROOT and GETQUOTA report the account's root "" with STORAGE in
+/// units of 1024 octets (usage rounded up) and MESSAGE; APPEND and COPY over quota get
+/// `NO [OVERQUOTA]` and store nothing; a MOVE within the account is never refused;
+/// SETQUOTA is the administrator's.
+#[test]
+fn quota_is_reported_and_enforced() {
+    let f = fixture();
+    f.deliver(MSG);
+    f.store
+        .write(Op::SetQuota {
+            address: "a@home.arpa".into(),
+            storage: Some(store::Limit::Max(10 * 1024)),
+            messages: Some(store::Limit::Max(2)),
+        })
+        .unwrap();
+    let mut s = f.logged_in();
+    let out = f.run(&mut s, b"c CAPABILITY\r\n");
+    assert!(
+        out.contains(" QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE"),
+        "{out}"
+    );
+    let out = f.run(&mut s, b"q GETQUOTAROOT INBOX\r\n");
+    assert!(
+        out.starts_with("* QUOTAROOT INBOX \"\"\r\n* QUOTA \"\" (STORAGE 1 10 MESSAGE 1 2)\r\n"),
+        "{out}"
+    );
+    let out = f.run(&mut s, b"q GETQUOTA \"\"\r\n");
+    assert!(
+        out.starts_with("* QUOTA \"\" (STORAGE 1 10 MESSAGE 1 2)\r\n"),
+        "{out}"
+    );
+    let out = f.run(&mut s, b"q GETQUOTA \"other\"\r\n");
+    assert!(out.starts_with("q NO [NONEXISTENT]"), "{out}");
+    let out = f.run(&mut s, b"q SETQUOTA \"\" (STORAGE 1000)\r\n");
+    assert!(out.starts_with("q NO [NOPERM]"), "{out}");
+    // One more message fits the count; the next does not, and nothing of it is stored.
+    let append = format!("a APPEND INBOX {{{}+}}\r\n", MSG.len());
+    let out = f.run(&mut s, &[append.as_bytes(), MSG, b"\r\n"].concat());
+    assert!(out.contains("a OK [APPENDUID"), "{out}");
+    let out = f.run(&mut s, &[append.as_bytes(), MSG, b"\r\n"].concat());
+    assert!(out.starts_with("a NO [OVERQUOTA]"), "{out}");
+    f.run(&mut s, b"s SELECT INBOX\r\n");
+    let out = f.run(&mut s, b"c COPY 1 Archive\r\n");
+    assert!(out.starts_with("c NO [OVERQUOTA]"), "{out}");
+    let out = f.run(&mut s, b"m MOVE 1 Archive\r\n");
+    assert!(out.ends_with("m OK MOVE completed\r\n"), "{out}");
+    let out = f.run(&mut s, b"q GETQUOTA \"\"\r\n");
+    assert!(out.contains("MESSAGE 2 2)"), "{out}");
+    // The storage limit too: a message larger than what is left is refused.
+    f.store
+        .write(Op::SetQuota {
+            address: "a@home.arpa".into(),
+            storage: None,
+            messages: Some(store::Limit::Unlimited),
+        })
+        .unwrap();
+    let big = vec![b'x'; 10 * 1024];
+    let append = format!("b APPEND INBOX {{{}+}}\r\n", big.len());
+    let out = f.run(&mut s, &[append.as_bytes(), &big, b"\r\n"].concat());
+    assert!(out.starts_with("b NO [OVERQUOTA]"), "{out}");
+    let out = f.run(&mut s, b"q GETQUOTA \"\"\r\n");
+    assert!(out.starts_with("* QUOTA \"\" (STORAGE 1 10)\r\n"), "{out}");
 }

@@ -142,7 +142,7 @@ impl net::Handler<SmtpSession> for Conn {
             Event::Helo { .. } => Decision::Accept,
             Event::Auth { credentials, .. } => self.auth(credentials).await,
             Event::MailFrom { address, .. } => self.mail_from(address).await,
-            Event::RcptTo { address } => self.rcpt_to(address).await,
+            Event::RcptTo { address, size } => self.rcpt_to(address, size).await,
             Event::Message {
                 envelope,
                 data,
@@ -229,10 +229,27 @@ impl Conn {
     }
 
     /// RFC 5321 §4.1.1.3: local recipients must exist; other domains only on submission.
-    async fn rcpt_to(&mut self, address: String) -> Decision {
+    /// A local recipient whose quota cannot take the declared SIZE (RFC 1870), or is full
+    /// already when no SIZE was given, gets `452 4.2.2` here, so the sender retries only
+    /// that recipient (RFC 3463 §3.3 X.2.2; the store checks again at the end of DATA).
+    async fn rcpt_to(&mut self, address: String, size: Option<u64>) -> Decision {
         let config = self.smtp.shared.config.clone();
         match self.recipient(&config, &address).await {
-            Ok(Recipient::Local(_)) => Decision::Accept,
+            Ok(Recipient::Local(account)) => {
+                let room = self
+                    .store()
+                    .call(move |s| {
+                        let quota = s.read(|r| r.quota_setting(account))?;
+                        let quota = quota.effective(s.default_quota());
+                        let usage = s.read(|r| r.usage(account))?;
+                        Ok(quota.allows(usage, size.unwrap_or(0), 1))
+                    })
+                    .await;
+                match room {
+                    Ok(false) => Decision::Reject(over_quota()),
+                    _ => Decision::Accept,
+                }
+            }
             Ok(Recipient::Remote(_)) if self.mode.is_submission() => Decision::Accept,
             Ok(Recipient::Remote(_)) => Decision::Reject(Reply::relay_denied()),
             Ok(Recipient::Unknown) => Decision::Reject(Reply::unknown_user()),
@@ -455,8 +472,19 @@ fn store_error(e: &store::Error) -> Decision {
             SE_SYS_FULL,
             "Insufficient system storage, try again later",
         ),
+        store::Error::OverQuota => over_quota(),
         _ => Reply::temporary_failure(),
     })
+}
+
+/// `452 4.2.2`: a recipient's mailbox is full (RFC 3463 §3.3; temporary, as Postfix and
+/// Dovecot answer it, so the sender retries while the person makes room).
+fn over_quota() -> Reply {
+    Reply::new(
+        C452_STORAGE_FULL,
+        SE_MAILBOX_FULL,
+        "Mailbox full (over quota), try again later",
+    )
 }
 
 /// `550 5.7.1`: DMARC failure under `p=reject` (RFC 7489 §6.6.2, §10.1: reject during the

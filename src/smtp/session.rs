@@ -219,6 +219,8 @@ pub enum Event {
     RcptTo {
         /// The forward-path, not lowercased (`Postmaster` may come without a domain).
         address: String,
+        /// The SIZE the client declared in MAIL FROM (RFC 1870), for the quota check.
+        size: Option<u64>,
     },
     /// A complete message within the size limit. `Accept` only once it is durable.
     Message {
@@ -1023,6 +1025,7 @@ impl Session {
                 self.emit(
                     Event::RcptTo {
                         address: address.clone(),
+                        size: tx.mail.size,
                     },
                     Pending::Rcpt(tx, address),
                 );
@@ -1377,13 +1380,13 @@ mod tests {
             Event::MailFrom { address, .. } if address.starts_with("bad@") => {
                 Decision::Reject(Reply::new(550, SE_SEC_NOT_AUTHORIZED, "sender refused"))
             }
-            Event::RcptTo { address } if address.starts_with("unknown") => {
+            Event::RcptTo { address, .. } if address.starts_with("unknown") => {
                 Decision::Reject(Reply::new(550, SE_ADDR_UNKNOWN_MAILBOX, "no such user"))
             }
-            Event::RcptTo { address } if address.starts_with("temp") => {
+            Event::RcptTo { address, .. } if address.starts_with("temp") => {
                 Decision::Reject(Reply::new(451, SE_SYS_OTHER, "try later"))
             }
-            Event::RcptTo { address } if address.starts_with("close") => {
+            Event::RcptTo { address, .. } if address.starts_with("close") => {
                 Decision::Reject(Reply::new(421, SE_SYS_OTHER, "bye"))
             }
             Event::Auth { credentials, .. } if credentials.password.expose() == "pw" => {

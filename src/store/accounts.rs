@@ -139,6 +139,7 @@ pub(super) fn delete(
         t.remove((acct.id, s.as_str()))?;
     }
     tx.open_table(ACCOUNTS)?.remove(acct.id)?;
+    super::quota::forget(tx, acct.id)?;
     changes.push(Change::AccountsChanged);
     Ok(())
 }

@@ -192,7 +192,7 @@ pub(super) fn rename(
                 .map(|i| i.map(|(k, _)| k.value().1))
                 .collect::<std::result::Result<_, _>>()?
         };
-        super::messages::copy(tx, src, &uids, dst, true, changes)?;
+        super::messages::copy(tx, src, &uids, dst, true, super::Quota::default(), changes)?;
         return Ok(());
     }
     // Rename the mailbox and its children; messages are keyed by id, so they stay.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use redb::{ReadableTable, WriteTransaction};
 
+use super::quota::{self, Quota};
 use super::records::SpecialUse;
 use super::records::{MessageRow, dec, enc, flag};
 use super::schema::{EXPUNGED, MESSAGES};
@@ -58,18 +59,30 @@ pub(super) fn deliver(
     keywords: &[String],
     internal_date: i64,
     delivered: bool,
+    default_quota: Quota,
     changes: &mut Vec<Change>,
 ) -> Result<Vec<(u64, u32, u32)>> {
     if targets.is_empty() {
         return Err(Error::Invalid("no recipients".into()));
     }
     let mut ids = Vec::with_capacity(targets.len());
+    // (account, copies it receives): each copy counts against its quota.
+    let mut per_account: Vec<(u64, u64)> = Vec::new();
     for t in targets {
         let id = resolve_target(tx, t)?;
         // Two aliases of one account: store once per mailbox.
         if !ids.contains(&id) {
             ids.push(id);
+            match per_account.iter_mut().find(|(a, _)| *a == t.account) {
+                Some((_, n)) => *n += 1,
+                None => per_account.push((t.account, 1)),
+            }
         }
+    }
+    // RFC 9208 §4: all or nothing; the op fails before anything is written.
+    let size = msg.raw.len() as u64;
+    for (account, n) in per_account {
+        quota::check(tx, account, size.saturating_mul(n), n, default_quota)?;
     }
     blobs::add_ref(tx, msg, ids.len() as u64)?;
     let mut out = Vec::with_capacity(ids.len());
@@ -260,6 +273,7 @@ pub(super) fn copy(
     uids: &[u32],
     to: u64,
     remove: bool,
+    default_quota: Quota,
     changes: &mut Vec<Change>,
 ) -> Result<Output> {
     // RFC 6851 §3.3 allows MOVE into the selected mailbox itself (Dovecot does it): each
@@ -282,6 +296,11 @@ pub(super) fn copy(
         }
         v
     };
+    // A COPY adds to the account's usage; a MOVE within it does not (quota.rs).
+    if !remove {
+        let bytes = rows.iter().map(|(_, r)| r.size).sum();
+        quota::check(tx, dst.account, bytes, rows.len() as u64, default_quota)?;
+    }
     let mut pairs = Vec::with_capacity(rows.len());
     for (uid, mut row) in rows {
         if dst.uidnext == u32::MAX {

@@ -138,6 +138,7 @@ pub(super) fn check_and_migrate(db: &Database) -> Result<()> {
             tx.open_table(schema::PARSED)?;
             tx.open_table(schema::QUEUE)?;
             tx.open_table(schema::DKIM_KEYS)?;
+            tx.open_table(schema::QUOTAS)?;
         }
         Some(mut v) => {
             while v < SCHEMA_VERSION {

@@ -23,6 +23,7 @@ mod mailboxes;
 mod messages;
 mod migrate;
 mod queue;
+pub mod quota;
 pub mod records;
 mod schema;
 
@@ -35,6 +36,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 use tokio::sync::broadcast;
 
 pub use change::Change;
+pub use quota::{Limit, Quota, QuotaSetting, Usage};
 pub use records::{
     Account, DkimAlgorithm, DkimKey, Mailbox, MessageRow, QueueItem, RcptState, SpecialUse, flag,
 };
@@ -64,6 +66,8 @@ pub enum Error {
     Invalid(String),
     /// Not enough free space for this write; nothing was written.
     Full,
+    /// The account's quota has no room for this (RFC 9208); nothing was written.
+    OverQuota,
     /// An I/O or database error; nothing of the op was committed.
     Storage(String),
     /// The file is not a Letterbox database or is damaged; it was not modified.
@@ -88,6 +92,7 @@ impl std::fmt::Display for Error {
             Error::Exists(s) => write!(f, "{s} already exists"),
             Error::Invalid(s) => write!(f, "{s}"),
             Error::Full => write!(f, "not enough free space on the data partition"),
+            Error::OverQuota => write!(f, "the account is over its quota"),
             Error::Storage(s) => write!(f, "storage error: {s}"),
             Error::Corrupt(s) => write!(
                 f,
@@ -110,7 +115,7 @@ impl Error {
     pub fn is_temporary(&self) -> bool {
         matches!(
             self,
-            Error::Full | Error::Storage(_) | Error::Closed | Error::Locked
+            Error::Full | Error::OverQuota | Error::Storage(_) | Error::Closed | Error::Locked
         )
     }
 }
@@ -228,6 +233,15 @@ pub enum Op {
     DeleteAlias {
         /// The alias.
         alias: String,
+    },
+    /// Set an account's quota (`letterbox user quota`); `None` leaves a limit as it is.
+    SetQuota {
+        /// Primary address.
+        address: String,
+        /// Bytes of mail.
+        storage: Option<Limit>,
+        /// Messages.
+        messages: Option<Limit>,
     },
     /// Store one message into several mailboxes (one blob, one commit).
     Deliver {
@@ -433,6 +447,8 @@ struct Inner {
     /// each mailbox's UIDNEXT when the store opens (messages that arrived before a restart
     /// are no longer recent), and at 1 for a mailbox created since.
     recent: std::sync::Mutex<std::collections::HashMap<u64, u32>>,
+    /// `[quota]`: the limits of accounts that have none of their own.
+    default_quota: RwLock<Quota>,
 }
 
 /// Handle to the store; cheap to clone.
@@ -595,6 +611,7 @@ impl Store {
             changes,
             writer: std::sync::Mutex::new(None),
             recent: std::sync::Mutex::new(recent),
+            default_quota: RwLock::new(Quota::default()),
         });
         let weak = Arc::downgrade(&inner);
         let handle = std::thread::Builder::new()
@@ -627,6 +644,21 @@ impl Store {
             sender.send(Job { op, reply }).map_err(|_| Error::Closed)?;
         }
         rx.recv().map_err(|_| Error::Closed)?
+    }
+
+    /// Sets the limits of accounts that have none of their own (`[quota]`).
+    pub fn set_default_quota(&self, quota: Quota) {
+        if let Ok(mut q) = self.inner.default_quota.write() {
+            *q = quota;
+        }
+    }
+
+    /// The limits of accounts that have none of their own.
+    pub fn default_quota(&self) -> Quota {
+        self.inner
+            .default_quota
+            .read()
+            .map_or(Quota::default(), |q| *q)
     }
 
     /// Claims the messages of `mailbox` below `uidnext` that no session has claimed as
@@ -809,8 +841,9 @@ fn run_batch(inner: &Inner, batch: Vec<Job>, durable: bool) -> bool {
         })?;
         let mut changes = Vec::new();
         let mut outs = Vec::with_capacity(jobs.len());
+        let quota = inner.default_quota.read().map_or(Quota::default(), |q| *q);
         for j in jobs {
-            match apply(&tx, &j.op, &mut changes) {
+            match apply(&tx, &j.op, quota, &mut changes) {
                 Ok(o) => outs.push(Ok(o)),
                 Err(e) => {
                     let _ = tx.abort();
@@ -882,8 +915,18 @@ fn reopen(inner: &Inner) {
     }
 }
 
-fn apply(tx: &WriteTransaction, op: &Op, changes: &mut Vec<Change>) -> Result<Output> {
+fn apply(
+    tx: &WriteTransaction,
+    op: &Op,
+    quota: Quota,
+    changes: &mut Vec<Change>,
+) -> Result<Output> {
     match op {
+        Op::SetQuota {
+            address,
+            storage,
+            messages,
+        } => quota::set(tx, address, *storage, *messages).map(|_| Output::None),
         Op::CreateAccount {
             address,
             password_hash,
@@ -916,6 +959,7 @@ fn apply(tx: &WriteTransaction, op: &Op, changes: &mut Vec<Change>) -> Result<Ou
             keywords,
             *internal_date,
             *delivered,
+            quota,
             changes,
         )
         .map(Output::Delivered),
@@ -938,6 +982,7 @@ fn apply(tx: &WriteTransaction, op: &Op, changes: &mut Vec<Change>) -> Result<Ou
                     &m.keywords,
                     m.internal_date,
                     false,
+                    quota,
                     changes,
                 )?;
                 out.extend(d);
@@ -969,7 +1014,7 @@ fn apply(tx: &WriteTransaction, op: &Op, changes: &mut Vec<Change>) -> Result<Ou
             uids,
             to,
             remove,
-        } => messages::copy(tx, *from, uids, *to, *remove, changes),
+        } => messages::copy(tx, *from, uids, *to, *remove, quota, changes),
         Op::CreateMailbox {
             account,
             name,

@@ -40,3 +40,7 @@ pub(crate) const PARSED: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new
 pub(crate) const QUEUE: TableDefinition<u64, &[u8]> = TableDefinition::new("queue");
 /// Domain (lower case) → postcard `Vec<DkimKey>`: the domain's signing keys (since version 2).
 pub(crate) const DKIM_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("dkim_keys");
+/// Account id → postcard `QuotaSetting` (quota.rs): limits set with `letterbox user quota`.
+/// Added without a version bump; older builds never open it, and a store they wrote has
+/// no such table until the first quota is set.
+pub(crate) const QUOTAS: TableDefinition<u64, &[u8]> = TableDefinition::new("quotas");

@@ -620,3 +620,72 @@ fn append_is_all_or_nothing() {
     assert_eq!(s.read(|r| r.messages(inbox.id)).unwrap().len(), 3);
     assert!(append(1).is_ok(), "one still fits");
 }
+
+/// RFC 9208 §4: a delivery to several accounts fails whole when one of them has no room
+/// (nothing is stored for anyone, the blob is not kept); a shared body counts fully for
+/// each account; the daemon's default applies to accounts without their own limits.
+#[test]
+fn a_delivery_over_one_quota_stores_nothing_and_shared_bodies_count_for_each() {
+    let (_d, s) = open();
+    let a = account(&s, "a@home.arpa");
+    let b = account(&s, "b@home.arpa");
+    let m = msg("shared");
+    let size = m.raw.len() as u64;
+    s.set_default_quota(Quota {
+        storage: None,
+        messages: Some(1),
+    });
+    deliver(&s, &m, &[a, b]);
+    for acct in [a, b] {
+        let u = s.read(|r| r.usage(acct)).unwrap();
+        assert_eq!(
+            (u.messages, u.bytes),
+            (1, size),
+            "each account holds the body"
+        );
+    }
+    // b may hold more; a may not (the default): the second delivery fails for both.
+    s.write(Op::SetQuota {
+        address: "b@home.arpa".into(),
+        storage: None,
+        messages: Some(Limit::Unlimited),
+    })
+    .unwrap();
+    let second = msg("second");
+    let err = s
+        .write(Op::Deliver {
+            message: second.clone(),
+            targets: [a, b]
+                .iter()
+                .map(|&account| Target {
+                    account,
+                    mailbox: MailboxSel::Inbox,
+                })
+                .collect(),
+            flags: 0,
+            keywords: vec![],
+            internal_date: 1,
+            delivered: true,
+        })
+        .unwrap_err();
+    assert_eq!(err, Error::OverQuota);
+    assert_eq!(
+        s.read(|r| r.usage(b)).unwrap().messages,
+        1,
+        "nothing half-arrived"
+    );
+    assert!(s.read(|r| r.blob(&second.hash)).unwrap().is_none());
+    // Alone, b takes it.
+    deliver(&s, &second, &[b]);
+    assert_eq!(s.read(|r| r.usage(b)).unwrap().messages, 2);
+    // Deleting the account forgets its limits.
+    s.write(Op::DeleteAccount {
+        address: "b@home.arpa".into(),
+    })
+    .unwrap();
+    let b2 = account(&s, "b@home.arpa");
+    assert_eq!(
+        s.read(|r| r.quota_setting(b2)).unwrap(),
+        QuotaSetting::default()
+    );
+}
