@@ -297,8 +297,17 @@ fn config_get(cfg: &Config, key: &str) -> Result<Vec<String>, String> {
 
 fn init_tracing(cfg: &Config) {
     use tracing_subscriber::EnvFilter;
+    // rustls warns for every client that connects to an IP address ("Illegal SNI
+    // extension: ignoring IP address", RFC 6066 §3 forbids IP literals in SNI): mail apps
+    // pointed at 127.0.0.1 or the box's LAN address do that, and it is harmless. Its
+    // errors still show; `[log] level` or RUST_LOG naming rustls overrides this.
+    let level = if cfg.log.level.contains("rustls") {
+        cfg.log.level.clone()
+    } else {
+        format!("{},rustls=error", cfg.log.level)
+    };
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&cfg.log.level))
+        .or_else(|_| EnvFilter::try_new(&level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -180,6 +180,17 @@ fuzz_target!(|data: &[u8]| {
         // A small daemon-wide literal budget half of the time, so that literals are
         // also refused for want of it (NO [UNAVAILABLE]).
         budget: (flags & 0x20 != 0).then(|| letterbox::budget::Budget::new(8192)),
+        // Half of the time a compatibility rule for the client named "fuzz" in ID.
+        compat: if flags & 0x40 != 0 {
+            std::sync::Arc::new(vec![letterbox::config::CompatRule {
+                client: "fuzz".into(),
+                version: None,
+                hide: vec!["IDLE".into(), "QUOTA".into()],
+                reason: "fuzzing".into(),
+            }])
+        } else {
+            Default::default()
+        },
     };
     let (_dir, store, account) = fresh_store();
     let mut s = Session::new(cfg, flags & 0x10 != 0);

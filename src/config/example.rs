@@ -431,6 +431,37 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "imap_compat",
+        array: true,
+        optional: true,
+        doc: "[[imap_compat]]: capabilities to hide from an IMAP client that misbehaves with \
+              them, matched on the name (and optionally a version prefix) it sends in ID \
+              (RFC 2971). None by default: add one only for a real client that needs it, \
+              and say why in reason.",
+        keys: &[
+            Key {
+                name: "client",
+                doc: "",
+                shown: E("\"Some Mail App\""),
+            },
+            Key {
+                name: "version",
+                doc: "",
+                shown: E("\"1.2\""),
+            },
+            Key {
+                name: "hide",
+                doc: "",
+                shown: E("[\"COMPRESS=DEFLATE\"]"),
+            },
+            Key {
+                name: "reason",
+                doc: "",
+                shown: E("\"what breaks, and where it was reported\""),
+            },
+        ],
+    },
+    Table {
         name: "watchdog",
         array: false,
         optional: false,
@@ -618,6 +649,7 @@ mod tests {
             ("queue", fields::<RawQueue>()),
             ("limits", fields::<RawLimits>()),
             ("quota", fields::<crate::config::quota::RawQuota>()),
+            ("imap_compat", fields::<crate::config::compat::RawCompat>()),
             ("board", fields::<RawBoard>()),
             ("watchdog", fields::<RawWatchdog>()),
             ("log", fields::<RawLog>()),
@@ -694,6 +726,7 @@ mod tests {
         // Every example is a valid value too.
         let all = parse(&uncomment_all(&text));
         assert!(all.relay.is_some() && all.tls.cert.is_some() && all.users.len() == 1);
+        assert_eq!(all.imap_compat.len(), 1);
         assert_eq!(all.limits.max_message_memory, Some(256 << 20));
         assert_eq!(all.quota.storage, Some(2 << 30));
     }
@@ -714,16 +747,36 @@ mod tests {
     /// `cargo run -- check-config --example --appliance > image/letterbox.toml`).
     #[test]
     fn the_committed_files_are_generated() {
-        assert_eq!(
-            include_str!("../../letterbox.example.toml"),
-            example(Flavor::Host),
-            "letterbox.example.toml is stale: cargo run -- check-config --example > letterbox.example.toml"
-        );
-        assert_eq!(
-            include_str!("../../image/letterbox.toml"),
-            example(Flavor::Appliance),
-            "image/letterbox.toml is stale: cargo run -- check-config --example --appliance > image/letterbox.toml"
-        );
+        for (committed, flavor, path, flag) in [
+            (
+                include_str!("../../letterbox.example.toml"),
+                Flavor::Host,
+                "letterbox.example.toml",
+                "",
+            ),
+            (
+                include_str!("../../image/letterbox.toml"),
+                Flavor::Appliance,
+                "image/letterbox.toml",
+                " --appliance",
+            ),
+        ] {
+            let want = example(flavor);
+            if committed != want {
+                let line = committed
+                    .lines()
+                    .zip(want.lines())
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(committed.lines().count().min(want.lines().count()));
+                panic!(
+                    "{path} is stale from line {}: cargo run -- check-config --example{flag} > {path}\n\
+                     committed: {:?}\ngenerated: {:?}",
+                    line + 1,
+                    committed.lines().nth(line),
+                    want.lines().nth(line)
+                );
+            }
+        }
     }
 
     #[test]

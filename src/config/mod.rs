@@ -50,8 +50,10 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 use toml::de::{DeTable, DeValue};
 
+mod compat;
 mod example;
 mod quota;
+pub use compat::CompatRule;
 pub use example::{Flavor, example};
 
 /// The `[board] name` of the simulated board; it selects the host defaults.
@@ -148,6 +150,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// `[quota]`: the limits of accounts that have none of their own (none by default).
     pub quota: crate::store::Quota,
+    /// `[[imap_compat]]`: capabilities hidden from named IMAP clients (none by default).
+    pub imap_compat: Vec<CompatRule>,
     /// `[board]`: which board (LEDs, button) to drive.
     pub board: BoardConfig,
     /// `[watchdog]`: the hardware watchdog.
@@ -571,6 +575,7 @@ impl Config {
                 session_timeout: Duration::from_secs(30 * 60),
             },
             quota: crate::store::Quota::default(),
+            imap_compat: Vec::new(),
             watchdog: WatchdogConfig {
                 device: appliance.then(|| PathBuf::from("/dev/watchdog")),
                 timeout_s: BCM2835_MAX_WATCHDOG_TIMEOUT_S,
@@ -650,6 +655,7 @@ struct RawConfig {
     queue: RawQueue,
     limits: RawLimits,
     quota: quota::RawQuota,
+    imap_compat: Vec<compat::RawCompat>,
     board: RawBoard,
     watchdog: RawWatchdog,
     log: RawLog,
@@ -1094,6 +1100,7 @@ impl Builder<'_> {
         }
         self.limits(raw.limits, &mut config.limits)?;
         config.quota = self.quota(raw.quota)?;
+        config.imap_compat = self.compat(raw.imap_compat)?;
         self.watchdog(raw.watchdog, &mut config.watchdog)?;
         if let Some(level) = raw.log.level {
             if level.trim().is_empty() || level.chars().any(char::is_control) {
@@ -2056,6 +2063,7 @@ level = "info,letterbox::smtp=debug"
                 session_timeout: Duration::from_secs(7200),
             },
             quota: crate::store::Quota::default(),
+            imap_compat: Vec::new(),
             board: BoardConfig {
                 name: "rpi5".into(),
             },

@@ -53,6 +53,8 @@ pub fn busy() -> Busy {
 /// IMAP state shared by every connection.
 pub struct Imap {
     shared: Shared,
+    /// `[[imap_compat]]`, shared by every connection.
+    compat: Arc<Vec<crate::config::CompatRule>>,
 }
 
 /// Why a connection ended (logged).
@@ -69,7 +71,8 @@ enum End {
 impl Imap {
     /// The IMAP service over the daemon's shared state.
     pub fn new(shared: Shared) -> Arc<Imap> {
-        Arc::new(Imap { shared })
+        let compat = Arc::new(shared.config.imap_compat.clone());
+        Arc::new(Imap { shared, compat })
     }
 
     /// Accepts on `listener` until shutdown.
@@ -98,6 +101,7 @@ impl Imap {
                 max_auth_failures: MAX_AUTH_FAILURES,
                 max_line: config.limits.imap_max_line_length,
                 budget: Some(self.shared.budget.clone()),
+                compat: self.compat.clone(),
             },
             stream.is_tls(),
         );

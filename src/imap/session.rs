@@ -67,6 +67,8 @@ pub struct SessionConfig {
     /// The daemon-wide budget for literal bytes in memory ([`crate::budget`]); `None`:
     /// no bound beyond the framer's caps.
     pub budget: Option<std::sync::Arc<crate::budget::Budget>>,
+    /// `[[imap_compat]]`: capabilities hidden from clients named in `ID`.
+    pub compat: std::sync::Arc<Vec<crate::config::CompatRule>>,
 }
 
 impl Default for SessionConfig {
@@ -78,6 +80,7 @@ impl Default for SessionConfig {
             max_auth_failures: 3,
             max_line: 64 * 1024,
             budget: None,
+            compat: Default::default(),
         }
     }
 }
@@ -349,6 +352,8 @@ pub struct Session {
     literal_hold: Hold,
     /// The budget held by the command being executed (its literals), until it is done.
     command_hold: Hold,
+    /// Capabilities hidden from this client (`[[imap_compat]]`, after its `ID`).
+    hidden: Vec<String>,
     /// The budget held by the part of a command line being received beyond
     /// [`LINE_BYTES_FREE`].
     line_hold: Hold,
@@ -372,6 +377,7 @@ impl Session {
             close_after: false,
             literal_hold: Hold::new(cfg_budget.clone()),
             command_hold: Hold::default(),
+            hidden: Vec::new(),
             line_hold: Hold::new(cfg_budget.clone()),
         }
     }
@@ -661,6 +667,9 @@ impl Session {
             caps.push(c.into());
         }
         caps.push(format!("APPENDLIMIT={}", self.cfg.max_message_size));
+        if !self.hidden.is_empty() {
+            caps.retain(|c| !self.hidden.iter().any(|h| h.eq_ignore_ascii_case(c)));
+        }
         caps
     }
 
@@ -793,7 +802,17 @@ impl Session {
                 self.state = State::Logout;
                 self.mode = Mode::Closing;
             }
-            CommandBody::Id(_) => {
+            CommandBody::Id(params) => {
+                // `[[imap_compat]]`: what this client is not to be told about.
+                if let Some(params) = &params {
+                    self.hidden = self
+                        .cfg
+                        .compat
+                        .iter()
+                        .filter(|r| r.matches(params))
+                        .flat_map(|r| r.hide.iter().cloned())
+                        .collect();
+                }
                 // RFC 2971 §3.1.
                 self.send(Data::Id(Some(vec![
                     ("name".into(), Some("Letterbox".into())),

@@ -1773,3 +1773,46 @@ fn quota_is_reported_and_enforced() {
     let out = f.run(&mut s, b"q GETQUOTA \"\"\r\n");
     assert!(out.starts_with("* QUOTA \"\" (STORAGE 1 10)\r\n"), "{out}");
 }
+
+/// `[[imap_compat]]`: after a client names itself in ID (RFC 2971), CAPABILITY leaves out
+/// what its rule hides; another client, or the same one at another version, sees it all.
+#[test]
+fn compat_rules_hide_capabilities_from_the_client_named_in_id() {
+    let f = fixture();
+    let cfg = SessionConfig {
+        compat: Arc::new(vec![crate::config::CompatRule {
+            client: "Broken Mail".into(),
+            version: Some("1.".into()),
+            hide: vec!["QUOTA".into(), "IDLE".into()],
+            reason: "test".into(),
+        }]),
+        ..SessionConfig::default()
+    };
+    let caps = |s: &mut Session| {
+        let out = f.run(s, b"c CAPABILITY\r\n");
+        out.lines().next().unwrap_or_default().to_string()
+    };
+    let mut s = Session::new(cfg.clone(), false);
+    f.run(&mut s, b"l LOGIN a@home.arpa pw\r\n");
+    assert!(caps(&mut s).contains(" IDLE "));
+    f.run(
+        &mut s,
+        b"i ID (\"name\" \"broken mail\" \"version\" \"1.4\")\r\n",
+    );
+    let after = caps(&mut s);
+    assert!(
+        !after.contains(" IDLE ") && !after.contains(" QUOTA "),
+        "{after}"
+    );
+    assert!(
+        after.contains(" QUOTA=RES-STORAGE"),
+        "only the names given: {after}"
+    );
+    let mut other = Session::new(cfg, false);
+    f.run(&mut other, b"l LOGIN a@home.arpa pw\r\n");
+    f.run(
+        &mut other,
+        b"i ID (\"name\" \"Broken Mail\" \"version\" \"2.0\")\r\n",
+    );
+    assert!(caps(&mut other).contains(" IDLE "));
+}
