@@ -1816,3 +1816,35 @@ fn compat_rules_hide_capabilities_from_the_client_named_in_id() {
     );
     assert!(caps(&mut other).contains(" IDLE "));
 }
+
+/// RFC 3501 §6.4.6 with §5.2 (RFC 7162 §3.2): STORE .SILENT spares the client only its own
+/// change; another session's change that the write brings along is still reported.
+/// RFC 3501 §6.3.1: SELECT names the first unseen message for an IMAP4rev1 session.
+#[test]
+fn silent_store_still_reports_other_sessions_changes_and_select_names_the_first_unseen() {
+    let f = fixture();
+    f.deliver(MSG);
+    f.deliver(MSG);
+    let mut a = f.logged_in();
+    let mut b = f.logged_in();
+    let out = f.run(&mut a, b"s SELECT INBOX\r\n");
+    assert!(out.contains("* OK [UNSEEN 1] First unseen\r\n"), "{out}");
+    f.run(&mut a, b"t STORE 1 +FLAGS (\\Seen)\r\n");
+    let out = f.run(&mut a, b"s SELECT INBOX\r\n");
+    assert!(out.contains("* OK [UNSEEN 2] First unseen\r\n"), "{out}");
+    f.run(&mut b, b"s SELECT INBOX\r\n");
+    f.run(&mut b, b"k STORE 2 +FLAGS ($Other)\r\n");
+    let out = f.run(&mut a, b"q STORE 2 +FLAGS.SILENT (\\Flagged)\r\n");
+    assert!(
+        out.contains("* 2 FETCH (FLAGS (\\Flagged $Other))"),
+        "{out}"
+    );
+    // Its own change alone stays silent.
+    let out = f.run(&mut a, b"r STORE 2 -FLAGS.SILENT (\\Flagged)\r\n");
+    assert!(!out.contains("FETCH"), "{out}");
+    // IMAP4rev2 has no UNSEEN response code.
+    let mut c = f.logged_in();
+    f.run(&mut c, b"e ENABLE IMAP4rev2\r\n");
+    let out = f.run(&mut c, b"s SELECT INBOX\r\n");
+    assert!(!out.contains("UNSEEN"), "{out}");
+}

@@ -92,6 +92,15 @@ impl Session {
         self.send(Data::Exists(view.msgs.len() as u32));
         if !self.enabled.rev2 {
             self.send(Data::Recent(view.recent()));
+            // RFC 3501 §6.3.1: the first unseen message, when there is one (RFC 9051
+            // removed it from IMAP4rev2).
+            if let Some(i) = view.msgs.iter().position(|m| m.flags & flag::SEEN == 0) {
+                self.status(StatusResponse::ok(
+                    None,
+                    Some(Code::Unseen(i as u32 + 1)),
+                    "First unseen",
+                ));
+            }
         }
         self.status(StatusResponse::ok(
             None,

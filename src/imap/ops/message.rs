@@ -484,7 +484,7 @@ impl Session {
                 uids,
                 mode,
                 flags: bits,
-                keywords,
+                keywords: keywords.clone(),
                 unchanged_since,
             })?
         };
@@ -503,11 +503,18 @@ impl Session {
             let Some(m) = view.msgs.get_mut(i) else {
                 continue;
             };
+            // RFC 3501 §6.4.6 / RFC 9051 §6.4.6: .SILENT spares the client the flags it
+            // set itself, not another session's changes that this write brought along
+            // (RFC 7162 §3.2 requires reporting them): when the message's flags are not
+            // what the client's own change makes of what it was told, report them.
+            let expected = expected_flags(m.flags, &m.keywords, bits, &keywords, mode);
+            let others_changed = expected != (f, normalized(&kw));
             m.flags = f;
             m.keywords = kw.clone().into_boxed_slice();
             m.modseq = ms;
             // RFC 7162 §3.1.3: with UNCHANGEDSINCE, .SILENT still reports MODSEQ.
-            if !silent || unchanged_since.is_some() {
+            if !silent || unchanged_since.is_some() || others_changed {
+                let silent = silent && !others_changed;
                 let mut items = Vec::new();
                 if uid {
                     items.push(FetchItem::Uid(u));
@@ -606,6 +613,41 @@ impl Session {
             Ok((None, "MOVE completed"))
         } else {
             Ok((code, "COPY completed"))
+        }
+    }
+}
+
+/// Keywords compared without case and order.
+fn normalized(kw: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = kw.iter().map(|k| k.to_ascii_lowercase()).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// The flags a STORE of `bits`/`keywords` with `mode` makes of `flags`/`old` (keywords
+/// normalised with [`normalized`]).
+fn expected_flags(
+    flags: u8,
+    old: &[String],
+    bits: u8,
+    keywords: &[String],
+    mode: FlagMode,
+) -> (u8, Vec<String>) {
+    match mode {
+        FlagMode::Replace => (bits, normalized(keywords)),
+        FlagMode::Add => {
+            let mut kw = old.to_vec();
+            kw.extend(keywords.iter().cloned());
+            (flags | bits, normalized(&kw))
+        }
+        FlagMode::Remove => {
+            let kw: Vec<String> = old
+                .iter()
+                .filter(|k| !keywords.iter().any(|r| r.eq_ignore_ascii_case(k)))
+                .cloned()
+                .collect();
+            (flags & !bits, normalized(&kw))
         }
     }
 }
