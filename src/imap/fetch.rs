@@ -1342,4 +1342,31 @@ D\r\n";
         assert_eq!(binary(raw, &parsed, &[1]).unwrap(), b"hello");
         assert_eq!(binary(raw, &parsed, &[]).unwrap(), raw);
     }
+
+    /// ENVELOPE address lists with RFC 5322 groups use RFC 3501 §7.4.2's markers: a
+    /// group starts with (NIL NIL "name" NIL) and ends with (NIL NIL NIL NIL), with
+    /// no phantom entry for a comment or display name after the group; RFC 5322
+    /// A.1.3's example.
+    #[test]
+    fn envelope_groups_follow_rfc3501_markers() {
+        let raw = b"From: Pete <pete@silly.example>\r\n\
+To: A Group:Ed Jones <c@a.test>,joe@where.test,John <jdoe@one.test>;\r\n\
+Cc: Undisclosed recipients:;\r\n\
+Bcc: team: a@b.test; (the end), Carol <carol@c.test>, postmaster, \"john doe\"@d.test\r\n\
+Reply-To: undisclosed-recipients:; trailing display name\r\n\
+Subject: groups\r\n\
+\r\n\
+body\r\n";
+        let s = fetch_line(&[FetchAttr::Envelope], raw);
+        assert_eq!(
+            s,
+            "* 3 FETCH (ENVELOPE (NIL \"groups\" ((\"Pete\" NIL \"pete\" \"silly.example\")) \
+((\"Pete\" NIL \"pete\" \"silly.example\")) \
+((NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL)) \
+((NIL NIL \"A Group\" NIL)(\"Ed Jones\" NIL \"c\" \"a.test\")(NIL NIL \"joe\" \"where.test\")(\"John\" NIL \"jdoe\" \"one.test\")(NIL NIL NIL NIL)) \
+((NIL NIL \"Undisclosed recipients\" NIL)(NIL NIL NIL NIL)) \
+((NIL NIL \"team\" NIL)(NIL NIL \"a\" \"b.test\")(NIL NIL NIL NIL)(\"Carol\" NIL \"carol\" \"c.test\")(NIL NIL \"postmaster\" \"\")(NIL NIL \"\\\"john doe\\\"\" \"d.test\")) \
+NIL NIL))\r\n"
+        );
+    }
 }

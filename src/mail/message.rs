@@ -3,7 +3,7 @@
 //! message enters the store. IMAP answers ENVELOPE, BODYSTRUCTURE and `BODY[1.2]`
 //! from this without re-parsing the message.
 
-use mail_parser::{Address, HeaderValue, MessageParser, MessagePart, MimeHeaders, PartType};
+use mail_parser::{HeaderValue, MessageParser, MessagePart, MimeHeaders, PartType};
 use serde::{Deserialize, Serialize};
 
 /// Nesting deeper than this is flattened into a leaf (hostile MIME, RFC 2046 has no limit).
@@ -107,54 +107,48 @@ pub struct ParsedMessage {
     pub root: Part,
 }
 
-fn addresses(value: Option<&HeaderValue<'_>>) -> Vec<EnvAddress> {
-    let mut out = Vec::new();
-    let conv = |a: &mail_parser::Addr<'_>| {
-        let (mailbox, host) = match a.address.as_deref() {
-            Some(addr) => match addr.rsplit_once('@') {
-                Some((l, d)) => (Some(l.to_string()), Some(d.to_string())),
-                None => (Some(addr.to_string()), None),
-            },
-            None => (None, None),
-        };
-        EnvAddress {
-            name: a.name.as_ref().map(|n| n.to_string()),
-            mailbox,
-            host,
-        }
+/// An address list as ENVELOPE lists it (RFC 3501 §7.4.2, RFC 9051 §7.5.2): a group
+/// starts with `(NIL NIL "name" NIL)` (NIL host, the group name as mailbox) and ends
+/// with `(NIL NIL NIL NIL)`. A mailbox always has a host, so that it never reads as a
+/// group marker: the empty string when the address has no domain (`To: postmaster`;
+/// the RFCs are silent, Dovecot writes `MISSING_DOMAIN`). The local part is written as
+/// an address needs it (quoted when it is not a dot-atom), so `mailbox@host` can be
+/// replied to.
+fn addresses(value: Option<&[u8]>) -> Vec<EnvAddress> {
+    use super::address::{Item, parse_list};
+    let Some(value) = value else {
+        return Vec::new();
     };
-    match value {
-        Some(HeaderValue::Address(Address::List(list))) => out.extend(list.iter().map(conv)),
-        Some(HeaderValue::Address(Address::Group(groups))) => {
-            for g in groups {
-                match &g.name {
-                    // RFC 9051 §7.5.2: group start is (NIL NIL "name" NIL), end (NIL NIL NIL NIL).
-                    Some(name) => {
-                        out.push(EnvAddress {
-                            name: None,
-                            mailbox: Some(name.to_string()),
-                            host: None,
-                        });
-                        out.extend(g.addresses.iter().map(conv));
-                        out.push(EnvAddress::default());
-                    }
-                    None => out.extend(g.addresses.iter().map(conv)),
-                }
-            }
-        }
-        _ => {}
-    }
-    out
+    parse_list(value)
+        .into_iter()
+        .map(|item| match item {
+            Item::Mailbox(m) => EnvAddress {
+                mailbox: Some(m.local_quoted()),
+                host: Some(m.domain.clone().unwrap_or_default()),
+                name: m.name,
+            },
+            Item::GroupStart(name) => EnvAddress {
+                name: None,
+                mailbox: Some(name),
+                host: None,
+            },
+            Item::GroupEnd => EnvAddress::default(),
+        })
+        .collect()
 }
 
-/// The raw, unfolded, trimmed text of the first header `name` in `headers`.
-fn raw_header(raw: &[u8], part: &MessagePart<'_>, name: &str) -> Option<String> {
+/// The raw value (after the colon, folding kept) of the first header `name`.
+fn raw_value<'a>(raw: &'a [u8], part: &MessagePart<'_>, name: &str) -> Option<&'a [u8]> {
     let h = part
         .headers
         .iter()
         .find(|h| h.name.as_str().eq_ignore_ascii_case(name))?;
-    let bytes = raw.get(h.offset_start as usize..h.offset_end as usize)?;
-    let text = String::from_utf8_lossy(bytes);
+    raw.get(h.offset_start as usize..h.offset_end as usize)
+}
+
+/// The raw, unfolded, trimmed text of the first header `name` in `headers`.
+fn raw_header(raw: &[u8], part: &MessagePart<'_>, name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(raw_value(raw, part, name)?);
     let unfolded: String = text.replace("\r\n", "").replace('\n', "");
     let t = unfolded.trim();
     if t.is_empty() {
@@ -165,17 +159,16 @@ fn raw_header(raw: &[u8], part: &MessagePart<'_>, name: &str) -> Option<String> 
 }
 
 fn envelope(raw: &[u8], part: &MessagePart<'_>) -> Envelope {
-    use mail_parser::HeaderName as H;
-    let hv = |n: H<'static>| part.headers.iter().find(|h| h.name == n).map(|h| &h.value);
+    let list = |name: &str| addresses(raw_value(raw, part, name));
     Envelope {
         date: raw_header(raw, part, "Date"),
         subject: raw_header(raw, part, "Subject"),
-        from: addresses(hv(H::From)),
-        sender: addresses(hv(H::Sender)),
-        reply_to: addresses(hv(H::ReplyTo)),
-        to: addresses(hv(H::To)),
-        cc: addresses(hv(H::Cc)),
-        bcc: addresses(hv(H::Bcc)),
+        from: list("From"),
+        sender: list("Sender"),
+        reply_to: list("Reply-To"),
+        to: list("To"),
+        cc: list("Cc"),
+        bcc: list("Bcc"),
         in_reply_to: raw_header(raw, part, "In-Reply-To"),
         message_id: raw_header(raw, part, "Message-ID"),
     }
