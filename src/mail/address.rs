@@ -242,7 +242,8 @@ fn phrase(words: &[Token]) -> Option<String> {
             None if *quoted => (decode_words(text), false),
             None => (text.clone(), false),
         };
-        if !out.is_empty() && !(last_encoded && is_encoded) {
+        let joined = last_encoded && is_encoded;
+        if !out.is_empty() && !joined {
             out.push(' ');
         }
         out.push_str(&piece);
