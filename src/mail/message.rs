@@ -253,7 +253,17 @@ fn convert(
                         }
                         *s = true;
                     }
-                    Some(convert(msg, c, base, top, depth + 1, seen))
+                    let mut child = convert(msg, c, base, top, depth + 1, seen);
+                    // Only an enclosed message is cut (the case mail-parser gets wrong):
+                    // in hostile MIME a leaf at the depth limit, or a child reusing its
+                    // parent's boundary, holds the rest of the message, which must stay
+                    // searchable (tests/hostile.rs).
+                    if let (PartKind::Message(..), Some((_, b))) =
+                        (&child.kind, params.iter().find(|(k, _)| k == "boundary"))
+                    {
+                        end_at_delimiter(&mut child, top, b.as_bytes());
+                    }
+                    Some(child)
                 })
                 .collect(),
         ),
@@ -309,6 +319,55 @@ fn convert(
         body_end: be,
         lines,
         kind,
+    }
+}
+
+/// Where the first delimiter line of `boundary` starts in `body`, the line break
+/// before it included (RFC 2046 §5.1.1: CRLF, `--boundary`, `--` for the last one,
+/// optional white space, a line break or the end).
+fn delimiter_at(body: &[u8], boundary: &[u8]) -> Option<usize> {
+    let mut needle = b"\n--".to_vec();
+    needle.extend_from_slice(boundary);
+    memchr::memmem::find_iter(body, &needle).find_map(|at| {
+        let rest = body.get(at + needle.len()..).unwrap_or_default();
+        let rest = rest.strip_prefix(b"--").unwrap_or(rest);
+        let ws = rest
+            .iter()
+            .take_while(|&&b| b == b' ' || b == b'\t')
+            .count();
+        let rest = rest.get(ws..).unwrap_or_default();
+        matches!(rest.first(), None | Some(b'\r' | b'\n')).then(|| {
+            if at > 0 && body.get(at - 1) == Some(&b'\r') {
+                at - 1
+            } else {
+                at
+            }
+        })
+    })
+}
+
+/// Ends a message/rfc822 part of a multipart before its parent's next delimiter line,
+/// which no part may contain (RFC 2046 §5.1.1). mail-parser 0.11.9 lets a message/rfc822 part whose
+/// body is itself a message/rfc822 run past the delimiter that ends it (`BODY[1]`
+/// then carried `\r\n--z--`); an enclosed message's root is cut at the same place.
+fn end_at_delimiter(part: &mut Part, top: &[u8], boundary: &[u8]) {
+    let body = top
+        .get(part.body_start as usize..part.body_end as usize)
+        .unwrap_or_default();
+    let Some(cut) = delimiter_at(body, boundary) else {
+        return;
+    };
+    let end = part.body_start + cut as u32;
+    part.body_end = end;
+    if part.lines != 0 {
+        part.lines = count_lines(
+            top.get(part.body_start as usize..end as usize)
+                .unwrap_or_default(),
+        );
+    }
+    if let PartKind::Message(_, inner) = &mut part.kind {
+        inner.body_end = inner.body_end.min(end);
+        inner.body_start = inner.body_start.min(end);
     }
 }
 
@@ -567,5 +626,81 @@ mod tests {
         let p = parse(raw);
         assert_eq!(p.root.header_start, 0);
         assert!(p.root.body_end as usize <= raw.len());
+    }
+
+    /// A multipart whose part 1 is a message/rfc822 whose body is a message/rfc822:
+    /// mail-parser 0.11.9 (release; a checked build stops at a `debug_assert!` and the
+    /// message is stored unparsed) ends part 1 after the closing delimiter `--z--`.
+    /// The structure it returns is built here as it comes, offsets and all; the part
+    /// is cut before the delimiter, so `BODY[1]` holds the enclosed message only.
+    #[test]
+    fn a_part_ends_before_its_parents_delimiter() {
+        use mail_parser::{Message, MessagePart};
+        let raw: &[u8] = b"From: a@example.org\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"z\"\r\n\r\n--z\r\nContent-Type: message/rfc822\r\n\r\nFrom: b@example.org\r\nContent-Type: message/rfc822\r\n\r\nFrom: c@example.org\r\nSubject: deepest\r\n\r\nD\r\n--z--\r\n";
+        let at = |needle: &[u8]| memchr::memmem::find(raw, needle).unwrap() as u32;
+        // Headers as mail-parser reads them at `from`, offsets made absolute.
+        let headers = |from: u32| {
+            let m = MessageParser::default()
+                .parse_headers(&raw[from as usize..])
+                .unwrap();
+            let mut hs = m.parts[0].headers.clone();
+            for h in &mut hs {
+                h.offset_field += from;
+                h.offset_start += from;
+                h.offset_end += from;
+            }
+            hs.into_iter().map(|h| h.into_owned()).collect::<Vec<_>>()
+        };
+        let part = |h: u32, b: u32, e: u32, body| MessagePart {
+            headers: headers(h),
+            body,
+            offset_header: h,
+            offset_body: b,
+            offset_end: e,
+            ..MessagePart::default()
+        };
+        let nested = |parts| {
+            PartType::Message(Message {
+                parts,
+                raw_message: raw.into(),
+                ..Message::default()
+            })
+        };
+        let (p1, m2, m3) = (at(b"Content-Type: message"), at(b"From: b"), at(b"From: c"));
+        let d = at(b"D\r\n--z--");
+        let deepest = part(m3, d, d + 1, PartType::Text("D".into()));
+        let inner = part(m2, m3, d + 1, nested(vec![deepest]));
+        let msg = Message {
+            parts: vec![
+                part(
+                    0,
+                    at(b"--z\r\n"),
+                    raw.len() as u32,
+                    PartType::Multipart(vec![1]),
+                ),
+                part(p1, m2, d + 8, nested(vec![inner])),
+            ],
+            raw_message: raw.into(),
+            ..Message::default()
+        };
+        let mut seen = vec![true, false];
+        let root = convert(&msg, 0, 0, raw, 0, &mut seen);
+        let PartKind::Multipart(kids) = &root.kind else {
+            panic!("{root:?}")
+        };
+        let body = &raw[kids[0].body_start as usize..kids[0].body_end as usize];
+        assert_eq!(
+            body,
+            b"From: b@example.org\r\nContent-Type: message/rfc822\r\n\r\nFrom: c@example.org\r\nSubject: deepest\r\n\r\nD"
+        );
+        assert_eq!(kids[0].lines, 7);
+        let PartKind::Message(env, b) = &kids[0].kind else {
+            panic!("{:?}", kids[0].kind)
+        };
+        assert_eq!(env.from[0].mailbox.as_deref(), Some("b"));
+        assert!(b.body_end <= kids[0].body_end);
+        assert_eq!(delimiter_at(b"x\r\n--z \r\ny", b"z"), Some(1));
+        assert_eq!(delimiter_at(b"x\n--zz\n--z--", b"z"), Some(6));
+        assert_eq!(delimiter_at(b"x\r\n--zz\r\n", b"z"), None);
     }
 }
