@@ -366,8 +366,9 @@ fn end_at_delimiter(part: &mut Part, top: &[u8], boundary: &[u8]) {
         );
     }
     if let PartKind::Message(_, inner) = &mut part.kind {
-        inner.body_end = inner.body_end.min(end);
+        inner.header_start = inner.header_start.min(end);
         inner.body_start = inner.body_start.min(end);
+        inner.body_end = inner.body_end.min(end);
     }
 }
 
