@@ -293,6 +293,14 @@ fn addr_spec(toks: &[&Token]) -> Option<(String, Option<String>)> {
     }
 }
 
+/// The text of the last non-empty comment among `toks`, decoded.
+fn last_comment(toks: &[&Token]) -> Option<String> {
+    toks.iter().rev().find_map(|t| match t {
+        Token::Comment(c) if !c.is_empty() => Some(decode_words(c)),
+        _ => None,
+    })
+}
+
 /// Parses an address-list header value (From, To, Cc, Bcc, Sender, Reply-To).
 pub fn parse_list(value: &[u8]) -> Vec<Item> {
     let toks = tokens(value);
@@ -305,10 +313,7 @@ pub fn parse_list(value: &[u8]) -> Vec<Item> {
     let mut i = 0;
     let finish = |pending: &mut Vec<&Token>, done: &mut bool, out: &mut Vec<Item>| {
         if !*done {
-            let comment = pending.iter().rev().find_map(|t| match t {
-                Token::Comment(c) if !c.is_empty() => Some(c.clone()),
-                _ => None,
-            });
+            let comment = last_comment(pending);
             let spec: Vec<&Token> = pending
                 .iter()
                 .copied()
@@ -316,7 +321,7 @@ pub fn parse_list(value: &[u8]) -> Vec<Item> {
                 .collect();
             if let Some((local, domain)) = addr_spec(&spec) {
                 out.push(Item::Mailbox(Mailbox {
-                    name: comment.map(|c| decode_words(&c)),
+                    name: comment,
                     local,
                     domain,
                 }));
@@ -353,10 +358,7 @@ pub fn parse_list(value: &[u8]) -> Vec<Item> {
                     .filter(|t| matches!(t, Token::Word { .. }))
                     .map(|t| (*t).clone())
                     .collect();
-                let name_comment = pending.iter().rev().find_map(|t| match t {
-                    Token::Comment(c) if !c.is_empty() => Some(c.clone()),
-                    _ => None,
-                });
+                let name_comment = last_comment(&pending);
                 let mut inside: Vec<&Token> = Vec::new();
                 while let Some(t) = toks.get(i) {
                     i += 1;
@@ -374,7 +376,7 @@ pub fn parse_list(value: &[u8]) -> Vec<Item> {
                         Token::Word { .. } | Token::Literal(_) | Token::Special(b'@')
                     )
                 });
-                let name = phrase(&name_words).or_else(|| name_comment.map(|c| decode_words(&c)));
+                let name = phrase(&name_words).or(name_comment);
                 // `<>` (a null return path in a From) is no mailbox.
                 if let Some((local, domain)) = addr_spec(&inside) {
                     out.push(Item::Mailbox(Mailbox {

@@ -111,7 +111,7 @@ pub struct ParsedMessage {
 /// starts with `(NIL NIL "name" NIL)` (NIL host, the group name as mailbox) and ends
 /// with `(NIL NIL NIL NIL)`. A mailbox always has a host, so that it never reads as a
 /// group marker: the empty string when the address has no domain (`To: postmaster`;
-/// the RFCs are silent, Dovecot writes `MISSING_DOMAIN`). The local part is written as
+/// the RFCs are silent; Dovecot fills in `MISSING_DOMAIN`). The local part is written as
 /// an address needs it (quoted when it is not a dot-atom), so `mailbox@host` can be
 /// replied to.
 fn addresses(value: Option<&[u8]>) -> Vec<EnvAddress> {
