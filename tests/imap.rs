@@ -273,3 +273,77 @@ M.logout()
         deliver = py_deliver("dora@example.com", &[ALICE], raw)
     )));
 }
+
+/// Issue 14 through a real client (Python's imaplib): a message that *is* a forwarded
+/// message (top-level message/rfc822) holding a multipart with a quoted-printable text
+/// and a nested message/rfc822. Part numbers inside the enclosed message (RFC 9051
+/// §6.4.5), BINARY / BINARY.SIZE / partial BINARY of the quoted-printable part in
+/// decoded octets (RFC 3516, RFC 2045 §6.7), ENVELOPE groups with RFC 3501 §7.4.2
+/// markers, and SEARCH TO on a group member with a quoted local part.
+#[test]
+fn forwarded_message_parts_binary_groups_and_search() {
+    let s = server_with_mail();
+    s.python(&py(r#"
+msg = (b'From: Fwd <fwd@example.org>\r\n'
+       b'To: Team: Ann <ann@a.test>, "bob smith"@b.test;, undisclosed-recipients:; (nobody)\r\n'
+       b'Subject: forwarded\r\n'
+       b'MIME-Version: 1.0\r\n'
+       b'Content-Type: message/rfc822\r\n'
+       b'\r\n'
+       b'From: inner@example.org\r\n'
+       b'Subject: inner\r\n'
+       b'MIME-Version: 1.0\r\n'
+       b'Content-Type: multipart/mixed; boundary="i"\r\n'
+       b'\r\n'
+       b'--i\r\n'
+       b'Content-Type: text/plain; charset=utf-8\r\n'
+       b'Content-Transfer-Encoding: quoted-printable\r\n'
+       b'\r\n'
+       b'caf=C3=A9 soft=  \r\n'
+       b'break  \r\n'
+       b'--i\r\n'
+       b'Content-Type: message/rfc822\r\n'
+       b'\r\n'
+       b'From: nested@example.org\r\n'
+       b'Subject: nested\r\n'
+       b'\r\n'
+       b'N1\r\n'
+       b'--i--\r\n')
+M = imap_login()
+ok(M.append('INBOX', None, None, msg), 'APPEND')
+M.select('INBOX')
+n = '2'
+def fetch(item):
+    d = ok(M.fetch(n, '(' + item + ')'), item)
+    return d[0][1] if isinstance(d[0], tuple) else d[0]
+inner = msg[msg.index(b'From: inner'):]
+check(fetch('BODY.PEEK[1]') == inner, '1 is the enclosed message')
+check(fetch('BODY.PEEK[1.HEADER]') == inner[:inner.index(b'\r\n\r\n') + 4], '1.HEADER')
+check(fetch('BODY.PEEK[1.TEXT]') == inner[inner.index(b'\r\n\r\n') + 4:], '1.TEXT')
+check(fetch('BODY.PEEK[1.1]') == b'caf=C3=A9 soft=  \r\nbreak  ', '1.1', fetch('BODY.PEEK[1.1]'))
+check(fetch('BODY.PEEK[1.2]') == b'From: nested@example.org\r\nSubject: nested\r\n\r\nN1', '1.2', fetch('BODY.PEEK[1.2]'))
+check(fetch('BODY.PEEK[1.2.MIME]') == b'Content-Type: message/rfc822\r\n\r\n', '1.2.MIME')
+check(fetch('BODY.PEEK[1.2.HEADER]') == b'From: nested@example.org\r\nSubject: nested\r\n\r\n', '1.2.HEADER')
+check(fetch('BODY.PEEK[1.2.1]') == b'N1', '1.2.1')
+check(fetch('BODY.PEEK[1.3]') == b'', '1.3 names no part')
+decoded = 'café softbreak'.encode()
+check(fetch('BINARY.PEEK[1.1]') == decoded, 'BINARY[1.1]', fetch('BINARY.PEEK[1.1]'))
+size = fetch('BINARY.SIZE[1.1]')
+check(b'BINARY.SIZE[1.1] %d' % len(decoded) in size, 'BINARY.SIZE', size)
+d = ok(M.fetch(n, '(BINARY.PEEK[1.1]<3.2>)'), 'partial BINARY')
+check(b'BINARY[1.1]<3>' in d[0][0] and d[0][1] == 'é'.encode(), 'partial BINARY counts decoded octets', d)
+check(fetch('BINARY.PEEK[1.2]') == fetch('BODY.PEEK[1.2]'), 'BINARY of a message/rfc822 part')
+bs = fetch('BODYSTRUCTURE').upper()
+check(b'("MESSAGE" "RFC822"' in bs and b'"QUOTED-PRINTABLE"' in bs, 'BODYSTRUCTURE', bs)
+env = fetch('ENVELOPE')
+want = (b'((NIL NIL "Team" NIL)("Ann" NIL "ann" "a.test")(NIL NIL "\\"bob smith\\"" "b.test")'
+        b'(NIL NIL NIL NIL)(NIL NIL "undisclosed-recipients" NIL)(NIL NIL NIL NIL))')
+check(want in env, 'ENVELOPE groups', env)
+for key, value in [('TO', '"bob smith@b.test"'), ('TO', 'Team'), ('TO', '"Ann <ann@a.test>"'), ('FROM', 'fwd')]:
+    typ, data = M.search(None, key, value)
+    check(data == [b'2'], 'SEARCH', key, value, data)
+typ, data = M.search(None, 'TO', '"carol"')
+check(data == [b''], 'SEARCH TO carol', data)
+M.logout()
+"#));
+}

@@ -253,23 +253,38 @@ pub fn body_structure(p: &Part, ext: bool) -> BodyStructure {
     }
 }
 
-/// Finds the part a section path names (RFC 9051 §6.4.5): in a multipart, `n` is the
-/// n-th child; in a non-multipart message, `1` is the body itself; after a
-/// message/rfc822 part the numbers continue inside the enclosed message.
+/// Finds the part a section path names (RFC 3501 and RFC 9051 §6.4.5 part specifiers).
+///
+/// Numbers index a *message* or a *multipart*: in a message whose body is a multipart,
+/// `n` is its n-th child; in a non-multipart message, `1` is the body itself (the root
+/// part) and nothing else exists. A multipart part's `n` is its n-th child. After a
+/// message/rfc822 part (`1` of an attached message, or the top-level body when the
+/// message *is* message/rfc822), the numbers continue inside the enclosed message by
+/// the same rules: for a single-part enclosed message `1.1` is its body, for a
+/// multipart one `1.2` is the second part of it. A leaf has no sub-parts.
 pub fn find_part<'a>(root: &'a Part, path: &[u32]) -> Option<&'a Part> {
+    fn child(children: &[Part], n: u32) -> Option<&Part> {
+        children.get(usize::try_from(n).ok()?.checked_sub(1)?)
+    }
+    // The message the next number indexes into, if it indexes a message.
+    let mut message: Option<&Part> = Some(root);
     let mut cur = root;
     for &n in path {
-        // Inside an encapsulated message, numbering applies to its root.
-        if let PartKind::Message(_, inner) = &cur.kind
-            && !std::ptr::eq(cur, root)
-        {
-            cur = inner;
-        }
-        cur = match &cur.kind {
-            PartKind::Multipart(children) => {
-                children.get(usize::try_from(n).ok()?.checked_sub(1)?)?
-            }
-            _ if n == 1 => cur,
+        let msg_root = match message.take() {
+            Some(m) => m,
+            None => match &cur.kind {
+                PartKind::Message(_, inner) => inner.as_ref(),
+                PartKind::Multipart(children) if !children.is_empty() => {
+                    cur = child(children, n)?;
+                    continue;
+                }
+                _ => return None,
+            },
+        };
+        cur = match &msg_root.kind {
+            // An empty multipart is described as a leaf by BODYSTRUCTURE: it is part 1.
+            PartKind::Multipart(children) if !children.is_empty() => child(children, n)?,
+            _ if n == 1 => msg_root,
             _ => return None,
         };
     }
@@ -357,36 +372,29 @@ pub fn header_value(header: &[u8], name: &str) -> Vec<Vec<u8>> {
 pub fn section_bytes(raw: &[u8], parsed: &ParsedMessage, section: &Section) -> Option<Vec<u8>> {
     let root = &parsed.root;
     let part = find_part(root, &section.part)?;
-    // For HEADER/TEXT after a part number the part must be a message/rfc822: the
-    // specifier applies to the enclosed message.
-    let msg_root = if section.part.is_empty() {
-        Some(root)
+    // HEADER, TEXT and HEADER.FIELDS apply to a message: the whole one without a part
+    // number, else the one a message/rfc822 part encloses. That message ends where the
+    // enclosing part's body ends (its TEXT runs to there).
+    let msg = if section.part.is_empty() {
+        Some((root, root.body_end))
     } else {
         match &part.kind {
-            PartKind::Message(_, inner) => Some(inner.as_ref()),
+            PartKind::Message(_, inner) => Some((inner.as_ref(), part.body_end)),
             _ => None,
         }
     };
+    let header = |(m, _): (&Part, u32)| slice(raw, m.header_start, m.body_start);
     Some(match &section.text {
         None if section.part.is_empty() => raw.to_vec(),
         None => slice(raw, part.body_start, part.body_end).to_vec(),
         Some(SectionText::Mime) => slice(raw, part.header_start, part.body_start).to_vec(),
-        Some(SectionText::Header) => {
-            let m = msg_root?;
-            slice(raw, m.header_start, m.body_start).to_vec()
-        }
+        Some(SectionText::Header) => header(msg?).to_vec(),
         Some(SectionText::Text) => {
-            let m = msg_root?;
-            slice(raw, m.body_start, m.body_end).to_vec()
+            let (m, end) = msg?;
+            slice(raw, m.body_start, end.max(m.body_end)).to_vec()
         }
-        Some(SectionText::HeaderFields(names)) => {
-            let m = msg_root?;
-            header_fields(slice(raw, m.header_start, m.body_start), names, false)
-        }
-        Some(SectionText::HeaderFieldsNot(names)) => {
-            let m = msg_root?;
-            header_fields(slice(raw, m.header_start, m.body_start), names, true)
-        }
+        Some(SectionText::HeaderFields(names)) => header_fields(header(msg?), names, false),
+        Some(SectionText::HeaderFieldsNot(names)) => header_fields(header(msg?), names, true),
     })
 }
 
@@ -405,53 +413,108 @@ pub fn apply_partial(data: Vec<u8>, partial: Option<Partial>) -> (Option<u64>, V
     }
 }
 
-/// Decodes a part body for BINARY (RFC 3516): 7bit/8bit/binary as is, base64 and
-/// quoted-printable decoded; anything else is [`FetchError::UnknownCte`].
+/// Decodes a part body for BINARY (RFC 3516 §4.2): 7bit/8bit/binary as is, base64 and
+/// quoted-printable decoded; anything else is [`FetchError::UnknownCte`]
+/// (RFC 3516 §4.3). Names are case-insensitive (RFC 2045 §6.1).
 pub fn decode_body(encoding: &str, body: &[u8]) -> Result<Vec<u8>, FetchError> {
-    match encoding.to_ascii_lowercase().as_str() {
+    match encoding.trim().to_ascii_lowercase().as_str() {
         "" | "7bit" | "8bit" | "binary" => Ok(body.to_vec()),
-        "base64" => {
-            use base64::Engine as _;
-            let clean: Vec<u8> = body
-                .iter()
-                .copied()
-                .filter(|b| !b.is_ascii_whitespace())
-                .collect();
-            base64::engine::general_purpose::STANDARD
-                .decode(&clean)
-                .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(&clean))
-                .map_err(|_| FetchError::UnknownCte)
-        }
+        "base64" => Ok(decode_base64(body)),
         "quoted-printable" => Ok(decode_qp(body)),
         _ => Err(FetchError::UnknownCte),
     }
+}
+
+/// The value of a base64 alphabet character (RFC 2045 §6.8 Table 1).
+fn sextet(b: u8) -> Option<u8> {
+    Some(match b {
+        b'A'..=b'Z' => b - b'A',
+        b'a'..=b'z' => b - b'a' + 26,
+        b'0'..=b'9' => b - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => return None,
+    })
+}
+
+/// Base64 decoding as RFC 2045 §6.8 asks of a receiver: line breaks, whitespace and
+/// every other character outside the alphabet are ignored, and `=` ends the data. A
+/// final group of two or three characters yields one or two octets; a lone sixth
+/// bit group has no whole octet and is dropped. Never fails.
+pub fn decode_base64(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() / 4 * 3 + 2);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &b in body {
+        if b == b'=' {
+            break;
+        }
+        let Some(v) = sextet(b) else { continue };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
 }
 
 fn hex(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
 }
 
-/// Quoted-printable decoding (RFC 2045 §6.7), lenient with malformed escapes.
+/// Quoted-printable decoding (RFC 2045 §6.7), line by line:
+/// - rule 3: trailing spaces and tabs of an encoded line are removed (transports may
+///   have added them);
+/// - rule 5: a line ending in `=` is a soft line break: the `=` and the line break
+///   vanish (after rule 3, so `= ` at a line end is one too);
+/// - rule 1: `=XX` is the octet XX (lower-case hex accepted, as §6.7 suggests of a
+///   robust decoder); an `=` not followed by two hex digits is kept as it is;
+/// - rule 4: other line breaks are hard ones and stay as they were written
+///   (CRLF, or a bare LF).
 pub fn decode_qp(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len());
-    let mut i = 0;
-    while let Some(&b) = body.get(i) {
-        if b == b'=' {
-            match (body.get(i + 1).copied(), body.get(i + 2).copied()) {
-                (Some(b'\r'), Some(b'\n')) => i += 3,
-                (Some(b'\n'), _) => i += 2,
-                (Some(h), Some(l)) if hex(h).is_some() && hex(l).is_some() => {
-                    out.push(hex(h).unwrap_or(0) << 4 | hex(l).unwrap_or(0));
+    let mut rest = body;
+    while !rest.is_empty() {
+        let (line, eol, next): (&[u8], &[u8], &[u8]) = match rest.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                let (line, tail) = rest.split_at(i);
+                let (line, eol) = match line.strip_suffix(b"\r") {
+                    Some(l) => (l, &b"\r\n"[..]),
+                    None => (line, &b"\n"[..]),
+                };
+                (line, eol, tail.get(1..).unwrap_or_default())
+            }
+            None => (rest, &b""[..], &b""[..]),
+        };
+        rest = next;
+        let line = match line.iter().rposition(|&b| b != b' ' && b != b'\t') {
+            Some(last) => line.get(..=last).unwrap_or_default(),
+            None => &[],
+        };
+        let (line, soft) = match line.strip_suffix(b"=") {
+            Some(l) => (l, true),
+            None => (line, false),
+        };
+        let mut i = 0;
+        while let Some(&b) = line.get(i) {
+            let escaped = (b == b'=')
+                .then(|| Some(hex(*line.get(i + 1)?)? << 4 | hex(*line.get(i + 2)?)?))
+                .flatten();
+            match escaped {
+                Some(octet) => {
+                    out.push(octet);
                     i += 3;
                 }
-                _ => {
+                None => {
                     out.push(b);
                     i += 1;
                 }
             }
-        } else {
-            out.push(b);
-            i += 1;
+        }
+        if !soft {
+            out.extend_from_slice(eol);
         }
     }
     out
@@ -544,7 +607,7 @@ fn binary(raw: &[u8], parsed: &ParsedMessage, part: &[u32]) -> Result<Vec<u8>, F
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::imap::response::{Data, Response};
+    use crate::imap::response::{Data, Response, SingleKind};
 
     const MULTI: &[u8] = b"From: Alice <alice@example.org>\r\nTo: bob@home.arpa\r\nSubject: hi\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\npreamble\r\n--b\r\nContent-Type: text/plain\r\n\r\nHello\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nAAEC\r\n--b--\r\n";
 
@@ -695,6 +758,615 @@ mod tests {
         assert_eq!(
             decode_qp(b"caf=C3=A9=\r\nx=ZZ"),
             "café x=ZZ".replace(' ', "").as_bytes()
+        );
+    }
+
+    /// The example of RFC 3501 §6.4.5 (and RFC 9051 §6.4.5), each body naming its own
+    /// part number: a multipart/mixed holding a text, an octet stream, a message/rfc822
+    /// whose body is a multipart, and a multipart whose second part is a message/rfc822
+    /// holding a multipart/alternative.
+    const RFC3501_EXAMPLE: &[u8] = b"From: Outer <outer@example.org>\r\n\
+Subject: RFC 3501 6.4.5\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"o\"\r\n\
+\r\n\
+--o\r\n\
+Content-Type: text/plain\r\n\
+\r\n\
+P1\r\n\
+--o\r\n\
+Content-Type: application/octet-stream\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n\
+UDI=\r\n\
+--o\r\n\
+Content-Type: message/rfc822\r\n\
+\r\n\
+From: three@example.org\r\n\
+Subject: three\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"t\"\r\n\
+\r\n\
+--t\r\n\
+Content-Type: text/plain\r\n\
+\r\n\
+P3.1\r\n\
+--t\r\n\
+Content-Type: application/octet-stream\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n\
+UDMuMg==\r\n\
+--t--\r\n\
+\r\n\
+--o\r\n\
+Content-Type: multipart/mixed; boundary=\"f\"\r\n\
+\r\n\
+--f\r\n\
+Content-Type: image/gif\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n\
+UDQuMQ==\r\n\
+--f\r\n\
+Content-Type: message/rfc822\r\n\
+\r\n\
+From: four@example.org\r\n\
+Subject: four-two\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"g\"\r\n\
+\r\n\
+--g\r\n\
+Content-Type: text/plain\r\n\
+\r\n\
+P4.2.1\r\n\
+--g\r\n\
+Content-Type: multipart/alternative; boundary=\"h\"\r\n\
+\r\n\
+--h\r\n\
+Content-Type: text/plain\r\n\
+\r\n\
+P4.2.2.1\r\n\
+--h\r\n\
+Content-Type: text/richtext\r\n\
+\r\n\
+P4.2.2.2\r\n\
+--h--\r\n\
+\r\n\
+--g--\r\n\
+\r\n\
+--f--\r\n\
+\r\n\
+--o--\r\n";
+
+    /// A message that *is* an attached message (Content-Type: message/rfc822 at the
+    /// top): the enclosed message is a multipart whose second part is itself a
+    /// message/rfc822 holding a single text part.
+    const TOP_RFC822_MULTI: &[u8] = b"From: fwd@example.org\r\n\
+Subject: forwarded\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: message/rfc822\r\n\
+\r\n\
+From: inner@example.org\r\n\
+Subject: inner\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"i\"\r\n\
+\r\n\
+--i\r\n\
+Content-Type: text/plain\r\n\
+\r\n\
+I1\r\n\
+--i\r\n\
+Content-Type: message/rfc822\r\n\
+Content-Description: nested\r\n\
+\r\n\
+From: nested@example.org\r\n\
+Subject: nested\r\n\
+\r\n\
+N1\r\n\
+--i--\r\n";
+
+    /// Top-level message/rfc822 holding a single-part message.
+    const TOP_RFC822_SINGLE: &[u8] = b"From: fwd@example.org\r\n\
+Content-Type: message/rfc822\r\n\
+\r\n\
+From: inner@example.org\r\n\
+Subject: inner\r\n\
+\r\n\
+inner body\r\n";
+
+    /// Two levels: part 1 of a multipart is a message/rfc822 whose body is a
+    /// multipart, whose first part is a message/rfc822 holding a single text part.
+    const TWO_LEVELS: &[u8] = b"From: a@example.org\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"z\"\r\n\
+\r\n\
+--z\r\n\
+Content-Type: message/rfc822\r\n\
+\r\n\
+From: b@example.org\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"y\"\r\n\
+\r\n\
+--y\r\n\
+Content-Type: message/rfc822\r\n\
+\r\n\
+From: c@example.org\r\n\
+Subject: deepest\r\n\
+\r\n\
+D\r\n\
+--y\r\n\
+Content-Type: text/plain\r\n\
+\r\n\
+Y2\r\n\
+--y--\r\n\
+--z--\r\n";
+
+    /// Two levels with nothing between: a message/rfc822 message holding a
+    /// message/rfc822 message holding a text.
+    const TOP_TWO_LEVELS: &[u8] = b"From: a@example.org\r\n\
+Content-Type: message/rfc822\r\n\
+\r\n\
+From: b@example.org\r\n\
+Content-Type: message/rfc822\r\n\
+\r\n\
+From: c@example.org\r\n\
+Subject: deepest\r\n\
+\r\n\
+D\r\n";
+
+    /// `BODY[section]` as a string, `None` when the section names no part.
+    fn body_at(raw: &[u8], spec: &str) -> Option<String> {
+        let parsed = message::parse(raw);
+        let (nums, text) = match spec.find(|c: char| c.is_ascii_alphabetic()) {
+            Some(i) => (spec[..i].trim_end_matches('.'), Some(&spec[i..])),
+            None => (spec, None),
+        };
+        let part = nums
+            .split('.')
+            .filter(|n| !n.is_empty())
+            .map(|n| n.parse().unwrap())
+            .collect();
+        let text = text.map(|t| match t {
+            "HEADER" => SectionText::Header,
+            "TEXT" => SectionText::Text,
+            "MIME" => SectionText::Mime,
+            _ => panic!("{t}"),
+        });
+        section_bytes(raw, &parsed, &Section { part, text }).map(|b| String::from_utf8(b).unwrap())
+    }
+
+    /// RFC 3501 §6.4.5's example, every part specifier it lists.
+    #[test]
+    fn rfc3501_part_specifier_example() {
+        let m = RFC3501_EXAMPLE;
+        let b = |s: &str| body_at(m, s).unwrap_or_else(|| panic!("{s} names no part"));
+        assert!(b("HEADER").starts_with("From: Outer") && b("HEADER").ends_with("\"o\"\r\n\r\n"));
+        assert!(b("TEXT").starts_with("--o\r\n") && b("TEXT").ends_with("--o--\r\n"));
+        assert_eq!(b("1"), "P1");
+        assert_eq!(b("2"), "UDI=");
+        assert!(b("3").starts_with("From: three@") && b("3").ends_with("--t--\r\n"));
+        assert_eq!(
+            b("3.HEADER"),
+            "From: three@example.org\r\nSubject: three\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"t\"\r\n\r\n"
+        );
+        assert!(b("3.TEXT").starts_with("--t\r\nContent-Type: text/plain"));
+        assert_eq!(b("3"), b("3.HEADER") + &b("3.TEXT"));
+        assert_eq!(b("3.1"), "P3.1");
+        assert_eq!(b("3.2"), "UDMuMg==");
+        assert!(b("4").starts_with("--f\r\n") && b("4").ends_with("--f--\r\n"));
+        assert_eq!(b("4.1"), "UDQuMQ==");
+        assert_eq!(
+            b("4.1.MIME"),
+            "Content-Type: image/gif\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        );
+        assert_eq!(b("4.2.MIME"), "Content-Type: message/rfc822\r\n\r\n");
+        assert!(
+            b("4.2.HEADER").starts_with("From: four@")
+                && b("4.2.HEADER").ends_with("\"g\"\r\n\r\n")
+        );
+        assert!(b("4.2.TEXT").starts_with("--g\r\n") && b("4.2.TEXT").ends_with("--g--\r\n"));
+        assert_eq!(b("4.2.1"), "P4.2.1");
+        assert!(b("4.2.2").starts_with("--h\r\n") && b("4.2.2").ends_with("--h--\r\n"));
+        assert_eq!(b("4.2.2.1"), "P4.2.2.1");
+        assert_eq!(b("4.2.2.2"), "P4.2.2.2");
+        assert_eq!(b("4.2.2.2.MIME"), "Content-Type: text/richtext\r\n\r\n");
+        for none in [
+            "5", "0", "1.1", "2.1", "3.3", "4.3", "4.2.3", "4.2.2.3", "4.1.1",
+        ] {
+            assert_eq!(body_at(m, none), None, "{none}");
+        }
+        // HEADER and TEXT after a part number need a message/rfc822 part.
+        assert_eq!(body_at(m, "1.HEADER"), None);
+        assert_eq!(body_at(m, "4.TEXT"), None);
+    }
+
+    /// A message whose body is an attached message (issue 14): for a multipart
+    /// enclosed message, 1.1 and 1.2 are its parts, and 1.2 (a message/rfc822 in turn)
+    /// has its own MIME header, HEADER, TEXT and 1.2.1.
+    #[test]
+    fn parts_inside_a_top_level_message_rfc822() {
+        let m = TOP_RFC822_MULTI;
+        let b = |s: &str| body_at(m, s).unwrap_or_else(|| panic!("{s} names no part"));
+        assert!(b("1").starts_with("From: inner@") && b("1").ends_with("--i--\r\n"));
+        assert!(
+            b("1.HEADER").starts_with("From: inner@") && b("1.HEADER").ends_with("\"i\"\r\n\r\n")
+        );
+        assert!(b("1.TEXT").starts_with("--i\r\n") && b("1.TEXT").ends_with("--i--\r\n"));
+        assert_eq!(b("1.1"), "I1");
+        assert_eq!(
+            b("1.2"),
+            "From: nested@example.org\r\nSubject: nested\r\n\r\nN1"
+        );
+        assert_eq!(
+            b("1.2.MIME"),
+            "Content-Type: message/rfc822\r\nContent-Description: nested\r\n\r\n"
+        );
+        assert_eq!(
+            b("1.2.HEADER"),
+            "From: nested@example.org\r\nSubject: nested\r\n\r\n"
+        );
+        assert_eq!(b("1.2.TEXT"), "N1");
+        assert_eq!(b("1.2.1"), "N1");
+        assert_eq!(body_at(m, "1.3"), None);
+        assert_eq!(body_at(m, "2"), None);
+
+        // Single-part enclosed message: 1.1 is its body, not its header and body.
+        let m = TOP_RFC822_SINGLE;
+        assert_eq!(
+            body_at(m, "1").unwrap(),
+            "From: inner@example.org\r\nSubject: inner\r\n\r\ninner body\r\n"
+        );
+        assert_eq!(body_at(m, "1.1").unwrap(), "inner body\r\n");
+        assert_eq!(body_at(m, "1.TEXT").unwrap(), "inner body\r\n");
+        assert_eq!(
+            body_at(m, "1.HEADER").unwrap(),
+            "From: inner@example.org\r\nSubject: inner\r\n\r\n"
+        );
+        assert_eq!(body_at(m, "1.2"), None);
+        assert_eq!(body_at(m, "1.1.1"), None);
+    }
+
+    /// An attached message as part 1 of a multipart, single-part inside (1.1 is its
+    /// body), and two levels of message/rfc822 (1.1.1).
+    #[test]
+    fn parts_inside_attached_messages_two_levels_deep() {
+        let single = b"From: a@example.org\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"z\"\r\n\r\n--z\r\nContent-Type: message/rfc822\r\n\r\nFrom: b@example.org\r\nSubject: inner\r\n\r\ninner body\r\n--z--\r\n";
+        assert_eq!(body_at(single, "1.1").unwrap(), "inner body");
+        assert_eq!(body_at(single, "1.TEXT").unwrap(), "inner body");
+        assert_eq!(body_at(single, "1.2"), None);
+
+        let m = TWO_LEVELS;
+        assert!(
+            body_at(m, "1")
+                .unwrap()
+                .starts_with("From: b@example.org\r\n")
+        );
+        assert_eq!(
+            body_at(m, "1.1").unwrap(),
+            "From: c@example.org\r\nSubject: deepest\r\n\r\nD"
+        );
+        assert_eq!(
+            body_at(m, "1.1.HEADER").unwrap(),
+            "From: c@example.org\r\nSubject: deepest\r\n\r\n"
+        );
+        assert_eq!(body_at(m, "1.1.1").unwrap(), "D");
+        assert_eq!(body_at(m, "1.2").unwrap(), "Y2");
+        assert_eq!(body_at(m, "1.1.2"), None);
+
+        let m = TOP_TWO_LEVELS;
+        assert_eq!(
+            body_at(m, "1.1").unwrap(),
+            "From: c@example.org\r\nSubject: deepest\r\n\r\nD\r\n"
+        );
+        assert_eq!(
+            body_at(m, "1.1.HEADER").unwrap(),
+            "From: c@example.org\r\nSubject: deepest\r\n\r\n"
+        );
+        assert_eq!(body_at(m, "1.1.TEXT").unwrap(), "D\r\n");
+        assert_eq!(body_at(m, "1.1.1").unwrap(), "D\r\n");
+        assert_eq!(body_at(m, "1.1.2"), None);
+        // The same through the multipart of RFC3501_EXAMPLE's part 3: 3.1 is its text.
+        assert_eq!(body_at(RFC3501_EXAMPLE, "3.1").unwrap(), "P3.1");
+    }
+
+    /// Every part number BODYSTRUCTURE implies, in message order, with its structure.
+    fn part_numbers(bs: &BodyStructure) -> Vec<(Vec<u32>, &BodyStructure)> {
+        fn message<'a>(
+            bs: &'a BodyStructure,
+            at: &[u32],
+            out: &mut Vec<(Vec<u32>, &'a BodyStructure)>,
+        ) {
+            match bs {
+                BodyStructure::Multi { parts, .. } => {
+                    for (i, p) in parts.iter().enumerate() {
+                        part(p, &[at, &[i as u32 + 1]].concat(), out);
+                    }
+                }
+                single => part(single, &[at, &[1]].concat(), out),
+            }
+        }
+        fn part<'a>(
+            bs: &'a BodyStructure,
+            at: &[u32],
+            out: &mut Vec<(Vec<u32>, &'a BodyStructure)>,
+        ) {
+            out.push((at.to_vec(), bs));
+            match bs {
+                BodyStructure::Multi { parts, .. } => {
+                    for (i, p) in parts.iter().enumerate() {
+                        part(p, &[at, &[i as u32 + 1]].concat(), out);
+                    }
+                }
+                BodyStructure::Single { part: p, .. } => {
+                    if let SingleKind::Message { body, .. } = &p.kind {
+                        message(body, at, out);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        message(bs, &[], &mut out);
+        out
+    }
+
+    /// BODYSTRUCTURE, BODY[n] and BINARY[n] agree on every part number of nested test
+    /// messages: the octet count, line count and type BODYSTRUCTURE gives for a part
+    /// are those of the bytes BODY[n] returns; BINARY[n] is their decoding, and
+    /// BINARY.SIZE[n] its length; an enclosed message is its HEADER then its TEXT.
+    #[test]
+    fn bodystructure_body_and_binary_agree_on_part_numbers() {
+        for raw in [
+            RFC3501_EXAMPLE,
+            TOP_RFC822_MULTI,
+            TOP_RFC822_SINGLE,
+            TWO_LEVELS,
+            TOP_TWO_LEVELS,
+            MULTI,
+        ] {
+            let parsed = message::parse(raw);
+            let bs = body_structure(&parsed.root, true);
+            let numbers = part_numbers(&bs);
+            assert!(numbers.len() > 1, "{numbers:?}");
+            for (n, node) in numbers {
+                let sec = |text| Section {
+                    part: n.clone(),
+                    text,
+                };
+                let body =
+                    section_bytes(raw, &parsed, &sec(None)).unwrap_or_else(|| panic!("{n:?}"));
+                let bin = binary(raw, &parsed, &n).unwrap();
+                let found = find_part(&parsed.root, &n).unwrap();
+                match node {
+                    BodyStructure::Multi { subtype, .. } => {
+                        assert_eq!(&found.subtype, subtype, "{n:?}");
+                        assert!(body.starts_with(b"--"), "{n:?}");
+                    }
+                    BodyStructure::Single { part, .. } => {
+                        assert_eq!(part.size as usize, body.len(), "{n:?} size");
+                        assert_eq!(
+                            (&found.media_type, &found.subtype),
+                            (&part.media_type, &part.subtype),
+                            "{n:?}"
+                        );
+                        assert_eq!(bin, decode_body(&part.encoding, &body).unwrap(), "{n:?}");
+                        match &part.kind {
+                            SingleKind::Text { lines } | SingleKind::Message { lines, .. } => {
+                                assert_eq!(
+                                    *lines as usize,
+                                    body.split(|&b| b == b'\n')
+                                        .filter(|l| !l.is_empty())
+                                        .count(),
+                                    "{n:?} lines"
+                                )
+                            }
+                            SingleKind::Basic => {}
+                        }
+                        if let SingleKind::Message { .. } = part.kind {
+                            let mut whole =
+                                section_bytes(raw, &parsed, &sec(Some(SectionText::Header)))
+                                    .unwrap();
+                            whole.extend(
+                                section_bytes(raw, &parsed, &sec(Some(SectionText::Text))).unwrap(),
+                            );
+                            assert_eq!(whole, body, "{n:?} HEADER + TEXT");
+                        }
+                    }
+                }
+                let size = render_one(raw, FetchAttr::BinarySize { part: n.clone() });
+                assert_eq!(
+                    size,
+                    FetchItem::BinarySize {
+                        part: n.clone(),
+                        size: bin.len() as u64
+                    }
+                );
+            }
+        }
+        // The decoded octet streams: BINARY[3.2], BINARY[4.1] of the RFC example.
+        let parsed = message::parse(RFC3501_EXAMPLE);
+        assert_eq!(binary(RFC3501_EXAMPLE, &parsed, &[3, 2]).unwrap(), b"P3.2");
+        assert_eq!(binary(RFC3501_EXAMPLE, &parsed, &[4, 1]).unwrap(), b"P4.1");
+        assert_eq!(binary(RFC3501_EXAMPLE, &parsed, &[2]).unwrap(), b"P2");
+    }
+
+    fn render_one(raw: &[u8], attr: FetchAttr) -> FetchItem {
+        let parsed = message::parse(raw);
+        let r = row(raw.len());
+        let m = Message {
+            uid: 1,
+            row: &r,
+            flags: Vec::new(),
+            parsed: Some(&parsed),
+            raw: Some(raw),
+        };
+        render(&m, &[attr]).unwrap().remove(0)
+    }
+
+    /// RFC 2045 §6.7 quoted-printable in BINARY (RFC 3516): soft line breaks vanish
+    /// (with transport whitespace after the `=` too), `=XX` is decoded, trailing
+    /// whitespace of a line is removed, hard line breaks stay; BINARY.SIZE is the
+    /// decoded size and a partial counts decoded octets.
+    #[test]
+    fn binary_of_quoted_printable() {
+        // RFC 2045 §6.7 rule 5's example, and trailing whitespace added in transit.
+        let body = "Now's the time =\r\nfor all folk to come=  \r\n to the aid of their country.\r\ncaf=C3=A9 =E2=82=AC=\t\r\n10 \t\r\nlast line  \r\n";
+        let decoded = "Now's the time for all folk to come to the aid of their country.\r\ncafé €10\r\nlast line\r\n";
+        let single = format!(
+            "Subject: qp\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: Quoted-Printable\r\n\r\n{body}"
+        );
+        let multi = format!(
+            "Subject: qp\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nfirst\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n{body}\r\n--b--\r\n"
+        );
+        for (raw, n) in [(single.as_bytes(), 1), (multi.as_bytes(), 2)] {
+            let bin = |partial| {
+                render_one(
+                    raw,
+                    FetchAttr::Binary {
+                        peek: true,
+                        part: vec![n],
+                        partial,
+                    },
+                )
+            };
+            assert_eq!(
+                bin(None),
+                FetchItem::Binary {
+                    part: vec![n],
+                    origin: None,
+                    data: Some(decoded.as_bytes().to_vec())
+                },
+                "{n}"
+            );
+            assert_eq!(
+                render_one(raw, FetchAttr::BinarySize { part: vec![n] }),
+                FetchItem::BinarySize {
+                    part: vec![n],
+                    size: decoded.len() as u64
+                }
+            );
+            // <o.l> counts decoded octets: "é €" is 6 of them.
+            let at = decoded.find("é").unwrap() as u64;
+            assert_eq!(
+                bin(Some(Partial {
+                    offset: at,
+                    length: 6
+                })),
+                FetchItem::Binary {
+                    part: vec![n],
+                    origin: Some(at),
+                    data: Some("é €".as_bytes().to_vec())
+                }
+            );
+        }
+        // The body itself (BODY[n]) is served encoded.
+        assert!(
+            body_at(multi.as_bytes(), "2")
+                .unwrap()
+                .starts_with("Now's the time =\r\n")
+        );
+        // Malformed escapes are kept; lower-case hex is accepted; a bare LF stays one.
+        assert_eq!(decode_qp(b"a=ZZb=4\nc=e9 =\nd"), b"a=ZZb=4\nc\xe9 d");
+    }
+
+    /// RFC 2045 §6.8 base64 in BINARY: line breaks, whitespace and characters outside
+    /// the alphabet are ignored, `=` ends the data; BINARY.SIZE is the decoded size.
+    #[test]
+    fn binary_of_base64() {
+        let raw = b"Subject: b64\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: BASE64\r\n\r\nAAEC\r\nA w Q F\tBg\r\n  cI*CQ==\r\n--b--\r\n";
+        let want: Vec<u8> = (0..10).collect();
+        assert_eq!(
+            render_one(
+                raw,
+                FetchAttr::Binary {
+                    peek: true,
+                    part: vec![1],
+                    partial: None
+                }
+            ),
+            FetchItem::Binary {
+                part: vec![1],
+                origin: None,
+                data: Some(want.clone())
+            }
+        );
+        assert_eq!(
+            render_one(raw, FetchAttr::BinarySize { part: vec![1] }),
+            FetchItem::BinarySize {
+                part: vec![1],
+                size: 10
+            }
+        );
+        assert_eq!(
+            render_one(
+                raw,
+                FetchAttr::Binary {
+                    peek: true,
+                    part: vec![1],
+                    partial: Some(Partial {
+                        offset: 8,
+                        length: 100
+                    })
+                }
+            ),
+            FetchItem::Binary {
+                part: vec![1],
+                origin: Some(8),
+                data: Some(vec![8, 9])
+            }
+        );
+        assert_eq!(decode_base64(b"TWFu\r\nTWE=\r\nTQ==\r\n"), b"ManMa");
+        assert_eq!(decode_base64(b"TWFuTQ"), b"ManM", "missing padding");
+        assert_eq!(
+            decode_base64(b"TWFuT"),
+            b"Man",
+            "a lone sextet has no octet"
+        );
+        assert_eq!(decode_body("x-uuencode", b"x"), Err(FetchError::UnknownCte));
+    }
+
+    /// BINARY of a message/rfc822 part is the enclosed message as it is (its CTE is
+    /// 7bit); BINARY[] is the whole message and BINARY[1] of a single-part message its
+    /// decoded body.
+    #[test]
+    fn binary_of_messages_and_of_the_top_level() {
+        let parsed = message::parse(TOP_RFC822_MULTI);
+        let b = |n: &[u32]| binary(TOP_RFC822_MULTI, &parsed, n).unwrap();
+        assert_eq!(b(&[]), TOP_RFC822_MULTI);
+        assert!(b(&[1]).starts_with(b"From: inner@") && b(&[1]).ends_with(b"--i--\r\n"));
+        assert_eq!(
+            b(&[1, 2]),
+            b"From: nested@example.org\r\nSubject: nested\r\n\r\nN1"
+        );
+        assert_eq!(b(&[1, 2, 1]), b"N1");
+        let raw = b"Subject: s\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n";
+        let parsed = message::parse(raw);
+        assert_eq!(binary(raw, &parsed, &[1]).unwrap(), b"hello");
+        assert_eq!(binary(raw, &parsed, &[]).unwrap(), raw);
+    }
+
+    /// ENVELOPE address lists with RFC 5322 groups use RFC 3501 §7.4.2's markers: a
+    /// group starts with (NIL NIL "name" NIL) and ends with (NIL NIL NIL NIL), with
+    /// no phantom entry for a comment or display name after the group; RFC 5322
+    /// A.1.3's example.
+    #[test]
+    fn envelope_groups_follow_rfc3501_markers() {
+        let raw = b"From: Pete <pete@silly.example>\r\n\
+To: A Group:Ed Jones <c@a.test>,joe@where.test,John <jdoe@one.test>;\r\n\
+Cc: Undisclosed recipients:;\r\n\
+Bcc: team: a@b.test; (the end), Carol <carol@c.test>, postmaster, \"john doe\"@d.test\r\n\
+Reply-To: undisclosed-recipients:; trailing display name\r\n\
+Subject: groups\r\n\
+\r\n\
+body\r\n";
+        let s = fetch_line(&[FetchAttr::Envelope], raw);
+        assert_eq!(
+            s,
+            "* 3 FETCH (ENVELOPE (NIL \"groups\" ((\"Pete\" NIL \"pete\" \"silly.example\")) \
+((\"Pete\" NIL \"pete\" \"silly.example\")) \
+((NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL)) \
+((NIL NIL \"A Group\" NIL)(\"Ed Jones\" NIL \"c\" \"a.test\")(NIL NIL \"joe\" \"where.test\")(\"John\" NIL \"jdoe\" \"one.test\")(NIL NIL NIL NIL)) \
+((NIL NIL \"Undisclosed recipients\" NIL)(NIL NIL NIL NIL)) \
+((NIL NIL \"team\" NIL)(NIL NIL \"a\" \"b.test\")(NIL NIL NIL NIL)(\"Carol\" NIL \"carol\" \"c.test\")(NIL NIL \"postmaster\" \"\")(NIL NIL \"\\\"john doe\\\"\" \"d.test\")) \
+NIL NIL))\r\n"
         );
     }
 }

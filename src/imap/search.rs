@@ -251,6 +251,41 @@ fn header_has(c: &Candidate<'_>, name: &str, needle: &[u8]) -> bool {
     values.iter().any(|v| find_ascii_ci(v, b"=?")) && decoded_has(header(c), Some(name), needle)
 }
 
+/// FROM, TO, CC, BCC (RFC 9051 §6.4.4: "contains the specified string" in the field):
+/// the raw field as `header_has` sees it, and each address of the parsed list
+/// (RFC 5322 §3.4, groups included) in the forms a user knows it by: its display name
+/// (RFC 2047 decoded, folding and comments gone; a bare address's comment), the
+/// address with its local part unquoted (`john doe@example.org`) and as written
+/// (`"john doe"@example.org`), `Name <address>`, and a group's name.
+fn address_has(c: &Candidate<'_>, name: &str, needle: &[u8]) -> bool {
+    use crate::mail::address::{Item, parse_list};
+    if header_has(c, name, needle) {
+        return true;
+    }
+    let n = Needle::new(needle);
+    fetch::header_value(header(c), name).iter().any(|v| {
+        parse_list(v).iter().any(|item| match item {
+            Item::GroupStart(g) => n.found_in(g.as_bytes()),
+            Item::GroupEnd => false,
+            Item::Mailbox(m) => {
+                let written = match &m.domain {
+                    Some(d) => format!("{}@{d}", m.local_quoted()),
+                    None => m.local_quoted(),
+                };
+                let display = m.name.as_deref().unwrap_or_default();
+                [
+                    display.to_string(),
+                    m.address(),
+                    format!("{display} <{written}>"),
+                    written,
+                ]
+                .iter()
+                .any(|f| n.found_in(f.as_bytes()))
+            }
+        })
+    })
+}
+
 /// Whether a decoded value of the field `name` (of any field, for `None`) contains
 /// `needle` (Unicode case-folded).
 fn decoded_has(header: &[u8], name: Option<&str>, needle: &[u8]) -> bool {
@@ -367,10 +402,10 @@ fn matches_one(k: &SearchKey, c: &Candidate<'_>, cx: &Context<'_>) -> bool {
         SearchKey::Not(k) => !matches_one(k, c, cx),
         SearchKey::Or(a, b) => matches_one(a, c, cx) || matches_one(b, c, cx),
         SearchKey::And(ks) => matches(ks, c, cx),
-        SearchKey::Bcc(s) => header_has(c, "bcc", s),
-        SearchKey::Cc(s) => header_has(c, "cc", s),
-        SearchKey::From(s) => header_has(c, "from", s),
-        SearchKey::To(s) => header_has(c, "to", s),
+        SearchKey::Bcc(s) => address_has(c, "bcc", s),
+        SearchKey::Cc(s) => address_has(c, "cc", s),
+        SearchKey::From(s) => address_has(c, "from", s),
+        SearchKey::To(s) => address_has(c, "to", s),
         SearchKey::Subject(s) => header_has(c, "subject", s),
         SearchKey::Header(name, s) => header_has(c, name, s),
         SearchKey::Body(s) => body_text_has(c, s, false),
@@ -566,5 +601,44 @@ mod tests {
         assert!(!find_ascii_ci(b"Hell", b"hello"));
         assert!(!find_ascii_ci(b"", b"a"));
         assert!(find_ascii_ci(b"a.b", b"."));
+    }
+
+    /// SEARCH FROM/TO/CC/BCC match the display name and the whole address in every
+    /// address form (RFC 9051 §6.4.4 substring, case-insensitive): groups (the name
+    /// and the members), RFC 2047 encoded words (decoded, adjacent words joined),
+    /// comments, quoted local parts, folded names.
+    #[test]
+    fn address_keys_match_every_address_form() {
+        const RAW: &[u8] =
+            b"From: =?utf-8?q?J=C3=BCrgen?=\r\n =?utf-8?q?_M=C3=BCller?= <juergen@example.de>\r\n\
+To: =?utf-8?q?Fr=C3=BCnde?=: Ann <ann@a.test>, \"bob smith\"@b.test;, undisclosed-recipients:;\r\n\
+Cc: carol@c.test (Carol\r\n  Jones)\r\n\
+Bcc: \"Dan\r\n  Brown\" <dan@d.test>\r\n\
+Subject: s\r\n\r\nbody\r\n";
+        use SearchKey::{Bcc, Cc, From, To};
+        let m = |k: SearchKey| matches_raw(RAW, k);
+        let v = |s: &str| s.as_bytes().to_vec();
+        // Encoded words, decoded and case-folded; the address; Name <address>.
+        assert!(m(From(v("jürgen müller"))));
+        assert!(m(From(v("JÜRGEN"))));
+        assert!(m(From(v("Juergen@Example.DE"))));
+        assert!(m(From(v("Müller <juergen@"))));
+        assert!(!m(From(v("ann@a.test"))));
+        // A group: its (encoded) name and its members; an empty group's name.
+        assert!(m(To(v("fründe"))));
+        assert!(m(To(v("Ann <ann@a.test>"))));
+        assert!(m(To(v("undisclosed-recipients"))));
+        // A quoted local part, unquoted and as written.
+        assert!(m(To(v("bob smith@b.test"))));
+        assert!(m(To(v("\"bob smith\"@b.test"))));
+        // The name in a comment, folded; a folded quoted name.
+        assert!(m(Cc(v("carol jones"))));
+        assert!(m(Cc(v("carol@c.test"))));
+        assert!(m(Bcc(v("dan brown"))));
+        assert!(m(Bcc(v("Dan Brown <dan@d.test>"))));
+        assert!(!m(Bcc(v("carol"))));
+        // The field must exist for the empty string (RFC 9051 §6.4.4 HEADER).
+        assert!(m(Cc(Vec::new())));
+        assert!(!matches_raw(b"Subject: s\r\n\r\nb\r\n", Cc(Vec::new())));
     }
 }

@@ -3,7 +3,7 @@
 //! message enters the store. IMAP answers ENVELOPE, BODYSTRUCTURE and `BODY[1.2]`
 //! from this without re-parsing the message.
 
-use mail_parser::{Address, HeaderValue, MessageParser, MessagePart, MimeHeaders, PartType};
+use mail_parser::{HeaderValue, MessageParser, MessagePart, MimeHeaders, PartType};
 use serde::{Deserialize, Serialize};
 
 /// Nesting deeper than this is flattened into a leaf (hostile MIME, RFC 2046 has no limit).
@@ -107,54 +107,48 @@ pub struct ParsedMessage {
     pub root: Part,
 }
 
-fn addresses(value: Option<&HeaderValue<'_>>) -> Vec<EnvAddress> {
-    let mut out = Vec::new();
-    let conv = |a: &mail_parser::Addr<'_>| {
-        let (mailbox, host) = match a.address.as_deref() {
-            Some(addr) => match addr.rsplit_once('@') {
-                Some((l, d)) => (Some(l.to_string()), Some(d.to_string())),
-                None => (Some(addr.to_string()), None),
-            },
-            None => (None, None),
-        };
-        EnvAddress {
-            name: a.name.as_ref().map(|n| n.to_string()),
-            mailbox,
-            host,
-        }
+/// An address list as ENVELOPE lists it (RFC 3501 §7.4.2, RFC 9051 §7.5.2): a group
+/// starts with `(NIL NIL "name" NIL)` (NIL host, the group name as mailbox) and ends
+/// with `(NIL NIL NIL NIL)`. A mailbox always has a host, so that it never reads as a
+/// group marker: the empty string when the address has no domain (`To: postmaster`;
+/// the RFCs are silent; Dovecot fills in `MISSING_DOMAIN`). The local part is written as
+/// an address needs it (quoted when it is not a dot-atom), so `mailbox@host` can be
+/// replied to.
+fn addresses(value: Option<&[u8]>) -> Vec<EnvAddress> {
+    use super::address::{Item, parse_list};
+    let Some(value) = value else {
+        return Vec::new();
     };
-    match value {
-        Some(HeaderValue::Address(Address::List(list))) => out.extend(list.iter().map(conv)),
-        Some(HeaderValue::Address(Address::Group(groups))) => {
-            for g in groups {
-                match &g.name {
-                    // RFC 9051 §7.5.2: group start is (NIL NIL "name" NIL), end (NIL NIL NIL NIL).
-                    Some(name) => {
-                        out.push(EnvAddress {
-                            name: None,
-                            mailbox: Some(name.to_string()),
-                            host: None,
-                        });
-                        out.extend(g.addresses.iter().map(conv));
-                        out.push(EnvAddress::default());
-                    }
-                    None => out.extend(g.addresses.iter().map(conv)),
-                }
-            }
-        }
-        _ => {}
-    }
-    out
+    parse_list(value)
+        .into_iter()
+        .map(|item| match item {
+            Item::Mailbox(m) => EnvAddress {
+                mailbox: Some(m.local_quoted()),
+                host: Some(m.domain.clone().unwrap_or_default()),
+                name: m.name,
+            },
+            Item::GroupStart(name) => EnvAddress {
+                name: None,
+                mailbox: Some(name),
+                host: None,
+            },
+            Item::GroupEnd => EnvAddress::default(),
+        })
+        .collect()
 }
 
-/// The raw, unfolded, trimmed text of the first header `name` in `headers`.
-fn raw_header(raw: &[u8], part: &MessagePart<'_>, name: &str) -> Option<String> {
+/// The raw value (after the colon, folding kept) of the first header `name`.
+fn raw_value<'a>(raw: &'a [u8], part: &MessagePart<'_>, name: &str) -> Option<&'a [u8]> {
     let h = part
         .headers
         .iter()
         .find(|h| h.name.as_str().eq_ignore_ascii_case(name))?;
-    let bytes = raw.get(h.offset_start as usize..h.offset_end as usize)?;
-    let text = String::from_utf8_lossy(bytes);
+    raw.get(h.offset_start as usize..h.offset_end as usize)
+}
+
+/// The raw, unfolded, trimmed text of the first header `name` in `headers`.
+fn raw_header(raw: &[u8], part: &MessagePart<'_>, name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(raw_value(raw, part, name)?);
     let unfolded: String = text.replace("\r\n", "").replace('\n', "");
     let t = unfolded.trim();
     if t.is_empty() {
@@ -165,17 +159,16 @@ fn raw_header(raw: &[u8], part: &MessagePart<'_>, name: &str) -> Option<String> 
 }
 
 fn envelope(raw: &[u8], part: &MessagePart<'_>) -> Envelope {
-    use mail_parser::HeaderName as H;
-    let hv = |n: H<'static>| part.headers.iter().find(|h| h.name == n).map(|h| &h.value);
+    let list = |name: &str| addresses(raw_value(raw, part, name));
     Envelope {
         date: raw_header(raw, part, "Date"),
         subject: raw_header(raw, part, "Subject"),
-        from: addresses(hv(H::From)),
-        sender: addresses(hv(H::Sender)),
-        reply_to: addresses(hv(H::ReplyTo)),
-        to: addresses(hv(H::To)),
-        cc: addresses(hv(H::Cc)),
-        bcc: addresses(hv(H::Bcc)),
+        from: list("From"),
+        sender: list("Sender"),
+        reply_to: list("Reply-To"),
+        to: list("To"),
+        cc: list("Cc"),
+        bcc: list("Bcc"),
         in_reply_to: raw_header(raw, part, "In-Reply-To"),
         message_id: raw_header(raw, part, "Message-ID"),
     }
@@ -260,7 +253,17 @@ fn convert(
                         }
                         *s = true;
                     }
-                    Some(convert(msg, c, base, top, depth + 1, seen))
+                    let mut child = convert(msg, c, base, top, depth + 1, seen);
+                    // Only an enclosed message is cut (the case mail-parser gets wrong):
+                    // in hostile MIME a leaf at the depth limit, or a child reusing its
+                    // parent's boundary, holds the rest of the message, which must stay
+                    // searchable (tests/hostile.rs).
+                    if let (PartKind::Message(..), Some((_, b))) =
+                        (&child.kind, params.iter().find(|(k, _)| k == "boundary"))
+                    {
+                        end_at_delimiter(&mut child, top, b.as_bytes());
+                    }
+                    Some(child)
                 })
                 .collect(),
         ),
@@ -316,6 +319,56 @@ fn convert(
         body_end: be,
         lines,
         kind,
+    }
+}
+
+/// Where the first delimiter line of `boundary` starts in `body`, the line break
+/// before it included (RFC 2046 §5.1.1: CRLF, `--boundary`, `--` for the last one,
+/// optional white space, a line break or the end).
+fn delimiter_at(body: &[u8], boundary: &[u8]) -> Option<usize> {
+    let mut needle = b"\n--".to_vec();
+    needle.extend_from_slice(boundary);
+    memchr::memmem::find_iter(body, &needle).find_map(|at| {
+        let rest = body.get(at + needle.len()..).unwrap_or_default();
+        let rest = rest.strip_prefix(b"--").unwrap_or(rest);
+        let ws = rest
+            .iter()
+            .take_while(|&&b| b == b' ' || b == b'\t')
+            .count();
+        let rest = rest.get(ws..).unwrap_or_default();
+        matches!(rest.first(), None | Some(b'\r' | b'\n')).then(|| {
+            if at > 0 && body.get(at - 1) == Some(&b'\r') {
+                at - 1
+            } else {
+                at
+            }
+        })
+    })
+}
+
+/// Ends a message/rfc822 part of a multipart before its parent's next delimiter line,
+/// which no part may contain (RFC 2046 §5.1.1). mail-parser 0.11.9 lets a message/rfc822 part whose
+/// body is itself a message/rfc822 run past the delimiter that ends it (`BODY[1]`
+/// then carried `\r\n--z--`); an enclosed message's root is cut at the same place.
+fn end_at_delimiter(part: &mut Part, top: &[u8], boundary: &[u8]) {
+    let body = top
+        .get(part.body_start as usize..part.body_end as usize)
+        .unwrap_or_default();
+    let Some(cut) = delimiter_at(body, boundary) else {
+        return;
+    };
+    let end = part.body_start + cut as u32;
+    part.body_end = end;
+    if part.lines != 0 {
+        part.lines = count_lines(
+            top.get(part.body_start as usize..end as usize)
+                .unwrap_or_default(),
+        );
+    }
+    if let PartKind::Message(_, inner) = &mut part.kind {
+        inner.header_start = inner.header_start.min(end);
+        inner.body_start = inner.body_start.min(end);
+        inner.body_end = inner.body_end.min(end);
     }
 }
 
@@ -574,5 +627,81 @@ mod tests {
         let p = parse(raw);
         assert_eq!(p.root.header_start, 0);
         assert!(p.root.body_end as usize <= raw.len());
+    }
+
+    /// A multipart whose part 1 is a message/rfc822 whose body is a message/rfc822:
+    /// mail-parser 0.11.9 (release; a checked build stops at a `debug_assert!` and the
+    /// message is stored unparsed) ends part 1 after the closing delimiter `--z--`.
+    /// The structure it returns is built here as it comes, offsets and all; the part
+    /// is cut before the delimiter, so `BODY[1]` holds the enclosed message only.
+    #[test]
+    fn a_part_ends_before_its_parents_delimiter() {
+        use mail_parser::{Message, MessagePart};
+        let raw: &[u8] = b"From: a@example.org\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"z\"\r\n\r\n--z\r\nContent-Type: message/rfc822\r\n\r\nFrom: b@example.org\r\nContent-Type: message/rfc822\r\n\r\nFrom: c@example.org\r\nSubject: deepest\r\n\r\nD\r\n--z--\r\n";
+        let at = |needle: &[u8]| memchr::memmem::find(raw, needle).unwrap() as u32;
+        // Headers as mail-parser reads them at `from`, offsets made absolute.
+        let headers = |from: u32| {
+            let m = MessageParser::default()
+                .parse_headers(&raw[from as usize..])
+                .unwrap();
+            let mut hs = m.parts[0].headers.clone();
+            for h in &mut hs {
+                h.offset_field += from;
+                h.offset_start += from;
+                h.offset_end += from;
+            }
+            hs.into_iter().map(|h| h.into_owned()).collect::<Vec<_>>()
+        };
+        let part = |h: u32, b: u32, e: u32, body| MessagePart {
+            headers: headers(h),
+            body,
+            offset_header: h,
+            offset_body: b,
+            offset_end: e,
+            ..MessagePart::default()
+        };
+        let nested = |parts| {
+            PartType::Message(Message {
+                parts,
+                raw_message: raw.into(),
+                ..Message::default()
+            })
+        };
+        let (p1, m2, m3) = (at(b"Content-Type: message"), at(b"From: b"), at(b"From: c"));
+        let d = at(b"D\r\n--z--");
+        let deepest = part(m3, d, d + 1, PartType::Text("D".into()));
+        let inner = part(m2, m3, d + 1, nested(vec![deepest]));
+        let msg = Message {
+            parts: vec![
+                part(
+                    0,
+                    at(b"--z\r\n"),
+                    raw.len() as u32,
+                    PartType::Multipart(vec![1]),
+                ),
+                part(p1, m2, d + 8, nested(vec![inner])),
+            ],
+            raw_message: raw.into(),
+            ..Message::default()
+        };
+        let mut seen = vec![true, false];
+        let root = convert(&msg, 0, 0, raw, 0, &mut seen);
+        let PartKind::Multipart(kids) = &root.kind else {
+            panic!("{root:?}")
+        };
+        let body = &raw[kids[0].body_start as usize..kids[0].body_end as usize];
+        assert_eq!(
+            body,
+            b"From: b@example.org\r\nContent-Type: message/rfc822\r\n\r\nFrom: c@example.org\r\nSubject: deepest\r\n\r\nD"
+        );
+        assert_eq!(kids[0].lines, 7);
+        let PartKind::Message(env, b) = &kids[0].kind else {
+            panic!("{:?}", kids[0].kind)
+        };
+        assert_eq!(env.from[0].mailbox.as_deref(), Some("b"));
+        assert!(b.body_end <= kids[0].body_end);
+        assert_eq!(delimiter_at(b"x\r\n--z \r\ny", b"z"), Some(1));
+        assert_eq!(delimiter_at(b"x\n--zz\n--z--", b"z"), Some(6));
+        assert_eq!(delimiter_at(b"x\r\n--zz\r\n", b"z"), None);
     }
 }
