@@ -266,8 +266,8 @@ check(search('BODY', 'crème brûlée') == [b'2'], 'quoted-printable ISO-8859-1 
 check(search('TEXT', 'grüße') == [b'2'], 'TEXT: the decoded subject and body')
 check(search('BODY', 'U2Now') == [], 'the base64 text is not the body')
 check(search('BODY', 'hello') == [b'1'], 'a plain body')
-typ, data = M.uid('SEARCH', 'TEXT', 'Caf')
-check(data[0].split() == [b'2'], data)
+# "Café", not "Caf": the Received header's hex trace id may hold "caf" (that flaked).
+check(search('TEXT', 'Café') == [b'2'], 'TEXT: the decoded HTML part')
 M.logout()
 "#,
         deliver = py_deliver("dora@example.com", &[ALICE], raw)
