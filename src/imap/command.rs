@@ -3583,21 +3583,39 @@ mod tests {
             b"A282 SORT (SUBJECT) UTF-8 SINCE 1-Feb-1994\r\n",
             cmd(
                 "A282",
-                sort(false, None, vec![c(false, S::Subject)], "UTF-8", vec![K::Since(d(1994, 2, 1))]),
+                sort(
+                    false,
+                    None,
+                    vec![c(false, S::Subject)],
+                    "UTF-8",
+                    vec![K::Since(d(1994, 2, 1))],
+                ),
             ),
         );
         kat(
             b"A283 SORT (SUBJECT REVERSE DATE) UTF-8 ALL\r\n",
             cmd(
                 "A283",
-                sort(false, None, vec![c(false, S::Subject), c(true, S::Date)], "UTF-8", vec![K::All]),
+                sort(
+                    false,
+                    None,
+                    vec![c(false, S::Subject), c(true, S::Date)],
+                    "UTF-8",
+                    vec![K::All],
+                ),
             ),
         );
         kat(
             b"A284 SORT (SUBJECT) US-ASCII TEXT \"not in mailbox\"\r\n",
             cmd(
                 "A284",
-                sort(false, None, vec![c(false, S::Subject)], "US-ASCII", vec![K::Text(b"not in mailbox".to_vec())]),
+                sort(
+                    false,
+                    None,
+                    vec![c(false, S::Subject)],
+                    "US-ASCII",
+                    vec![K::Text(b"not in mailbox".to_vec())],
+                ),
             ),
         );
         // Every key, REVERSE on each, lower case accepted.
@@ -3647,7 +3665,16 @@ mod tests {
         );
         kat(
             b"t SORT RETURN () (SIZE) \"UTF-8\" ALL\r\n",
-            cmd("t", sort(false, Some(vec![]), vec![c(false, S::Size)], "UTF-8", vec![K::All])),
+            cmd(
+                "t",
+                sort(
+                    false,
+                    Some(vec![]),
+                    vec![c(false, S::Size)],
+                    "UTF-8",
+                    vec![K::All],
+                ),
+            ),
         );
         let thread = |uid, algorithm, charset: &str, keys| C::Thread {
             uid,
@@ -3657,24 +3684,60 @@ mod tests {
         };
         kat(
             b"A283 THREAD ORDEREDSUBJECT UTF-8 SINCE 5-MAR-2000\r\n",
-            cmd("A283", thread(false, ThreadAlgorithm::OrderedSubject, "UTF-8", vec![K::Since(d(2000, 3, 5))])),
+            cmd(
+                "A283",
+                thread(
+                    false,
+                    ThreadAlgorithm::OrderedSubject,
+                    "UTF-8",
+                    vec![K::Since(d(2000, 3, 5))],
+                ),
+            ),
         );
         kat(
             b"A284 THREAD ORDEREDSUBJECT US-ASCII TEXT \"gewp\"\r\n",
-            cmd("A284", thread(false, ThreadAlgorithm::OrderedSubject, "US-ASCII", vec![K::Text(b"gewp".to_vec())])),
+            cmd(
+                "A284",
+                thread(
+                    false,
+                    ThreadAlgorithm::OrderedSubject,
+                    "US-ASCII",
+                    vec![K::Text(b"gewp".to_vec())],
+                ),
+            ),
         );
         kat(
             b"A285 UID THREAD REFERENCES UTF-8 SINCE 5-MAR-2000\r\n",
-            cmd("A285", thread(true, ThreadAlgorithm::References, "UTF-8", vec![K::Since(d(2000, 3, 5))])),
+            cmd(
+                "A285",
+                thread(
+                    true,
+                    ThreadAlgorithm::References,
+                    "UTF-8",
+                    vec![K::Since(d(2000, 3, 5))],
+                ),
+            ),
         );
         kat(
             b"t thread refs utf-8 all\r\n",
-            cmd("t", thread(false, ThreadAlgorithm::Refs, "utf-8", vec![K::All])),
+            cmd(
+                "t",
+                thread(false, ThreadAlgorithm::Refs, "utf-8", vec![K::All]),
+            ),
         );
         // A charset other than UTF-8 parses (the session answers NO [BADCHARSET]).
         kat(
             b"t SORT (TO) ISO-8859-1 ALL\r\n",
-            cmd("t", sort(false, None, vec![c(false, S::To)], "ISO-8859-1", vec![K::All])),
+            cmd(
+                "t",
+                sort(
+                    false,
+                    None,
+                    vec![c(false, S::To)],
+                    "ISO-8859-1",
+                    vec![K::All],
+                ),
+            ),
         );
         for bad in [
             "t SORT\r\n",
@@ -3700,7 +3763,9 @@ mod tests {
         }
         // PARTIAL with the range the wrong way round is normalised.
         let p = parse_command(b"t SORT RETURN (PARTIAL 9:3) (DATE) UTF-8 ALL\r\n").unwrap();
-        assert!(matches!(p.body, C::Sort { returns: Some(ref r), .. } if r == &[SearchReturn::Partial(3, 9)]));
+        assert!(
+            matches!(p.body, C::Sort { returns: Some(ref r), .. } if r == &[SearchReturn::Partial(3, 9)])
+        );
     }
 
     /// SORT and THREAD with literals through the framer and the parser, split at every

@@ -330,7 +330,10 @@ pub fn value(
 ) -> SortValue {
     let env = parsed.map(|p| &p.envelope);
     let s = |f: fn(&crate::mail::message::Envelope) -> &[EnvAddress]| {
-        SortValue::Str(env.map(|e| casemap(first_mailbox(f(e)))).unwrap_or_default())
+        SortValue::Str(
+            env.map(|e| casemap(first_mailbox(f(e))))
+                .unwrap_or_default(),
+        )
     };
     match key {
         SortKey::Arrival => SortValue::Num(internal_date),
@@ -385,7 +388,10 @@ mod tests {
     fn base_subject_extraction() {
         // (1) whitespace normalised, encoded words decoded.
         assert_eq!(base("  Hello \t  world  "), "Hello world");
-        assert_eq!(base("=?utf-8?q?Caf=C3=A9?= =?utf-8?q?_au_lait?="), "Café au lait");
+        assert_eq!(
+            base("=?utf-8?q?Caf=C3=A9?= =?utf-8?q?_au_lait?="),
+            "Café au lait"
+        );
         assert_eq!(base("Re: =?iso-8859-1?q?caf=E9?="), "café");
         // (2) trailers.
         assert_eq!(base("Lunch (fwd)"), "Lunch");
@@ -470,12 +476,18 @@ mod tests {
             sent_date("23 Nov 2026 10:00:00 +9999"),
             Some(utc(2026, 11, 23, 10, 0, 0))
         );
-        assert_eq!(sent_date("23 Nov 2026 xx"), Some(utc(2026, 11, 23, 0, 0, 0)));
+        assert_eq!(
+            sent_date("23 Nov 2026 xx"),
+            Some(utc(2026, 11, 23, 0, 0, 0))
+        );
         assert_eq!(
             sent_date("23 Nov 2026 10:00:00 +0000 (UTC)"),
             Some(utc(2026, 11, 23, 10, 0, 0))
         );
-        assert_eq!(sent_date("1 Jan 99 00:00:00 GMT"), Some(utc(1999, 1, 1, 0, 0, 0)));
+        assert_eq!(
+            sent_date("1 Jan 99 00:00:00 GMT"),
+            Some(utc(1999, 1, 1, 0, 0, 0))
+        );
         // No day: the caller uses INTERNALDATE.
         assert_eq!(sent_date("yesterday"), None);
         assert_eq!(sent_or_internal(None, 42), 42);
@@ -516,7 +528,10 @@ mod tests {
         use SortKey::*;
         assert_eq!(rows(&[crit(Subject, false)]), [3, 1, 2, 4]);
         assert_eq!(rows(&[crit(Subject, true)]), [1, 2, 4, 3]);
-        assert_eq!(rows(&[crit(Subject, false), crit(Date, true)]), [3, 1, 4, 2]);
+        assert_eq!(
+            rows(&[crit(Subject, false), crit(Date, true)]),
+            [3, 1, 4, 2]
+        );
         // Message 3 has no Date: its INTERNALDATE (998 seconds) sorts first.
         assert_eq!(rows(&[crit(Date, false)]), [3, 2, 1, 4]);
         assert_eq!(rows(&[crit(Arrival, false)]), [4, 3, 2, 1]);

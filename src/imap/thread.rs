@@ -316,7 +316,9 @@ fn references(msgs: &[ThreadMsg], ids: usize, subjects: bool) -> Threads {
 
     // (2) Roots, (3) dummies pruned: children first, so promoted grandchildren are
     // already clean; a root dummy is only replaced by its child when it has one.
-    let mut roots: Vec<usize> = (0..a.c.len()).filter(|&n| a.c[n].parent.is_none()).collect();
+    let mut roots: Vec<usize> = (0..a.c.len())
+        .filter(|&n| a.c[n].parent.is_none())
+        .collect();
     for n in post_order(&a, &roots) {
         let kids = std::mem::take(&mut a.c[n].children);
         let mut clean = Vec::with_capacity(kids.len());
@@ -388,7 +390,9 @@ fn references(msgs: &[ThreadMsg], ids: usize, subjects: bool) -> Threads {
                     table.insert(s, r);
                 }
                 Some(&t) => {
-                    if a.c[t].msg.is_some() && (a.c[r].msg.is_none() || (reply(&a, t) && !reply(&a, r))) {
+                    if a.c[t].msg.is_some()
+                        && (a.c[r].msg.is_none() || (reply(&a, t) && !reply(&a, r)))
+                    {
                         table.insert(s, r);
                     }
                 }
@@ -396,7 +400,8 @@ fn references(msgs: &[ThreadMsg], ids: usize, subjects: bool) -> Threads {
         }
         // (5)(C) Merge. `slot` is where each root sits in `next`.
         let mut next: Vec<Option<usize>> = roots.iter().map(|&r| Some(r)).collect();
-        let mut slot: HashMap<usize, usize> = roots.iter().enumerate().map(|(k, &r)| (r, k)).collect();
+        let mut slot: HashMap<usize, usize> =
+            roots.iter().enumerate().map(|(k, &r)| (r, k)).collect();
         for &r in &roots {
             if !slot.contains_key(&r) {
                 continue;
@@ -410,11 +415,12 @@ fn references(msgs: &[ThreadMsg], ids: usize, subjects: bool) -> Threads {
             if t == r {
                 continue;
             }
-            let remove = |slot: &mut HashMap<usize, usize>, next: &mut Vec<Option<usize>>, n: usize| {
-                if let Some(k) = slot.remove(&n) {
-                    next[k] = None;
-                }
-            };
+            let remove =
+                |slot: &mut HashMap<usize, usize>, next: &mut Vec<Option<usize>>, n: usize| {
+                    if let Some(k) = slot.remove(&n) {
+                        next[k] = None;
+                    }
+                };
             let (t_dummy, r_dummy) = (a.c[t].msg.is_none(), a.c[r].msg.is_none());
             if t_dummy && r_dummy {
                 let mut kids = std::mem::take(&mut a.c[r].children);
@@ -581,12 +587,18 @@ mod tests {
             m(5, 50, "<f@x>", "<gone@x>", "Another"),
         ];
         // b@x is missing: 2 hangs under a dummy under 1, pruned so 2 is 1's child.
-        assert_eq!(run(&msgs, ThreadAlgorithm::References), "(1 (4)(2))((3)(5))");
+        assert_eq!(
+            run(&msgs, ThreadAlgorithm::References),
+            "(1 (4)(2))((3)(5))"
+        );
         // In-Reply-To when there is no References.
         let mut irt = m(2, 30, "<c@x>", "", "Re: Plans");
         irt.irt = "<a@x> (Alice's message of today)";
         assert_eq!(
-            run(&[m(1, 10, "<a@x>", "", "Plans"), irt], ThreadAlgorithm::References),
+            run(
+                &[m(1, 10, "<a@x>", "", "Plans"), irt],
+                ThreadAlgorithm::References
+            ),
             "(1 2)"
         );
     }
@@ -652,7 +664,15 @@ mod tests {
                 for i in 0..100_000u32 {
                     let id = format!("<{i}@x>");
                     let parent = format!("<{}@x>", i.wrapping_sub(1));
-                    b.add(i + 1, i64::from(i), Some(&id), (i > 0).then_some(parent.as_str()), None, String::new(), false);
+                    b.add(
+                        i + 1,
+                        i64::from(i),
+                        Some(&id),
+                        (i > 0).then_some(parent.as_str()),
+                        None,
+                        String::new(),
+                        false,
+                    );
                 }
                 let t = b.build(ThreadAlgorithm::References);
                 show(&t).len()

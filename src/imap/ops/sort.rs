@@ -33,18 +33,24 @@ impl Session {
             self.enable_condstore(b)?;
         }
         let mut rows: Vec<sort::SortRow> = Vec::new();
-        self.scan(b, keys, now, sort::needs_parsed(criteria), &mut |i, m, row, l| {
-            let parsed = l.and_then(|l| l.parsed.as_ref());
-            rows.push(sort::SortRow {
-                seq: i as u32 + 1,
-                uid: m.uid,
-                modseq: m.modseq,
-                values: criteria
-                    .iter()
-                    .map(|c| sort::value(c.key, parsed, row.internal_date, row.size))
-                    .collect(),
-            });
-        })?;
+        self.scan(
+            b,
+            keys,
+            now,
+            sort::needs_parsed(criteria),
+            &mut |i, m, row, l| {
+                let parsed = l.and_then(|l| l.parsed.as_ref());
+                rows.push(sort::SortRow {
+                    seq: i as u32 + 1,
+                    uid: m.uid,
+                    modseq: m.modseq,
+                    values: criteria
+                        .iter()
+                        .map(|c| sort::value(c.key, parsed, row.internal_date, row.size))
+                        .collect(),
+                });
+            },
+        )?;
         sort::sort(criteria, &mut rows);
         let id = |r: &sort::SortRow| if uid { r.uid } else { r.seq };
         let ids: Vec<u32> = rows.iter().map(id).collect();
