@@ -1145,7 +1145,7 @@ async fn imap_sort_thread(a: ImapArgs) -> io::Result<serde_json::Value> {
                     .count()
             })
             .sum();
-        if named != n {
+        if named as u64 != n {
             return Err(io::Error::other(format!(
                 "{cmd} named {named} messages of {n}"
             )));

@@ -18,6 +18,11 @@ use super::{
 use crate::store::records::flag;
 use crate::store::{FlagMode, Op, Output};
 
+/// What [`Session::scan`] calls for each match: view index, the view's message, its
+/// store row, and its structure (and bytes) when loaded.
+pub(super) type Hit<'a> =
+    dyn FnMut(usize, &super::Msg, &crate::store::MessageRow, Option<&Loaded>) + 'a;
+
 impl Session {
     pub(super) fn view(&self) -> Result<&View, Fail> {
         match &self.state {
@@ -75,7 +80,7 @@ impl Session {
         criteria: &[SearchKey],
         now: i64,
         parsed: bool,
-        hit: &mut dyn FnMut(usize, &super::Msg, &crate::store::MessageRow, Option<&Loaded>),
+        hit: &mut Hit<'_>,
     ) -> Result<(), Fail> {
         let content = search::needs_content(criteria);
         let view = self.view()?;
