@@ -87,17 +87,15 @@ fn blob_len(s: &[u8]) -> Option<usize> {
     Some(n)
 }
 
-/// Length of `*subj-blob subj-refwd` at the start of `s`, if it is there
-/// (`subj-refwd = ("re" / ("fw" ["d"])) *WSP [subj-blob] ":"`).
-fn leader_len(s: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    loop {
-        let rest = s.get(i..)?;
-        if let Some(n) = refwd_len(rest) {
-            return Some(i + n);
-        }
-        i += blob_len(rest)?;
+/// The run of subj-blobs at the start of `s`: the length of the whole run and the
+/// offset of its last blob.
+fn blob_run(s: &[u8]) -> (usize, usize) {
+    let (mut end, mut last) = (0, 0);
+    while let Some(n) = s.get(end..).and_then(blob_len) {
+        last = end;
+        end += n;
     }
+    (end, last)
 }
 
 fn refwd_len(s: &[u8]) -> Option<usize> {
@@ -159,16 +157,27 @@ pub fn base_subject(raw: &str) -> (String, bool) {
                 b = &b[1..];
                 continue;
             }
-            if let Some(n) = leader_len(bytes) {
-                b = &b[n..];
+            // `*subj-blob subj-refwd`: blob boundaries are unambiguous, so the blobs
+            // before a refwd are the whole run of leading blobs.
+            let (run, last) = blob_run(bytes);
+            if let Some(n) = bytes.get(run..).and_then(refwd_len) {
+                b = &b[run + n..];
                 reply = true;
                 continue;
             }
-            if let Some(n) = blob_len(bytes)
-                && b[n..].bytes().any(|c| !is_wsp(c))
-            {
-                b = &b[n..];
-                continue;
+            // Step (4), repeated with (3) finding nothing new in between: leading blobs
+            // go while something is left after them; of a subject that is only blobs, the
+            // last stays. All at once, so "[a][a][a]..." costs one pass, not one each.
+            if run > 0 {
+                let cut = if b[run..].bytes().any(|c| !is_wsp(c)) {
+                    run
+                } else {
+                    last
+                };
+                if cut > 0 {
+                    b = &b[cut..];
+                    continue;
+                }
             }
             break;
         }
@@ -420,6 +429,24 @@ mod tests {
         assert_eq!(base("(fwd)"), "");
         assert_eq!(base("[fwd:]"), "");
         assert_eq!(base("["), "[");
+        assert_eq!(base("[a] [b]  "), "[b]");
+        assert_eq!(base("[a][b] x"), "x");
+    }
+
+    /// Hostile subjects cost one pass, not one per artefact.
+    #[test]
+    fn base_subject_is_linear() {
+        let blobs = "[x]".repeat(200_000);
+        let t = std::time::Instant::now();
+        assert_eq!(base_subject(&blobs).0, "[x]");
+        assert_eq!(base_subject(&format!("{blobs}Re: y")).0, "y");
+        let fwd = format!("{}z{}", "[fwd: ".repeat(50_000), "]".repeat(50_000));
+        assert_eq!(base_subject(&fwd).0, "z");
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            t.elapsed()
+        );
     }
 
     /// RFC 5256 §3 REFERENCES: "reply or forward" is whether the extraction removed a

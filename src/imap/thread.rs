@@ -224,24 +224,35 @@ struct Container {
 
 struct Arena {
     c: Vec<Container>,
+    /// Steps left for the loop checks of step 1 (each walks up from a node). A hostile
+    /// mailbox can make every check walk a long chain (quadratic time); once the budget
+    /// is spent, links that would need a walk are not made (treated as loops), so THREAD
+    /// stays bounded and every message is still in the answer.
+    walk_budget: u64,
 }
+
+/// [`Arena::walk_budget`]: far beyond what real mailboxes use (100,000 messages in
+/// threads 100 deep take 10 million steps).
+const WALK_BUDGET: u64 = 200_000_000;
 
 impl Arena {
     fn new_container(&mut self) -> usize {
         self.c.push(Container::default());
         self.c.len() - 1
     }
-    /// Whether `node` is `ancestor` or lies below it.
-    fn is_under(&self, mut node: usize, ancestor: usize) -> bool {
+    /// Whether `node` is `ancestor` or lies below it (true as well once the walk budget
+    /// is spent).
+    fn is_under(&mut self, mut node: usize, ancestor: usize) -> bool {
         // Nothing lies below a container without children (the common case: a message
         // arriving after the one it replies to), so no walk up a long chain is needed.
         if self.c[ancestor].children.is_empty() {
             return node == ancestor;
         }
         loop {
-            if node == ancestor {
+            if node == ancestor || self.walk_budget == 0 {
                 return true;
             }
+            self.walk_budget -= 1;
             match self.c[node].parent {
                 Some(p) => node = p,
                 None => return false,
@@ -263,6 +274,7 @@ impl Arena {
 fn references(msgs: &[ThreadMsg], ids: usize, subjects: bool) -> Threads {
     let mut a = Arena {
         c: Vec::with_capacity(msgs.len() + ids / 2),
+        walk_budget: WALK_BUDGET,
     };
     // Interned ID -> its container.
     let mut by_id: Vec<Option<usize>> = vec![None; ids];
@@ -681,5 +693,54 @@ mod tests {
             .join()
             .unwrap();
         assert!(out > 500_000);
+    }
+
+    /// A mailbox made so that every loop check walks a long chain (quadratic without the
+    /// walk budget) still threads in bounded time, with every message in the answer.
+    #[test]
+    fn hostile_references_are_bounded() {
+        let k = 15_000u32;
+        let mut b = Builder::new();
+        let mut seq = 0;
+        let mut add = |b: &mut Builder, id: String, refs: Option<String>| {
+            seq += 1;
+            b.add(
+                seq,
+                0,
+                Some(&id),
+                refs.as_deref(),
+                None,
+                String::new(),
+                false,
+            );
+        };
+        // k messages under k dummies <h..> (which then have children), a chain k deep,
+        // then the messages <h..> themselves replying to the bottom of the chain: each
+        // loop check walks the whole chain.
+        for i in 0..k {
+            add(&mut b, format!("<a{i}@x>"), Some(format!("<h{i}@x>")));
+        }
+        for i in 0..k {
+            add(
+                &mut b,
+                format!("<c{i}@x>"),
+                (i > 0).then(|| format!("<c{}@x>", i - 1)),
+            );
+        }
+        for i in 0..k {
+            add(&mut b, format!("<h{i}@x>"), Some(format!("<c{}@x>", k - 1)));
+        }
+        let t = std::time::Instant::now();
+        let out = show(&b.build(ThreadAlgorithm::Refs));
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(30),
+            "{:?}",
+            t.elapsed()
+        );
+        let count = out
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|w| !w.is_empty())
+            .count();
+        assert_eq!(count, 3 * k as usize);
     }
 }
