@@ -3642,7 +3642,7 @@ mod tests {
                 ),
             ),
         );
-        // RFC 5267 §3.2 and §4.4.
+        // RFC 5267 §3.1 and §4.4.
         kat(
             b"A283 UID SORT RETURN (MIN MAX COUNT ALL PARTIAL 1:500 SAVE) (DATE) UTF-8 UNDELETED UNKEYWORD $Junk\r\n",
             cmd(

@@ -1611,7 +1611,7 @@ mod tests {
                 }),
                 "* THREAD (2)(3 6 (4 23)(44 7 96))((3)(5))\r\n",
             ),
-            // RFC 5267 §3.2 (ALL in sort order) and §4.4.
+            // RFC 5267 §3.1 (ALL in sort order) and §4.4.
             (
                 Data::ESearch {
                     tag: Some("A283".into()),

@@ -13,7 +13,7 @@ use super::{Done, Session};
 
 impl Session {
     /// Valid in: Selected. RFC 5256 §3 (SORT), RFC 5957 (DISPLAYFROM, DISPLAYTO),
-    /// RFC 5267 §3 (ESORT: `RETURN (MIN MAX ALL COUNT)`, §4.4 PARTIAL), RFC 5182 (SAVE),
+    /// RFC 5267 §3.1 (ESORT: `RETURN (MIN MAX ALL COUNT)`, §4.4 PARTIAL), RFC 5182 (SAVE),
     /// RFC 7162 §3.1.5 (MODSEQ).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn sort(
@@ -62,7 +62,7 @@ impl Session {
             });
             return Ok((None, "SORT completed"));
         };
-        // RFC 5267 §3.1: RETURN () is RETURN (ALL).
+        // RFC 4731 §3.1, which ESORT follows: RETURN () is RETURN (ALL).
         let ret = if ret.is_empty() {
             vec![SearchReturn::All]
         } else {
@@ -79,7 +79,7 @@ impl Session {
         let mut reported: Vec<&sort::SortRow> = Vec::new();
         for r in &ret {
             match r {
-                // RFC 5267 §3.2: MIN and MAX are the first and last in sort order.
+                // RFC 5267 §3.1: MIN and MAX are the first and last in sort order.
                 SearchReturn::Min => {
                     if let Some(first) = rows.first() {
                         items.push(ESearchItem::Min(id(first)));
@@ -96,7 +96,7 @@ impl Session {
                     items.push(ESearchItem::Count(ids.len() as u32));
                     reported.extend(rows.iter());
                 }
-                // RFC 5267 §3.2: ALL in sort order (a range only where numbers ascend
+                // RFC 5267 §3.1: ALL in sort order (a range only where numbers ascend
                 // by one).
                 SearchReturn::All => {
                     if !ids.is_empty() {
