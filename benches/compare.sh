@@ -256,7 +256,7 @@ measure fill peers "$LOADGEN" smtp-ingest --port "$PEER_SMTP_PORT" --connections
   --count-maildir "$work/peers/mail/$DOMAIN/i1/Maildir" --wait-secs 110
 
 imap_port() { if [[ $1 == lb ]]; then echo "$LB_IMAP"; else echo "$PEER_IMAP_PORT"; fi; }
-step "IMAP first sync, download, SEARCH TEXT, STORE: $RUNS x, i1's $IMAP_MESSAGES messages"
+step "IMAP first sync, download, SEARCH TEXT, SORT/THREAD, STORE: $RUNS x, i1's $IMAP_MESSAGES messages"
 for r in $(seq 1 "$RUNS"); do
   for s in $(order "$r"); do
     port=$(imap_port "$s")
@@ -264,6 +264,8 @@ for r in $(seq 1 "$RUNS"); do
     measure download "$s" "$LOADGEN" imap-download --port "$port" --user "i1@$DOMAIN" --pass "$PASS"
     measure search "$s" "$LOADGEN" imap-search-text --port "$port" --user "i1@$DOMAIN" \
       --pass "$PASS" --words "$SEARCH_WORDS"
+    measure sortthread "$s" "$LOADGEN" imap-sort-thread --port "$port" --user "i1@$DOMAIN" \
+      --pass "$PASS"
     measure store "$s" "$LOADGEN" imap-store --port "$port" --user "i1@$DOMAIN" --pass "$PASS"
   done
 done
@@ -384,6 +386,12 @@ lb_commit=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
     "$(field search lb loadgen_secs)" "$(field search peers loadgen_secs)"
   row "IMAP UID SEARCH TEXT \"zebra\" (none match)" "s" 1 \
     "$(field search lb zebra_secs)" "$(field search peers zebra_secs)"
+  row "IMAP UID SORT (DATE) UTF-8 ALL" "s" 1 \
+    "$(field sortthread lb date_secs)" "$(field sortthread peers date_secs)"
+  row "IMAP UID SORT (SUBJECT) UTF-8 ALL" "s" 1 \
+    "$(field sortthread lb subject_secs)" "$(field sortthread peers subject_secs)"
+  row "IMAP UID THREAD REFERENCES UTF-8 ALL" "s" 1 \
+    "$(field sortthread lb thread_secs)" "$(field sortthread peers thread_secs)"
   row "IMAP UID STORE 1:* +FLAGS (\\Seen)" "s" 1 \
     "$(field store lb add_secs)" "$(field store peers add_secs)"
   row "IMAP UID STORE 1:* -FLAGS (\\Seen)" "s" 1 \
@@ -402,6 +410,8 @@ lb_commit=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
     "$work/res/download.lb.mem" "$work/res/download.peers.mem"
   row "memory peak under IMAP SEARCH TEXT" "MiB" 1024 \
     "$work/res/search.lb.mem" "$work/res/search.peers.mem"
+  row "memory peak under IMAP SORT/THREAD" "MiB" 1024 \
+    "$work/res/sortthread.lb.mem" "$work/res/sortthread.peers.mem"
   echo
   echo "Set-up: each ingest run sends $MESSAGES distinct messages to r1..r$RETR_CLIENTS (round robin);"
   echo "\"delivered\" is timed from the first connection to the moment every accepted message is"
@@ -422,8 +432,9 @@ lb_commit=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
   echo
   echo "IMAP: after the POP3 phases, i1 gets $IMAP_MESSAGES messages of $SIZE B through each server's"
   echo "SMTP ingest (for the peers: Postfix, then LMTP into Dovecot's Maildir), then each run makes"
-  echo "one client log in and do the first sync, the download, three SEARCH TEXT and the two STORE"
-  echo "commands on that INBOX (times exclude the login). IDLE: $IDLE_CLIENTS clients over the"
+  echo "one client log in and do the first sync, the download, three SEARCH TEXT, UID SORT by date"
+  echo "and by subject, UID THREAD REFERENCES and the two STORE commands on that INBOX (times exclude"
+  echo "the login; Dovecot builds its sort data on the first SORT of a run, cached afterwards). IDLE: $IDLE_CLIENTS clients over the"
   echo "accounts idle1..idle$IDLE_USERS (Dovecot allows 10 per user and IP by default) SELECT INBOX"
   echo "and IDLE; memory is read once all idle. Then $PUSHES messages go one at a time to idle1:"
   echo "to Letterbox over SMTP on its MX listener (250 after the commit), to Dovecot over LMTP (250"

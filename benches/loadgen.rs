@@ -81,6 +81,9 @@ enum Mode {
     ImapSearchText(SearchArgs),
     /// IMAP UID STORE 1:* +FLAGS (\Seen), then -FLAGS.
     ImapStore(ImapArgs),
+    /// IMAP UID SORT (DATE), UID SORT (SUBJECT) and UID THREAD REFERENCES of the whole
+    /// mailbox (RFC 5256).
+    ImapSortThread(ImapArgs),
     /// Many IMAP clients in IDLE: server memory, and the push latency of new mail.
     ImapIdle(IdleArgs),
     /// Print Letterbox's argon2id hash of a password.
@@ -252,7 +255,10 @@ fn main() {
         Mode::Pop3Logins(a) => a.conn.clone(),
         Mode::Pop3Retr(a) => a.conn.clone(),
         Mode::Soak(a) => a.conn(),
-        Mode::ImapFirstSync(a) | Mode::ImapDownload(a) | Mode::ImapStore(a) => a.conn.clone(),
+        Mode::ImapFirstSync(a)
+        | Mode::ImapDownload(a)
+        | Mode::ImapStore(a)
+        | Mode::ImapSortThread(a) => a.conn.clone(),
         Mode::ImapSearchText(a) => a.imap.conn.clone(),
         Mode::ImapIdle(a) => a.conn.clone(),
         Mode::Hash { password } => {
@@ -284,6 +290,7 @@ fn main() {
             Mode::ImapDownload(a) => imap_download(a).await,
             Mode::ImapSearchText(a) => imap_search_text(a).await,
             Mode::ImapStore(a) => imap_store(a).await,
+            Mode::ImapSortThread(a) => imap_sort_thread(a).await,
             Mode::ImapIdle(a) => imap_idle(a).await,
             Mode::Hash { .. } => unreachable!("handled above"),
         }
@@ -1109,6 +1116,49 @@ async fn imap_search_text(a: SearchArgs) -> io::Result<serde_json::Value> {
         a.imap.conn.host,
         a.imap.conn.port,
         report.join("; ")
+    );
+    Ok(out)
+}
+
+/// UID SORT by date and by subject and UID THREAD REFERENCES over the whole INBOX; each
+/// answer must name every message once.
+async fn imap_sort_thread(a: ImapArgs) -> io::Result<serde_json::Value> {
+    let (mut c, _, sel) = imap_open(&a, "SELECT INBOX").await?;
+    let n = exists(&sel.lines).unwrap_or(0);
+    let mut out = serde_json::json!({ "mode": "imap-sort-thread", "messages": n });
+    let mut report = Vec::new();
+    for (key, cmd, prefix) in [
+        ("date", "UID SORT (DATE) UTF-8 ALL", "* SORT"),
+        ("subject", "UID SORT (SUBJECT) UTF-8 ALL", "* SORT"),
+        ("thread", "UID THREAD REFERENCES UTF-8 ALL", "* THREAD"),
+    ] {
+        let t = Instant::now();
+        let r = c.imap_cmd(key, cmd, true).await?;
+        let secs = t.elapsed();
+        let named: usize = r
+            .lines
+            .iter()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .map(|l| {
+                l.split(|ch: char| !ch.is_ascii_digit())
+                    .filter(|w| !w.is_empty())
+                    .count()
+            })
+            .sum();
+        if named as u64 != n {
+            return Err(io::Error::other(format!(
+                "{cmd} named {named} messages of {n}"
+            )));
+        }
+        out[format!("{key}_secs")] = secs.as_secs_f64().into();
+        report.push(format!("{key} {:.3} s", secs.as_secs_f64()));
+    }
+    imap_logout(c).await?;
+    eprintln!(
+        "imap-sort-thread {}:{}: {n} messages; {}",
+        a.conn.host,
+        a.conn.port,
+        report.join(", ")
     );
     Ok(out)
 }

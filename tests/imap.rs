@@ -347,3 +347,44 @@ check(data == [b''], 'SEARCH TO carol', data)
 M.logout()
 "#));
 }
+
+/// SORT and THREAD (RFC 5256, RFC 5957, RFC 5267) through imaplib's `sort()` and
+/// `thread()`, on messages appended with their own dates and reply headers.
+#[test]
+fn sort_and_thread_with_imaplib() {
+    let s = Server::start();
+    s.add_user(ALICE, PW);
+    s.python(&py(r#"
+M = imap_login()
+caps = ok(M.capability(), 'CAPABILITY')[0].decode().split()
+for c in ['SORT', 'SORT=DISPLAY', 'ESORT', 'THREAD=ORDEREDSUBJECT', 'THREAD=REFERENCES', 'THREAD=REFS']:
+    check(c in caps, 'capability', c, caps)
+msgs = [
+    b"From: Bob <bob@b.example>\r\nTo: zed@z.example\r\nSubject: Re: Lunch\r\nDate: 2 Jan 2026 10:00:00 +0000\r\nMessage-ID: <b@x>\r\nReferences: <a@x>\r\n\r\nok\r\n",
+    b"From: Zoe <alice@a.example>\r\nSubject: Lunch\r\nDate: Thu, 1 Jan 2026 11:00:00 +0100\r\nMessage-ID: <a@x>\r\n\r\nnoon?\r\n",
+    b"From: =?utf-8?q?=C3=89mile?= <emile@e.example>\r\nSubject: Dinner\r\nDate: 5 Jan 2026 09:00:00 -0500\r\nMessage-ID: <c@x>\r\n\r\nhungry\r\n",
+    b"Subject: [list] lunch\r\nDate: 3 Jan 2026 10:00:00 +0000\r\nMessage-ID: <d@x>\r\nIn-Reply-To: <b@x>\r\n\r\nme too\r\n",
+]
+for m in msgs:
+    ok(M.append('INBOX', None, None, m), 'APPEND')
+ok(M.select('INBOX'), 'SELECT')
+check(ok(M.sort('(SUBJECT)', 'UTF-8', 'ALL'), 'SORT') == [b'3 1 2 4'], 'SORT SUBJECT')
+check(ok(M.sort('(REVERSE DATE)', 'UTF-8', 'ALL'), 'SORT') == [b'3 4 1 2'], 'SORT REVERSE DATE')
+check(ok(M.sort('(DISPLAYFROM)', 'US-ASCII', 'ALL'), 'SORT') == [b'4 1 3 2'], 'SORT DISPLAYFROM')
+check(ok(M.sort('(SUBJECT REVERSE DATE)', 'UTF-8', 'SUBJECT', 'lunch'), 'SORT') == [b'4 1 2'], 'SORT search')
+uids = ok(M.uid('SORT', '(DATE)', 'UTF-8', 'ALL'), 'UID SORT')
+check(uids == [b'2 1 4 3'], 'UID SORT', uids)
+typ, data = M.sort('(DATE)', 'KOI8-R', 'ALL')
+check(typ == 'NO', 'BADCHARSET', typ, data)
+r = M._simple_command('SORT', 'RETURN (MIN MAX COUNT)', '(SUBJECT)', 'UTF-8', 'ALL')
+check(r[0] == 'OK', 'ESORT', r)
+es = M.untagged_responses.pop('ESEARCH', [])
+check(any(b'MIN 3 MAX 4 COUNT 4' in x for x in es), 'ESORT reply', es)
+check(ok(M.thread('REFERENCES', 'UTF-8', 'ALL'), 'THREAD') == [b'(2 1 4)(3)'], 'THREAD REFERENCES')
+check(ok(M.thread('ORDEREDSUBJECT', 'UTF-8', 'ALL'), 'THREAD') == [b'(2 (1)(4))(3)'], 'THREAD ORDEREDSUBJECT')
+check(ok(M.thread('REFS', 'UTF-8', 'ALL'), 'THREAD') == [b'(2 1 4)(3)'], 'THREAD REFS')
+t = ok(M.uid('THREAD', 'REFERENCES', 'UTF-8', 'NOT', 'FROM', 'bob'), 'UID THREAD')
+check(t == [b'((2)(4))(3)'], 'UID THREAD', t)
+M.logout()
+"#));
+}

@@ -1,6 +1,7 @@
 //! The IMAP session state machine (RFC 9051) under arbitrary client bytes, over the real
 //! store: every command reaches its handler, the store writes, FETCH renders ENVELOPE,
-//! BODYSTRUCTURE and sections from the parse-once structure, SEARCH evaluates.
+//! BODYSTRUCTURE and sections from the parse-once structure, SEARCH, SORT and THREAD
+//! evaluate (the template's messages reply to each other for THREAD).
 //!
 //! The store is a copy of a template database (one account, five messages of different
 //! shapes in INBOX, one in Archive) in a directory on tmpfs when there is one, made anew
@@ -35,11 +36,13 @@ const MESSAGES: [&[u8]; 5] = [
     b"From: Alice <alice@example.org>\r\nTo: a@home.arpa\r\nSubject: Hello\r\n\
       Message-ID: <1@example.org>\r\nDate: Mon, 23 Nov 2026 12:00:00 +0000\r\n\r\nBody text\r\n",
     b"From: bob@example.org\r\nTo: a@home.arpa, c@home.arpa\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\n\
+      In-Reply-To: <1@example.org>\r\nMessage-ID: <2@example.org>\r\n\
       MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\npreamble\r\n\
       --b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello\r\n--b1\r\n\
       Content-Type: application/octet-stream; name=x.bin\r\nContent-Transfer-Encoding: base64\r\n\r\n\
       AAECAwQF\r\n--b1--\r\n",
-    b"From: c@example.org\r\nSubject: fwd\r\nContent-Type: message/rfc822\r\n\r\n\
+    b"From: c@example.org\r\nSubject: Re: [fwd: Hello]\r\nReferences: <1@example.org> <2@example.org>\r\n\
+      Content-Type: message/rfc822\r\n\r\n\
       From: d@example.org\r\nSubject: inner\r\nContent-Type: multipart/alternative; boundary=x\r\n\r\n\
       --x\r\nContent-Type: text/plain\r\n\r\nplain\r\n--x\r\nContent-Type: text/html\r\n\r\n<p>html</p>\r\n--x--\r\n",
     b"Subject: broken\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\nno end\r\n--z",

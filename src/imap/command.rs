@@ -470,6 +470,95 @@ pub enum SearchReturn {
     Count,
     /// `SAVE`.
     Save,
+    /// `PARTIAL low:high` (RFC 5267 §4.4; SORT only here): the results at positions
+    /// `low..=high` (1-based) of the sorted list.
+    Partial(u32, u32),
+}
+
+/// A SORT key (RFC 5256 §3, RFC 5957 SORT=DISPLAY).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SortKey {
+    /// `ARRIVAL`: INTERNALDATE.
+    Arrival,
+    /// `CC`: addr-mailbox of the first Cc address.
+    Cc,
+    /// `DATE`: the sent date (RFC 5256 §2.2).
+    Date,
+    /// `FROM`: addr-mailbox of the first From address.
+    From,
+    /// `SIZE`: RFC822.SIZE.
+    Size,
+    /// `SUBJECT`: the base subject (RFC 5256 §2.1).
+    Subject,
+    /// `TO`: addr-mailbox of the first To address.
+    To,
+    /// `DISPLAYFROM` (RFC 5957): display name, else addr-spec, of the first From.
+    DisplayFrom,
+    /// `DISPLAYTO` (RFC 5957): display name, else addr-spec, of the first To.
+    DisplayTo,
+}
+
+impl SortKey {
+    /// The key's name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            SortKey::Arrival => "ARRIVAL",
+            SortKey::Cc => "CC",
+            SortKey::Date => "DATE",
+            SortKey::From => "FROM",
+            SortKey::Size => "SIZE",
+            SortKey::Subject => "SUBJECT",
+            SortKey::To => "TO",
+            SortKey::DisplayFrom => "DISPLAYFROM",
+            SortKey::DisplayTo => "DISPLAYTO",
+        }
+    }
+
+    fn parse(word: &str) -> Option<SortKey> {
+        Some(match word {
+            "ARRIVAL" => SortKey::Arrival,
+            "CC" => SortKey::Cc,
+            "DATE" => SortKey::Date,
+            "FROM" => SortKey::From,
+            "SIZE" => SortKey::Size,
+            "SUBJECT" => SortKey::Subject,
+            "TO" => SortKey::To,
+            "DISPLAYFROM" => SortKey::DisplayFrom,
+            "DISPLAYTO" => SortKey::DisplayTo,
+            _ => return None,
+        })
+    }
+}
+
+/// `[REVERSE] sort-key` (RFC 5256 §5 sort-criterion).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SortCriterion {
+    /// `REVERSE`: this criterion descending.
+    pub reverse: bool,
+    /// The key.
+    pub key: SortKey,
+}
+
+/// A THREAD algorithm (RFC 5256 §3; REFS: draft-ietf-morg-inthread-01 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ThreadAlgorithm {
+    /// `ORDEREDSUBJECT`.
+    OrderedSubject,
+    /// `REFERENCES`.
+    References,
+    /// `REFS`.
+    Refs,
+}
+
+impl ThreadAlgorithm {
+    /// The algorithm's name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            ThreadAlgorithm::OrderedSubject => "ORDEREDSUBJECT",
+            ThreadAlgorithm::References => "REFERENCES",
+            ThreadAlgorithm::Refs => "REFS",
+        }
+    }
 }
 
 /// CONDSTORE `MODSEQ` search entry type (RFC 7162 §3.1.5).
@@ -802,6 +891,31 @@ pub enum CommandBody {
         /// The keys (all must match).
         criteria: Vec<SearchKey>,
     },
+    /// `[UID] SORT [RETURN (..)] (criteria) charset keys` (RFC 5256, RFC 5267 ESORT).
+    /// Selected.
+    Sort {
+        /// `UID SORT`.
+        uid: bool,
+        /// `RETURN (..)` (ESORT): `None` for a plain SORT.
+        returns: Option<Vec<SearchReturn>>,
+        /// The sort criteria, most significant first.
+        criteria: Vec<SortCriterion>,
+        /// The charset of the search strings, as sent.
+        charset: String,
+        /// The search keys (all must match).
+        keys: Vec<SearchKey>,
+    },
+    /// `[UID] THREAD algorithm charset keys` (RFC 5256). Selected.
+    Thread {
+        /// `UID THREAD`.
+        uid: bool,
+        /// The algorithm.
+        algorithm: ThreadAlgorithm,
+        /// The charset of the search strings, as sent.
+        charset: String,
+        /// The search keys (all must match).
+        keys: Vec<SearchKey>,
+    },
     /// `[UID] FETCH set items [(modifiers)]`. Selected.
     Fetch {
         /// `UID FETCH`.
@@ -885,6 +999,10 @@ impl CommandBody {
             UidExpunge(_) => "UID EXPUNGE",
             Search { uid: false, .. } => "SEARCH",
             Search { uid: true, .. } => "UID SEARCH",
+            Sort { uid: false, .. } => "SORT",
+            Sort { uid: true, .. } => "UID SORT",
+            Thread { uid: false, .. } => "THREAD",
+            Thread { uid: true, .. } => "UID THREAD",
             Fetch { uid: false, .. } => "FETCH",
             Fetch { uid: true, .. } => "UID FETCH",
             Store { uid: false, .. } => "STORE",
@@ -1410,6 +1528,8 @@ impl<'a> Parser<'a> {
             }
             "APPEND" => self.append()?,
             "SEARCH" => self.search(false)?,
+            "SORT" => self.sort(false)?,
+            "THREAD" => self.thread(false)?,
             "FETCH" => self.fetch(false)?,
             "STORE" => self.store(false)?,
             "COPY" | "MOVE" => self.copy_move(false, name == "MOVE")?,
@@ -1418,6 +1538,8 @@ impl<'a> Parser<'a> {
                 let sub = self.keyword()?;
                 match sub.as_str() {
                     "SEARCH" => self.search(true)?,
+                    "SORT" => self.sort(true)?,
+                    "THREAD" => self.thread(true)?,
                     "FETCH" => self.fetch(true)?,
                     "STORE" => self.store(true)?,
                     "COPY" | "MOVE" => self.copy_move(true, sub == "MOVE")?,
@@ -1606,33 +1728,104 @@ impl<'a> Parser<'a> {
         Ok(CommandBody::Append { mailbox, messages })
     }
 
+    /// `[RETURN (opts) SP]` of SEARCH (RFC 4731) and SORT (RFC 5267, which adds
+    /// PARTIAL).
+    fn return_options(&mut self, partial: bool) -> R<Option<Vec<SearchReturn>>> {
+        if !self.peek_word_is("RETURN") {
+            return Ok(None);
+        }
+        self.i += 6;
+        self.sp()?;
+        self.expect(b'(', "expected '('")?;
+        let mut opts = Vec::new();
+        if !self.eat(b')') {
+            loop {
+                opts.push(match self.keyword()?.as_str() {
+                    "MIN" => SearchReturn::Min,
+                    "MAX" => SearchReturn::Max,
+                    "ALL" => SearchReturn::All,
+                    "COUNT" => SearchReturn::Count,
+                    "SAVE" => SearchReturn::Save,
+                    "PARTIAL" if partial => {
+                        self.sp()?;
+                        let low = self.nz_number()?;
+                        self.expect(b':', "expected ':'")?;
+                        let high = self.nz_number()?;
+                        SearchReturn::Partial(low.min(high), low.max(high))
+                    }
+                    _ => return Err("unknown return option"),
+                });
+                if self.eat(b')') {
+                    break;
+                }
+                self.sp()?;
+            }
+        }
+        self.sp()?;
+        Ok(Some(opts))
+    }
+
+    /// `charset 1*(SP search-key)` (RFC 5256 §5 search-criteria).
+    fn charset_and_keys(&mut self) -> R<(String, Vec<SearchKey>)> {
+        let charset = self.astring_utf8()?;
+        self.sp()?;
+        let mut keys = vec![self.search_key(0)?];
+        while self.eat(b' ') {
+            keys.push(self.search_key(0)?);
+        }
+        Ok((charset, keys))
+    }
+
+    /// RFC 5256 §5 `sort`, with RFC 5267 `[search-return-opts]` and RFC 5957 keys.
+    fn sort(&mut self, uid: bool) -> R<CommandBody> {
+        self.sp()?;
+        let returns = self.return_options(true)?;
+        let criteria = self.paren_list(|p| {
+            let mut word = p.keyword()?;
+            let reverse = word == "REVERSE";
+            if reverse {
+                p.sp()?;
+                word = p.keyword()?;
+            }
+            let key = SortKey::parse(&word).ok_or("unknown sort key")?;
+            Ok(SortCriterion { reverse, key })
+        })?;
+        if criteria.is_empty() {
+            return Err("SORT needs a sort criterion");
+        }
+        self.sp()?;
+        let (charset, keys) = self.charset_and_keys()?;
+        Ok(CommandBody::Sort {
+            uid,
+            returns,
+            criteria,
+            charset,
+            keys,
+        })
+    }
+
+    /// RFC 5256 §5 `thread`.
+    fn thread(&mut self, uid: bool) -> R<CommandBody> {
+        self.sp()?;
+        let algorithm = match self.keyword()?.as_str() {
+            "ORDEREDSUBJECT" => ThreadAlgorithm::OrderedSubject,
+            "REFERENCES" => ThreadAlgorithm::References,
+            "REFS" => ThreadAlgorithm::Refs,
+            _ => return Err("unknown threading algorithm"),
+        };
+        self.sp()?;
+        let (charset, keys) = self.charset_and_keys()?;
+        Ok(CommandBody::Thread {
+            uid,
+            algorithm,
+            charset,
+            keys,
+        })
+    }
+
     fn search(&mut self, uid: bool) -> R<CommandBody> {
         self.sp()?;
-        let mut returns = None;
-        if self.peek_word_is("RETURN") {
-            self.i += 6;
-            self.sp()?;
-            self.expect(b'(', "expected '('")?;
-            let mut opts = Vec::new();
-            if !self.eat(b')') {
-                loop {
-                    opts.push(match self.keyword()?.as_str() {
-                        "MIN" => SearchReturn::Min,
-                        "MAX" => SearchReturn::Max,
-                        "ALL" => SearchReturn::All,
-                        "COUNT" => SearchReturn::Count,
-                        "SAVE" => SearchReturn::Save,
-                        _ => return Err("unknown SEARCH return option"),
-                    });
-                    if self.eat(b')') {
-                        break;
-                    }
-                    self.sp()?;
-                }
-            }
-            returns = Some(opts);
-            self.sp()?;
-        }
+        let returns = self.return_options(false)?;
         let mut charset = None;
         if self.peek_word_is("CHARSET") {
             self.i += 7;
@@ -2399,20 +2592,44 @@ impl Command {
                 ..
             } => {
                 if let Some(r) = returns {
-                    w.s(" RETURN ").list(r, |w, o| {
-                        w.s(match o {
-                            SearchReturn::Min => "MIN",
-                            SearchReturn::Max => "MAX",
-                            SearchReturn::All => "ALL",
-                            SearchReturn::Count => "COUNT",
-                            SearchReturn::Save => "SAVE",
-                        });
-                    });
+                    w.s(" ").return_options(r);
                 }
                 if let Some(c) = charset {
                     w.s(" CHARSET ").astring(c.as_bytes());
                 }
                 for k in criteria {
+                    w.sp().search_key(k);
+                }
+            }
+            C::Sort {
+                returns,
+                criteria,
+                charset,
+                keys,
+                ..
+            } => {
+                if let Some(r) = returns {
+                    w.s(" ").return_options(r);
+                }
+                w.sp().list(criteria, |w, c| {
+                    if c.reverse {
+                        w.s("REVERSE ");
+                    }
+                    w.s(c.key.name());
+                });
+                w.sp().astring(charset.as_bytes());
+                for k in keys {
+                    w.sp().search_key(k);
+                }
+            }
+            C::Thread {
+                algorithm,
+                charset,
+                keys,
+                ..
+            } => {
+                w.sp().s(algorithm.name()).sp().astring(charset.as_bytes());
+                for k in keys {
                     w.sp().search_key(k);
                 }
             }
@@ -2495,6 +2712,19 @@ impl Command {
 }
 
 impl Writer {
+    fn return_options(&mut self, r: &[SearchReturn]) -> &mut Self {
+        self.s("RETURN ").list(r, |w, o| {
+            match o {
+                SearchReturn::Min => w.s("MIN"),
+                SearchReturn::Max => w.s("MAX"),
+                SearchReturn::All => w.s("ALL"),
+                SearchReturn::Count => w.s("COUNT"),
+                SearchReturn::Save => w.s("SAVE"),
+                SearchReturn::Partial(a, b) => w.s("PARTIAL ").num(a).s(":").num(b),
+            };
+        })
+    }
+
     fn astring_or_empty(&mut self, s: &str) -> &mut Self {
         self.astring(s.as_bytes())
     }
@@ -3413,6 +3643,238 @@ mod tests {
         assert!(parse_command(deep.as_bytes()).is_err());
     }
 
+    /// RFC 5256 §3's SORT and THREAD examples, RFC 5267 ESORT, RFC 5957 keys, and the
+    /// UID forms; each decoded, checked, encoded and decoded again.
+    #[test]
+    fn sort_and_thread_forms() {
+        use SearchKey as K;
+        use SortKey as S;
+        let c = |reverse, key| SortCriterion { reverse, key };
+        let sort = |uid, returns, criteria, charset: &str, keys| C::Sort {
+            uid,
+            returns,
+            criteria,
+            charset: charset.into(),
+            keys,
+        };
+        kat(
+            b"A282 SORT (SUBJECT) UTF-8 SINCE 1-Feb-1994\r\n",
+            cmd(
+                "A282",
+                sort(
+                    false,
+                    None,
+                    vec![c(false, S::Subject)],
+                    "UTF-8",
+                    vec![K::Since(d(1994, 2, 1))],
+                ),
+            ),
+        );
+        kat(
+            b"A283 SORT (SUBJECT REVERSE DATE) UTF-8 ALL\r\n",
+            cmd(
+                "A283",
+                sort(
+                    false,
+                    None,
+                    vec![c(false, S::Subject), c(true, S::Date)],
+                    "UTF-8",
+                    vec![K::All],
+                ),
+            ),
+        );
+        kat(
+            b"A284 SORT (SUBJECT) US-ASCII TEXT \"not in mailbox\"\r\n",
+            cmd(
+                "A284",
+                sort(
+                    false,
+                    None,
+                    vec![c(false, S::Subject)],
+                    "US-ASCII",
+                    vec![K::Text(b"not in mailbox".to_vec())],
+                ),
+            ),
+        );
+        // Every key, REVERSE on each, lower case accepted.
+        kat(
+            b"t uid sort (arrival reverse cc date from reverse size subject to displayfrom reverse displayto) utf-8 undeleted 1:5\r\n",
+            cmd(
+                "t",
+                sort(
+                    true,
+                    None,
+                    vec![
+                        c(false, S::Arrival),
+                        c(true, S::Cc),
+                        c(false, S::Date),
+                        c(false, S::From),
+                        c(true, S::Size),
+                        c(false, S::Subject),
+                        c(false, S::To),
+                        c(false, S::DisplayFrom),
+                        c(true, S::DisplayTo),
+                    ],
+                    "utf-8",
+                    vec![K::Undeleted, K::SequenceSet(set("1:5"))],
+                ),
+            ),
+        );
+        // RFC 5267 §3.1 and §4.4.
+        kat(
+            b"A283 UID SORT RETURN (MIN MAX COUNT ALL PARTIAL 1:500 SAVE) (DATE) UTF-8 UNDELETED UNKEYWORD $Junk\r\n",
+            cmd(
+                "A283",
+                sort(
+                    true,
+                    Some(vec![
+                        SearchReturn::Min,
+                        SearchReturn::Max,
+                        SearchReturn::Count,
+                        SearchReturn::All,
+                        SearchReturn::Partial(1, 500),
+                        SearchReturn::Save,
+                    ]),
+                    vec![c(false, S::Date)],
+                    "UTF-8",
+                    vec![K::Undeleted, K::Unkeyword("$Junk".into())],
+                ),
+            ),
+        );
+        kat(
+            b"t SORT RETURN () (SIZE) \"UTF-8\" ALL\r\n",
+            cmd(
+                "t",
+                sort(
+                    false,
+                    Some(vec![]),
+                    vec![c(false, S::Size)],
+                    "UTF-8",
+                    vec![K::All],
+                ),
+            ),
+        );
+        let thread = |uid, algorithm, charset: &str, keys| C::Thread {
+            uid,
+            algorithm,
+            charset: charset.into(),
+            keys,
+        };
+        kat(
+            b"A283 THREAD ORDEREDSUBJECT UTF-8 SINCE 5-MAR-2000\r\n",
+            cmd(
+                "A283",
+                thread(
+                    false,
+                    ThreadAlgorithm::OrderedSubject,
+                    "UTF-8",
+                    vec![K::Since(d(2000, 3, 5))],
+                ),
+            ),
+        );
+        kat(
+            b"A284 THREAD ORDEREDSUBJECT US-ASCII TEXT \"gewp\"\r\n",
+            cmd(
+                "A284",
+                thread(
+                    false,
+                    ThreadAlgorithm::OrderedSubject,
+                    "US-ASCII",
+                    vec![K::Text(b"gewp".to_vec())],
+                ),
+            ),
+        );
+        kat(
+            b"A285 UID THREAD REFERENCES UTF-8 SINCE 5-MAR-2000\r\n",
+            cmd(
+                "A285",
+                thread(
+                    true,
+                    ThreadAlgorithm::References,
+                    "UTF-8",
+                    vec![K::Since(d(2000, 3, 5))],
+                ),
+            ),
+        );
+        kat(
+            b"t thread refs utf-8 all\r\n",
+            cmd(
+                "t",
+                thread(false, ThreadAlgorithm::Refs, "utf-8", vec![K::All]),
+            ),
+        );
+        // A charset other than UTF-8 parses (the session answers NO [BADCHARSET]).
+        kat(
+            b"t SORT (TO) ISO-8859-1 ALL\r\n",
+            cmd(
+                "t",
+                sort(
+                    false,
+                    None,
+                    vec![c(false, S::To)],
+                    "ISO-8859-1",
+                    vec![K::All],
+                ),
+            ),
+        );
+        for bad in [
+            "t SORT\r\n",
+            "t SORT () UTF-8 ALL\r\n",
+            "t SORT (SUBJECT) ALL\r\n",
+            "t SORT (SUBJECT) UTF-8\r\n",
+            "t SORT (REVERSE) UTF-8 ALL\r\n",
+            "t SORT (REVERSE REVERSE DATE) UTF-8 ALL\r\n",
+            "t SORT (BOGUS) UTF-8 ALL\r\n",
+            "t SORT SUBJECT UTF-8 ALL\r\n",
+            "t SORT RETURN (PARTIAL 0:5) (DATE) UTF-8 ALL\r\n",
+            "t SORT RETURN (PARTIAL 5) (DATE) UTF-8 ALL\r\n",
+            "t SORT RETURN (FOO) (DATE) UTF-8 ALL\r\n",
+            "t SEARCH RETURN (PARTIAL 1:5) ALL\r\n",
+            "t THREAD UTF-8 ALL\r\n",
+            "t THREAD JWZ UTF-8 ALL\r\n",
+            "t THREAD REFERENCES UTF-8\r\n",
+            "t THREAD REFERENCES\r\n",
+            "t UID THREAD\r\n",
+        ] {
+            let e = parse_command(bad.as_bytes()).unwrap_err();
+            assert_eq!(e.tag.as_deref(), Some("t"), "{bad}");
+        }
+        // PARTIAL with the range the wrong way round is normalised.
+        let p = parse_command(b"t SORT RETURN (PARTIAL 9:3) (DATE) UTF-8 ALL\r\n").unwrap();
+        assert!(
+            matches!(p.body, C::Sort { returns: Some(ref r), .. } if r == &[SearchReturn::Partial(3, 9)])
+        );
+    }
+
+    /// SORT and THREAD with literals through the framer and the parser, split at every
+    /// byte boundary.
+    #[test]
+    fn sort_and_thread_split_everywhere() {
+        use crate::imap::fragment::{Event, Framer, FramerConfig};
+        let transcript: &[u8] = b"s1 UID SORT RETURN (MIN COUNT) (REVERSE ARRIVAL SUBJECT) UTF-8 SUBJECT {5}\r\nlunch FROM {3+}\r\nbob\r\n\
+s2 THREAD REFERENCES {5}\r\nUTF-8 NOT DELETED\r\n\
+s3 UID THREAD REFS UTF-8 ALL\r\n";
+        for cut in 0..=transcript.len() {
+            let mut f = Framer::new(FramerConfig::default());
+            let mut got = Vec::new();
+            for chunk in [&transcript[..cut], &transcript[cut..]] {
+                f.enqueue(chunk);
+                while let Some(ev) = f.progress() {
+                    match ev {
+                        Event::LiteralAnnounced(_) => f.accept_literal(),
+                        Event::Frame(frame) => {
+                            let c = parse_command(&frame).unwrap();
+                            round_trip(&c);
+                            got.push(c.body.name());
+                        }
+                        other => panic!("{other:?}"),
+                    }
+                }
+            }
+            assert_eq!(got, ["UID SORT", "THREAD", "UID THREAD"], "cut {cut}");
+        }
+    }
+
     #[test]
     fn fetch_forms() {
         use FetchAttr as F;
@@ -3968,6 +4430,8 @@ a12 LOGOUT\r\n";
             b"a SELECT INBOX (QRESYNC (1 2 1:5 (1 2)))\r\n",
             b"a STORE 1 (UNCHANGEDSINCE 3) +FLAGS.SILENT (\\Seen)\r\n",
             b"a ID (\"a\" NIL)\r\n",
+            b"a UID SORT RETURN (MIN PARTIAL 1:9) (REVERSE DATE DISPLAYFROM) UTF-8 OR SEEN {2}\r\nab\r\n",
+            b"a THREAD REFERENCES US-ASCII (UNDELETED SUBJECT x)\r\n",
         ];
         let mut ok = 0;
         for i in 0..5000 {

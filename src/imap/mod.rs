@@ -8,6 +8,8 @@
 //!   replies, the selected-mailbox view and when store changes reach the client; its
 //!   command handlers are in `ops/` (auth, mailbox, message, view).
 //! - [`fetch`] / [`search`]: pure FETCH rendering and SEARCH evaluation.
+//! - [`sort`] / [`thread`]: pure SORT keys and ordering (base subject, sent date,
+//!   i;unicode-casemap) and the THREAD algorithms (RFC 5256).
 //! - [`backend`]: the store operations the session uses, as a trait.
 //! - [`driver`]: the tokio side: listeners, literals, IDLE push, timeouts, goodbye.
 
@@ -19,3 +21,5 @@ pub mod fragment;
 pub mod response;
 pub mod search;
 pub mod session;
+pub mod sort;
+pub mod thread;

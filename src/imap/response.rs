@@ -304,6 +304,8 @@ pub enum ESearchItem {
     Count(u32),
     /// `MODSEQ n` (CONDSTORE).
     ModSeq(u64),
+    /// `PARTIAL (low:high set)` (RFC 5267 §4.4), `NIL` for no results in the range.
+    Partial(u32, u32, Option<SequenceSet>),
 }
 
 /// One namespace (RFC 2342).
@@ -364,6 +366,15 @@ pub enum Data {
         /// Items.
         items: Vec<ESearchItem>,
     },
+    /// `* SORT n.. [(MODSEQ m)]` (RFC 5256 §4, RFC 7162 §3.1.5), in sorted order.
+    Sort {
+        /// Matches, sorted.
+        ids: Vec<u32>,
+        /// Highest mod-sequence of the matches (CONDSTORE).
+        modseq: Option<u64>,
+    },
+    /// `* THREAD (..)(..)` (RFC 5256 §4).
+    Thread(crate::imap::thread::Threads),
     /// `* ID (...)` or `* ID NIL`.
     Id(Option<Vec<(String, Option<String>)>>),
     /// `* NAMESPACE personal other shared` (empty lists are NIL).
@@ -817,6 +828,22 @@ impl Writer {
                         w.s(k.name()).sp().num(v);
                     });
             }
+            Data::Sort { ids, modseq } => {
+                self.s("SORT");
+                for id in ids {
+                    self.sp().num(id);
+                }
+                if let Some(m) = modseq {
+                    self.s(" (MODSEQ ").num(m).s(")");
+                }
+            }
+            Data::Thread(threads) => {
+                self.s("THREAD");
+                if !threads.roots.is_empty() {
+                    self.sp();
+                    threads.encode(&mut self.buf);
+                }
+            }
             Data::Search { ids, modseq } => {
                 self.s("SEARCH");
                 for id in ids {
@@ -842,6 +869,14 @@ impl Writer {
                         ESearchItem::Count(n) => self.s("COUNT ").num(n),
                         ESearchItem::ModSeq(n) => self.s("MODSEQ ").num(n),
                         ESearchItem::All(set) => self.s("ALL ").seq_set(set),
+                        ESearchItem::Partial(low, high, set) => {
+                            self.s("PARTIAL (").num(low).s(":").num(high).sp();
+                            match set {
+                                Some(set) => self.seq_set(set),
+                                None => self.s("NIL"),
+                            };
+                            self.s(")")
+                        }
                     };
                 }
             }
@@ -1170,7 +1205,7 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::imap::command::{Date, SectionText};
+    use crate::imap::command::{Date, SectionText, SeqItem, SeqNum};
 
     fn enc(r: impl Into<Response>) -> String {
         String::from_utf8(r.into().to_bytes()).unwrap()
@@ -1559,6 +1594,77 @@ mod tests {
                     items: vec![ESearchItem::ModSeq(5)],
                 },
                 "* ESEARCH MODSEQ 5\r\n",
+            ),
+            // RFC 5256 §4.
+            (
+                Data::Sort {
+                    ids: vec![2, 3, 6],
+                    modseq: None,
+                },
+                "* SORT 2 3 6\r\n",
+            ),
+            (
+                Data::Sort {
+                    ids: vec![],
+                    modseq: None,
+                },
+                "* SORT\r\n",
+            ),
+            (
+                Data::Sort {
+                    ids: vec![6, 2],
+                    modseq: Some(9),
+                },
+                "* SORT 6 2 (MODSEQ 9)\r\n",
+            ),
+            (
+                Data::Thread(crate::imap::thread::Threads::default()),
+                "* THREAD\r\n",
+            ),
+            // RFC 5256 §4: `(2)(3 6 (4 23)(44 7 96))` and `((3)(5))`.
+            (
+                Data::Thread({
+                    use crate::imap::thread::{Node, Threads};
+                    let n = |id: Option<u32>, children: Vec<usize>| Node { id, children };
+                    Threads {
+                        nodes: vec![
+                            n(Some(2), vec![]),
+                            n(Some(3), vec![2]),
+                            n(Some(6), vec![3, 5]),
+                            n(Some(4), vec![4]),
+                            n(Some(23), vec![]),
+                            n(Some(44), vec![6]),
+                            n(Some(7), vec![7]),
+                            n(Some(96), vec![]),
+                            n(None, vec![9, 10]),
+                            n(Some(3), vec![]),
+                            n(Some(5), vec![]),
+                        ],
+                        roots: vec![0, 1, 8],
+                    }
+                }),
+                "* THREAD (2)(3 6 (4 23)(44 7 96))((3)(5))\r\n",
+            ),
+            // RFC 5267 §3.1 (ALL in sort order) and §4.4.
+            (
+                Data::ESearch {
+                    tag: Some("A283".into()),
+                    uid: true,
+                    items: vec![
+                        ESearchItem::All(SequenceSet(vec![
+                            SeqItem::One(SeqNum::Value(23765)),
+                            SeqItem::One(SeqNum::Value(23764)),
+                            SeqItem::Range(SeqNum::Value(3), SeqNum::Value(5)),
+                        ])),
+                        ESearchItem::Partial(1, 3, None),
+                        ESearchItem::Partial(
+                            4,
+                            5,
+                            Some(SequenceSet(vec![SeqItem::One(SeqNum::Value(9))])),
+                        ),
+                    ],
+                },
+                "* ESEARCH (TAG \"A283\") UID ALL 23765,23764,3:5 PARTIAL (1:3 NIL) PARTIAL (4:5 9)\r\n",
             ),
             (Data::Id(None), "* ID NIL\r\n"),
             (

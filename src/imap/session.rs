@@ -151,13 +151,16 @@ pub fn allowed(state: StateKind, cmd: &CommandBody) -> bool {
         | Idle => {
             matches!(state, Authenticated | Selected)
         }
-        // RFC 9051 §6.4, RFC 3691 UNSELECT, RFC 4315 UID EXPUNGE, RFC 6851 MOVE.
+        // RFC 9051 §6.4, RFC 3691 UNSELECT, RFC 4315 UID EXPUNGE, RFC 6851 MOVE,
+        // RFC 5256 SORT and THREAD.
         Check
         | Close
         | Unselect
         | Expunge
         | UidExpunge(_)
         | Search { .. }
+        | Sort { .. }
+        | Thread { .. }
         | Fetch { .. }
         | Store { .. }
         | Copy { .. }
@@ -575,6 +578,9 @@ impl Session {
                     CommandBody::Fetch { uid: false, .. }
                         | CommandBody::Store { uid: false, .. }
                         | CommandBody::Search { uid: false, .. }
+                        // RFC 5256 §3: no EXPUNGE during SORT or THREAD.
+                        | CommandBody::Sort { uid: false, .. }
+                        | CommandBody::Thread { uid: false, .. }
                 );
                 let res = self.run(&tag, body, b, now);
                 // FETCH continues in chunks and finishes itself.
@@ -654,6 +660,14 @@ impl Session {
             "LIST-STATUS",
             "ESEARCH",
             "SEARCHRES",
+            // RFC 5256, RFC 5957, RFC 5267 (ESORT; not CONTEXT=SORT, which needs the
+            // UPDATE / CANCELUPDATE notifications), draft-ietf-morg-inthread (REFS).
+            "SORT",
+            "SORT=DISPLAY",
+            "ESORT",
+            "THREAD=ORDEREDSUBJECT",
+            "THREAD=REFERENCES",
+            "THREAD=REFS",
             "CONDSTORE",
             "QRESYNC",
             "STATUS=SIZE",
@@ -1011,6 +1025,19 @@ impl Session {
                 charset,
                 criteria,
             } => self.search(tag, b, uid, returns, charset, &criteria, now),
+            C::Sort {
+                uid,
+                returns,
+                criteria,
+                charset,
+                keys,
+            } => self.sort(tag, b, uid, returns, &criteria, &charset, &keys, now),
+            C::Thread {
+                uid,
+                algorithm,
+                charset,
+                keys,
+            } => self.thread(b, uid, algorithm, &charset, &keys, now),
             C::Fetch {
                 uid,
                 set,
@@ -1051,6 +1078,8 @@ mod auth;
 mod mailbox;
 #[path = "ops/message.rs"]
 mod message;
+#[path = "ops/sort.rs"]
+mod sort;
 #[path = "ops/view.rs"]
 mod view;
 

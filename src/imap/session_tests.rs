@@ -128,6 +128,8 @@ const EVERY_COMMAND: &[&str] = &[
     "EXPUNGE",
     "UID EXPUNGE 1",
     "SEARCH ALL",
+    "SORT (DATE) UTF-8 ALL",
+    "THREAD REFS UTF-8 ALL",
     "FETCH 1 FLAGS",
     "STORE 1 +FLAGS (\\Seen)",
     "COPY 1 Trash",
@@ -146,6 +148,8 @@ fn expected(state: StateKind, name: &str) -> bool {
         "EXPUNGE",
         "UID EXPUNGE",
         "SEARCH",
+        "SORT",
+        "THREAD",
         "FETCH",
         "STORE",
         "COPY",
@@ -180,7 +184,7 @@ fn state_table_every_command_in_every_state() {
         }
     }
     // Every variant is covered (a new command must be added to the table and here).
-    assert_eq!(seen.len(), 34);
+    assert_eq!(seen.len(), 36);
 }
 
 #[test]
@@ -1847,4 +1851,280 @@ fn silent_store_still_reports_other_sessions_changes_and_select_names_the_first_
     f.run(&mut c, b"e ENABLE IMAP4rev2\r\n");
     let out = f.run(&mut c, b"s SELECT INBOX\r\n");
     assert!(!out.contains("UNSEEN"), "{out}");
+}
+
+// ---------------------------------------------------------------------------------
+// SORT and THREAD (RFC 5256, RFC 5957, RFC 5267).
+// ---------------------------------------------------------------------------------
+
+/// Four messages: a reply chain 2 <- 1 <- 4 (References, then In-Reply-To), 3 on its
+/// own with no Date (its INTERNALDATE, `NOW` in November 2026, is its sent date).
+const SORT_MSGS: [&[u8]; 4] = [
+    b"From: Bob <bob@b.example>\r\nTo: zed@z.example\r\nSubject: Re: Lunch\r\nDate: 2 Jan 2026 10:00:00 +0000\r\nMessage-ID: <b@x>\r\nReferences: <a@x>\r\n\r\nok\r\n",
+    b"From: Zoe <alice@a.example>\r\nSubject: Lunch\r\nDate: Thu, 1 Jan 2026 11:00:00 +0100\r\nMessage-ID: <a@x>\r\n\r\nnoon?\r\n",
+    b"From: =?utf-8?q?=C3=89mile?= <emile@e.example>\r\nSubject: Dinner\r\nMessage-ID: <c@x>\r\n\r\nhungry\r\n",
+    b"Subject: [list] lunch\r\nDate: 3 Jan 2026 10:00:00 +0000\r\nMessage-ID: <d@x>\r\nIn-Reply-To: <b@x>\r\n\r\nme too, a longer body than the others\r\n",
+];
+
+fn sort_fixture() -> (Fixture, Session) {
+    let f = fixture();
+    for m in SORT_MSGS {
+        f.deliver(m);
+    }
+    let mut s = f.logged_in();
+    f.run(&mut s, b"s SELECT INBOX\r\n");
+    (f, s)
+}
+
+/// RFC 5256 §3 every key, REVERSE, the implicit sequence-number order, UID SORT, and
+/// RFC 5957 DISPLAYFROM / DISPLAYTO.
+#[test]
+fn sort_by_every_key() {
+    let (f, mut s) = sort_fixture();
+    for (cmd, want) in [
+        ("SORT (SUBJECT) UTF-8 ALL", "3 1 2 4"),
+        ("SORT (REVERSE SUBJECT) UTF-8 ALL", "1 2 4 3"),
+        ("SORT (SUBJECT REVERSE DATE) UTF-8 ALL", "3 4 1 2"),
+        ("SORT (DATE) UTF-8 ALL", "2 1 4 3"),
+        ("SORT (REVERSE DATE) US-ASCII ALL", "3 4 1 2"),
+        // All arrived at the same INTERNALDATE: sequence order.
+        ("SORT (ARRIVAL) UTF-8 ALL", "1 2 3 4"),
+        ("SORT (REVERSE ARRIVAL) UTF-8 ALL", "1 2 3 4"),
+        ("SORT (FROM) UTF-8 ALL", "4 2 1 3"),
+        ("SORT (TO) UTF-8 ALL", "2 3 4 1"),
+        ("SORT (CC SUBJECT) UTF-8 ALL", "3 1 2 4"),
+        ("SORT (DISPLAYFROM) UTF-8 ALL", "4 1 3 2"),
+        ("SORT (REVERSE DISPLAYTO) UTF-8 ALL", "1 2 3 4"),
+        // Search keys, content ones included, narrow the set first.
+        ("SORT (DATE) UTF-8 SUBJECT lunch", "2 1 4"),
+        ("SORT (DATE) UTF-8 NOT BODY noon 2:*", "4 3"),
+        ("SORT (SUBJECT) UTF-8 TEXT \"not in mailbox\"", ""),
+    ] {
+        let out = f.run(&mut s, format!("t {cmd}\r\n").as_bytes());
+        let line = if want.is_empty() {
+            "* SORT\r\n".to_string()
+        } else {
+            format!("* SORT {want}\r\n")
+        };
+        assert_eq!(out, format!("{line}t OK SORT completed\r\n"), "{cmd}");
+    }
+    // SIZE: RFC822.SIZE as stored, ascending and REVERSE.
+    let inbox = Backend::mailbox(&f.store, f.account, "INBOX")
+        .unwrap()
+        .unwrap();
+    let rows = Backend::messages(&f.store, inbox.id).unwrap();
+    let mut by_size: Vec<(u64, u32)> = rows.iter().map(|(u, r)| (r.size, *u)).collect();
+    by_size.sort();
+    let asc: Vec<String> = by_size.iter().map(|x| x.1.to_string()).collect();
+    let out = f.run(
+        &mut s,
+        b"z SORT (SIZE) UTF-8 ALL\r\ny SORT (REVERSE SIZE) UTF-8 ALL\r\n",
+    );
+    let desc: Vec<String> = asc.iter().rev().cloned().collect();
+    assert_eq!(
+        out,
+        format!(
+            "* SORT {}\r\nz OK SORT completed\r\n* SORT {}\r\ny OK SORT completed\r\n",
+            asc.join(" "),
+            desc.join(" ")
+        )
+    );
+    // UID SORT answers UIDs (here 1..4 too), after a search by UID.
+    let out = f.run(&mut s, b"u UID SORT (SUBJECT) UTF-8 UID 2:*\r\n");
+    assert_eq!(out, "* SORT 3 2 4\r\nu OK SORT completed\r\n");
+    // Charsets other than UTF-8 and US-ASCII: NO [BADCHARSET].
+    let out = f.run(
+        &mut s,
+        b"b SORT (DATE) KOI8-R ALL\r\nc THREAD REFS ISO-8859-1 ALL\r\n",
+    );
+    assert!(
+        out.starts_with("b NO [BADCHARSET (UTF-8 US-ASCII)]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\r\nc NO [BADCHARSET (UTF-8 US-ASCII)]"),
+        "{out}"
+    );
+}
+
+/// RFC 5267 ESORT: MIN and MAX are the first and last in sort order, ALL keeps the
+/// order, PARTIAL slices positions, SAVE fills `$`; CONDSTORE's MODSEQ for SORT.
+#[test]
+fn esort_return_options() {
+    let (f, mut s) = sort_fixture();
+    let out = f.run(
+        &mut s,
+        b"e UID SORT RETURN (MIN MAX COUNT ALL) (SUBJECT) UTF-8 ALL\r\n",
+    );
+    assert_eq!(
+        out,
+        "* ESEARCH (TAG \"e\") UID MIN 3 MAX 4 COUNT 4 ALL 3,1:2,4\r\ne OK SORT completed\r\n"
+    );
+    let out = f.run(&mut s, b"r SORT RETURN () (REVERSE DATE) UTF-8 ALL\r\n");
+    assert_eq!(
+        out,
+        "* ESEARCH (TAG \"r\") ALL 3:4,1:2\r\nr OK SORT completed\r\n"
+    );
+    let out = f.run(
+        &mut s,
+        b"p SORT RETURN (PARTIAL 2:3 COUNT) (SUBJECT) UTF-8 ALL\r\nq SORT RETURN (PARTIAL 5:9) (SUBJECT) UTF-8 ALL\r\n",
+    );
+    assert_eq!(
+        out,
+        "* ESEARCH (TAG \"p\") PARTIAL (2:3 1:2) COUNT 4\r\np OK SORT completed\r\n* ESEARCH (TAG \"q\") PARTIAL (5:9 NIL)\r\nq OK SORT completed\r\n"
+    );
+    let out = f.run(
+        &mut s,
+        b"v SORT RETURN (SAVE) (DATE) UTF-8 SUBJECT lunch\r\nw SEARCH $\r\n",
+    );
+    assert_eq!(
+        out,
+        "v OK SORT completed\r\n* SEARCH 1 2 4\r\nw OK SEARCH completed\r\n"
+    );
+    let out = f.run(&mut s, b"m SORT (DATE) UTF-8 MODSEQ 1\r\n");
+    assert!(out.contains("* SORT 2 1 4 3 (MODSEQ "), "{out}");
+    assert!(out.ends_with("m OK SORT completed\r\n"), "{out}");
+}
+
+/// RFC 5256 §3 THREAD: ORDEREDSUBJECT, REFERENCES (References, then In-Reply-To),
+/// REFS; UID THREAD; search keys narrow the set.
+#[test]
+fn thread_algorithms() {
+    let (f, mut s) = sort_fixture();
+    for (cmd, want) in [
+        ("THREAD ORDEREDSUBJECT UTF-8 ALL", "* THREAD (2 (1)(4))(3)"),
+        ("THREAD REFERENCES UTF-8 ALL", "* THREAD (2 1 4)(3)"),
+        ("UID THREAD REFS UTF-8 ALL", "* THREAD (2 1 4)(3)"),
+        // Without 1 (Bob's), 4 hangs under a dummy for <b@x>, promoted to the top as
+        // its only child (step 3); then 2 and 4 share the base subject "lunch" and
+        // neither is a reply: both go under a new dummy (step 5).
+        (
+            "THREAD REFERENCES UTF-8 NOT FROM bob",
+            "* THREAD ((2)(4))(3)",
+        ),
+        ("THREAD REFS UTF-8 NOT FROM bob", "* THREAD (2)(4)(3)"),
+        ("THREAD REFERENCES UTF-8 3", "* THREAD (3)"),
+        ("THREAD ORDEREDSUBJECT US-ASCII TEXT \"gewp\"", "* THREAD"),
+    ] {
+        let out = f.run(&mut s, format!("t {cmd}\r\n").as_bytes());
+        assert_eq!(out, format!("{want}\r\nt OK THREAD completed\r\n"), "{cmd}");
+    }
+    let caps = f.run(&mut s, b"c CAPABILITY\r\n");
+    for cap in [
+        " SORT ",
+        " SORT=DISPLAY ",
+        " ESORT ",
+        " THREAD=ORDEREDSUBJECT ",
+        " THREAD=REFERENCES ",
+        " THREAD=REFS ",
+    ] {
+        assert!(caps.contains(cap), "{cap} in {caps}");
+    }
+}
+
+/// RFC 5256 §3: no EXPUNGE while answering SORT or THREAD (their numbers would
+/// shift); UID SORT may report it.
+#[test]
+fn sort_and_thread_withhold_expunges() {
+    let (f, mut a) = sort_fixture();
+    let mut b = f.logged_in();
+    f.run(&mut b, b"s SELECT INBOX\r\n");
+    let out = f.run(
+        &mut b,
+        b"x STORE 2 +FLAGS.SILENT (\\Deleted)\r\ny EXPUNGE\r\n",
+    );
+    assert!(out.contains("* 2 EXPUNGE"), "{out}");
+    let out = f.run(
+        &mut a,
+        b"t SORT (DATE) UTF-8 ALL\r\nh THREAD REFS UTF-8 ALL\r\n",
+    );
+    assert_eq!(
+        out,
+        "* SORT 1 4 3\r\nt OK SORT completed\r\n* THREAD (1 4)(3)\r\nh OK THREAD completed\r\n"
+    );
+    let out = f.run(&mut a, b"u UID SORT (DATE) UTF-8 ALL\r\n");
+    assert_eq!(
+        out,
+        "* SORT 1 4 3\r\n* 2 EXPUNGE\r\nu OK SORT completed\r\n"
+    );
+}
+
+/// A store whose message bytes must not be read: SORT and THREAD take their keys from
+/// the parse-once structure (the bytes only when a search key looks inside).
+struct NoBytes(Store);
+
+impl Backend for NoBytes {
+    fn load(
+        &self,
+        mailbox: u64,
+        uids: &[u32],
+        parsed: bool,
+        raw: bool,
+        max_bytes: u64,
+    ) -> store::Result<Vec<Option<crate::imap::backend::Loaded>>> {
+        assert!(!raw, "message bytes read");
+        Backend::load(&self.0, mailbox, uids, parsed, raw, max_bytes)
+    }
+    fn mailboxes(&self, account: u64) -> store::Result<Vec<crate::store::Mailbox>> {
+        self.0.mailboxes(account)
+    }
+    fn subscriptions(&self, account: u64) -> store::Result<Vec<String>> {
+        Backend::subscriptions(&self.0, account)
+    }
+    fn mailbox(&self, account: u64, name: &str) -> store::Result<Option<crate::store::Mailbox>> {
+        Backend::mailbox(&self.0, account, name)
+    }
+    fn mailbox_by_id(&self, id: u64) -> store::Result<Option<crate::store::Mailbox>> {
+        Backend::mailbox_by_id(&self.0, id)
+    }
+    fn messages(&self, mailbox: u64) -> store::Result<Vec<(u32, crate::store::MessageRow)>> {
+        Backend::messages(&self.0, mailbox)
+    }
+    fn message(&self, mailbox: u64, uid: u32) -> store::Result<Option<crate::store::MessageRow>> {
+        Backend::message(&self.0, mailbox, uid)
+    }
+    fn blob(&self, _: &[u8; 32]) -> store::Result<Option<Vec<u8>>> {
+        panic!("message bytes read")
+    }
+    fn parsed(
+        &self,
+        blob: &[u8; 32],
+    ) -> store::Result<Option<crate::mail::message::ParsedMessage>> {
+        Backend::parsed(&self.0, blob)
+    }
+    fn expunged_since(&self, mailbox: u64, modseq: u64) -> store::Result<Vec<u32>> {
+        Backend::expunged_since(&self.0, mailbox, modseq)
+    }
+    fn write(&self, op: Op) -> store::Result<Output> {
+        Backend::write(&self.0, op)
+    }
+    fn claim_recent(&self, mailbox: u64, uidnext: u32) -> u32 {
+        self.0.claim_recent(mailbox, uidnext)
+    }
+    fn recent_mark(&self, mailbox: u64) -> u32 {
+        self.0.recent_mark(mailbox)
+    }
+    fn quota(&self, account: u64) -> store::Result<(store::Quota, store::Usage)> {
+        Backend::quota(&self.0, account)
+    }
+}
+
+#[test]
+fn sort_and_thread_read_no_message_bytes() {
+    let (f, mut s) = sort_fixture();
+    s.feed(b"a SORT (SUBJECT REVERSE DATE FROM TO CC DISPLAYFROM DISPLAYTO SIZE ARRIVAL) UTF-8 UNSEEN\r\nb THREAD REFERENCES UTF-8 ALL\r\nc THREAD ORDEREDSUBJECT UTF-8 ALL\r\nd THREAD REFS UTF-8 ALL\r\n");
+    let nb = NoBytes(f.store.clone());
+    let mut out = Vec::new();
+    loop {
+        match s.next() {
+            Step::Write(b) => out.extend(b),
+            Step::Event(Event::Execute) => s.execute(&nb, NOW),
+            _ => break,
+        }
+    }
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(
+        out,
+        "* SORT 3 4 1 2\r\na OK SORT completed\r\n* THREAD (2 1 4)(3)\r\nb OK THREAD completed\r\n* THREAD (2 (1)(4))(3)\r\nc OK THREAD completed\r\n* THREAD (2 1 4)(3)\r\nd OK THREAD completed\r\n"
+    );
 }

@@ -99,12 +99,46 @@ impl Part {
 }
 
 /// Everything the store keeps about a message's content besides its bytes.
+///
+/// Stored postcard-encoded, which has no field names or versions: a field may only be
+/// added at the end, and the store decodes records written before it with
+/// [`ParsedMessage::decode`] (older records simply end earlier).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParsedMessage {
     /// The top-level envelope.
     pub envelope: Envelope,
     /// The root MIME part (header_start 0).
     pub root: Part,
+    /// The top-level References header, raw and unfolded (THREAD=REFERENCES, RFC 5256
+    /// §3). `None` when absent, and for messages stored before this field existed
+    /// (threading then falls back to In-Reply-To, as for a message without References).
+    pub references: Option<String>,
+}
+
+/// [`ParsedMessage`] as stored before `references` was added.
+#[derive(Deserialize)]
+struct ParsedMessageV1 {
+    envelope: Envelope,
+    root: Part,
+}
+
+impl ParsedMessage {
+    /// Decodes a stored record: the current layout, or the one without `references`
+    /// (a record of the older layout ends right after `root`, so the current layout
+    /// fails on it with an unexpected end and never misreads it).
+    pub fn decode(bytes: &[u8]) -> Result<ParsedMessage, postcard::Error> {
+        match postcard::from_bytes::<ParsedMessage>(bytes) {
+            Ok(p) => Ok(p),
+            Err(e) => match postcard::from_bytes::<ParsedMessageV1>(bytes) {
+                Ok(v1) => Ok(ParsedMessage {
+                    envelope: v1.envelope,
+                    root: v1.root,
+                    references: None,
+                }),
+                Err(_) => Err(e),
+            },
+        }
+    }
 }
 
 /// An address list as ENVELOPE lists it (RFC 3501 §7.4.2, RFC 9051 §7.5.2): a group
@@ -430,11 +464,19 @@ pub fn parse(raw: &[u8]) -> ParsedMessage {
                 *s = true;
             }
             let mut root = convert(&msg, 0, 0, raw, 0, &mut seen);
+            let references = msg
+                .parts
+                .first()
+                .and_then(|r| raw_header(raw, r, "References"));
             drop_flat(msg);
             // mail-parser may stop before trailing bytes; the root always spans the message.
             root.header_start = 0;
             root.body_end = root.body_end.max(size).min(size);
-            ParsedMessage { envelope, root }
+            ParsedMessage {
+                envelope,
+                root,
+                references,
+            }
         }
         _ => {
             let mut root = empty_part(0);
@@ -443,6 +485,7 @@ pub fn parse(raw: &[u8]) -> ParsedMessage {
             ParsedMessage {
                 envelope: Envelope::default(),
                 root,
+                references: None,
             }
         }
     }
@@ -586,6 +629,35 @@ mod tests {
         let p = parse(SIMPLE);
         let bytes = postcard::to_allocvec(&p).unwrap();
         assert_eq!(postcard::from_bytes::<ParsedMessage>(&bytes).unwrap(), p);
+        assert_eq!(ParsedMessage::decode(&bytes).unwrap(), p);
+    }
+
+    /// The References header is kept (raw, unfolded) for THREAD; a record stored before
+    /// the field existed still decodes, with no references.
+    #[test]
+    fn references_are_kept_and_old_records_still_decode() {
+        let raw = b"Message-ID: <c@x>\r\nReferences: <a@x>\r\n <b@x>\r\nIn-Reply-To: <b@x>\r\n\r\nbody\r\n";
+        let p = parse(raw);
+        assert_eq!(p.references.as_deref(), Some("<a@x> <b@x>"));
+        #[derive(Serialize)]
+        struct Old<'a> {
+            envelope: &'a Envelope,
+            root: &'a Part,
+        }
+        let old = postcard::to_allocvec(&Old {
+            envelope: &p.envelope,
+            root: &p.root,
+        })
+        .unwrap();
+        let back = ParsedMessage::decode(&old).unwrap();
+        assert_eq!(back.envelope, p.envelope);
+        assert_eq!(back.root, p.root);
+        assert_eq!(back.references, None);
+        // New records decode with an older reader too (postcard ignores trailing bytes).
+        let new = postcard::to_allocvec(&p).unwrap();
+        let as_old: ParsedMessageV1 = postcard::from_bytes(&new).unwrap();
+        assert_eq!(as_old.root, p.root);
+        assert!(ParsedMessage::decode(b"\xff\xff").is_err());
     }
 
     /// 10,000 nested message/rfc822 parts (found by tests/hostile.rs): parsed and dropped

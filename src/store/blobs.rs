@@ -5,7 +5,7 @@
 use redb::{ReadableTable, WriteTransaction};
 
 use super::schema::{BLOB_REFS, BLOBS, PARSED};
-use super::{NewMessage, Reader, Result, migrate, records::dec};
+use super::{NewMessage, Reader, Result, migrate};
 
 /// Meta counter: bytes of all distinct bodies (kept on every add and remove, so
 /// `status` never walks the blob table).
@@ -71,7 +71,12 @@ pub(super) fn get(r: &Reader, hash: &[u8; 32]) -> Result<Option<Vec<u8>>> {
 
 pub(super) fn parsed(r: &Reader, hash: &[u8; 32]) -> Result<Option<ParsedMessage>> {
     let t = r.tx().open_table(PARSED)?;
-    t.get(*hash)?.map(|v| dec(v.value())).transpose()
+    t.get(*hash)?
+        .map(|v| {
+            ParsedMessage::decode(v.value())
+                .map_err(|e| super::Error::Corrupt(format!("decode: {e}")))
+        })
+        .transpose()
 }
 
 impl Reader {

@@ -18,6 +18,11 @@ use super::{
 use crate::store::records::flag;
 use crate::store::{FlagMode, Op, Output};
 
+/// What [`Session::scan`] calls for each match: view index, the view's message, its
+/// store row, and its structure (and bytes) when loaded.
+pub(super) type Hit<'a> =
+    dyn FnMut(usize, &super::Msg, &crate::store::MessageRow, Option<&Loaded>) + 'a;
+
 impl Session {
     pub(super) fn view(&self) -> Result<&View, Fail> {
         match &self.state {
@@ -62,32 +67,21 @@ impl Session {
         Ok((None, "EXPUNGE completed"))
     }
 
-    /// Valid in: Selected. RFC 9051 §6.4.4, RFC 4731 (ESEARCH), RFC 5182 (SAVE),
-    /// RFC 7162 §3.1.5 (MODSEQ).
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn search(
-        &mut self,
-        tag: &str,
+    /// Walks the view and calls `hit(index, message, row, loaded)` for every message
+    /// that matches `criteria` (RFC 9051 §6.4.4), for SEARCH, SORT and THREAD. Dates and
+    /// sizes come from the store (the view keeps only what changes); flags are the ones
+    /// the client was told about. With `parsed`, or when a key looks inside the message,
+    /// rows come with their parse-once structure (and bytes only for the latter) in
+    /// batches of about a FETCH chunk, one read each: memory is bounded by the batch plus
+    /// the largest message, and nothing of a batch is kept but what `hit` takes.
+    pub(super) fn scan(
+        &self,
         b: &dyn Backend,
-        uid: bool,
-        returns: Option<Vec<SearchReturn>>,
-        charset: Option<String>,
         criteria: &[SearchKey],
         now: i64,
-    ) -> Done {
-        if let Some(cs) = &charset
-            && !cs.eq_ignore_ascii_case("UTF-8")
-            && !cs.eq_ignore_ascii_case("US-ASCII")
-        {
-            return Err(no(
-                Code::BadCharset(vec!["UTF-8".into(), "US-ASCII".into()]),
-                "Unsupported charset",
-            ));
-        }
-        let with_modseq = search::uses_modseq(criteria);
-        if with_modseq {
-            self.enable_condstore(b)?;
-        }
+        parsed: bool,
+        hit: &mut Hit<'_>,
+    ) -> Result<(), Fail> {
         let content = search::needs_content(criteria);
         let view = self.view()?;
         let cx = search::Context {
@@ -96,9 +90,6 @@ impl Session {
             saved: &view.saved,
             now,
         };
-        // Dates and sizes come from the store (the view keeps only what changes);
-        // flags are the ones the client was told about.
-        let mut hits: Vec<(u32, u32, u64)> = Vec::new();
         let mut test =
             |i: usize, m: &super::Msg, row: &crate::store::MessageRow, l: Option<&Loaded>| {
                 let c = search::Candidate {
@@ -114,16 +105,14 @@ impl Session {
                     parsed: l.and_then(|l| l.parsed.as_ref()),
                 };
                 if search::matches(criteria, &c, &cx) {
-                    hits.push((i as u32 + 1, m.uid, m.modseq));
+                    hit(i, m, row, l);
                 }
             };
-        if content {
-            // Bytes and structures in batches of about a FETCH chunk, one read each:
-            // memory is bounded by the batch plus the largest message.
+        if content || parsed {
             let mut i = 0;
             while let Some(rest) = view.msgs.get(i..).filter(|r| !r.is_empty()) {
                 let uids: Vec<u32> = rest.iter().take(CHUNK_MESSAGES).map(|m| m.uid).collect();
-                let loaded = b.load(view.mailbox, &uids, true, true, CHUNK_BYTES as u64)?;
+                let loaded = b.load(view.mailbox, &uids, true, content, CHUNK_BYTES as u64)?;
                 let n = loaded.len().max(1);
                 for ((k, m), l) in rest.iter().enumerate().zip(loaded) {
                     if let Some(l) = l {
@@ -144,6 +133,33 @@ impl Session {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Valid in: Selected. RFC 9051 §6.4.4, RFC 4731 (ESEARCH), RFC 5182 (SAVE),
+    /// RFC 7162 §3.1.5 (MODSEQ).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn search(
+        &mut self,
+        tag: &str,
+        b: &dyn Backend,
+        uid: bool,
+        returns: Option<Vec<SearchReturn>>,
+        charset: Option<String>,
+        criteria: &[SearchKey],
+        now: i64,
+    ) -> Done {
+        if let Some(cs) = &charset {
+            check_charset(cs)?;
+        }
+        let with_modseq = search::uses_modseq(criteria);
+        if with_modseq {
+            self.enable_condstore(b)?;
+        }
+        let mut hits: Vec<(u32, u32, u64)> = Vec::new();
+        self.scan(b, criteria, now, false, &mut |i, m, _, _| {
+            hits.push((i as u32 + 1, m.uid, m.modseq));
+        })?;
         let ids: Vec<u32> = hits.iter().map(|h| if uid { h.1 } else { h.0 }).collect();
         let max_modseq = hits.iter().map(|h| h.2).max();
         // RFC 9051 §6.4.4: an IMAP4rev2 client gets ESEARCH (ALL) for a plain SEARCH.
@@ -188,7 +204,7 @@ impl Session {
                                 items.push(ESearchItem::All(SequenceSet::from_sorted(&sorted)));
                             }
                         }
-                        SearchReturn::Save => {}
+                        SearchReturn::Save | SearchReturn::Partial(..) => {}
                     }
                 }
                 // RFC 4731 §3.2 (and RFC 7162 §3.1.5): with MIN and/or MAX only, the
@@ -650,6 +666,18 @@ fn expected_flags(
             (flags & !bits, normalized(&kw))
         }
     }
+}
+
+/// The search charsets we take (RFC 9051 §6.4.4, RFC 5256 §3: US-ASCII and UTF-8 MUST
+/// be implemented); others get `NO [BADCHARSET (UTF-8 US-ASCII)]`.
+pub(super) fn check_charset(cs: &str) -> Result<(), Fail> {
+    if cs.eq_ignore_ascii_case("UTF-8") || cs.eq_ignore_ascii_case("US-ASCII") {
+        return Ok(());
+    }
+    Err(no(
+        Code::BadCharset(vec!["UTF-8".into(), "US-ASCII".into()]),
+        "Unsupported charset",
+    ))
 }
 
 /// Compresses UIDs in their given order into a set (COPYUID keeps source and

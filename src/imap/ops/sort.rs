@@ -1,0 +1,176 @@
+//! Selected-state SORT and THREAD (RFC 5256), with SORT=DISPLAY (RFC 5957) and ESORT
+//! (RFC 5267 §3). Both search like SEARCH (the same keys, [`Session::scan`]), take
+//! their keys from the parse-once structure of each match (never the message bytes,
+//! unless a search key itself needs them) and keep only small per-message keys:
+//! sorting 100,000 messages holds 100,000 short rows, not their bodies or structures.
+
+use super::super::backend::Backend;
+use super::super::command::{SearchKey, SearchReturn, SortCriterion, ThreadAlgorithm};
+use super::super::response::{Data, ESearchItem};
+use super::super::{search, sort, thread};
+use super::message::{check_charset, compress};
+use super::{Done, Session};
+
+impl Session {
+    /// Valid in: Selected. RFC 5256 §3 (SORT), RFC 5957 (DISPLAYFROM, DISPLAYTO),
+    /// RFC 5267 §3.1 (ESORT: `RETURN (MIN MAX ALL COUNT)`, §4.4 PARTIAL), RFC 5182 (SAVE),
+    /// RFC 7162 §3.1.5 (MODSEQ).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn sort(
+        &mut self,
+        tag: &str,
+        b: &dyn Backend,
+        uid: bool,
+        returns: Option<Vec<SearchReturn>>,
+        criteria: &[SortCriterion],
+        charset: &str,
+        keys: &[SearchKey],
+        now: i64,
+    ) -> Done {
+        check_charset(charset)?;
+        let with_modseq = search::uses_modseq(keys);
+        if with_modseq {
+            self.enable_condstore(b)?;
+        }
+        let mut rows: Vec<sort::SortRow> = Vec::new();
+        self.scan(
+            b,
+            keys,
+            now,
+            sort::needs_parsed(criteria),
+            &mut |i, m, row, l| {
+                let parsed = l.and_then(|l| l.parsed.as_ref());
+                rows.push(sort::SortRow {
+                    seq: i as u32 + 1,
+                    uid: m.uid,
+                    modseq: m.modseq,
+                    values: criteria
+                        .iter()
+                        .map(|c| sort::value(c.key, parsed, row.internal_date, row.size))
+                        .collect(),
+                });
+            },
+        )?;
+        sort::sort(criteria, &mut rows);
+        let id = |r: &sort::SortRow| if uid { r.uid } else { r.seq };
+        let ids: Vec<u32> = rows.iter().map(id).collect();
+        let Some(ret) = returns else {
+            let modseq = rows.iter().map(|r| r.modseq).max();
+            self.send(Data::Sort {
+                ids,
+                modseq: if with_modseq { modseq } else { None },
+            });
+            return Ok((None, "SORT completed"));
+        };
+        // RFC 4731 §3.1, which ESORT follows: RETURN () is RETURN (ALL).
+        let ret = if ret.is_empty() {
+            vec![SearchReturn::All]
+        } else {
+            ret
+        };
+        if ret.contains(&SearchReturn::Save) {
+            let mut saved: Vec<u32> = rows.iter().map(|r| r.uid).collect();
+            saved.sort_unstable();
+            self.view_mut()?.saved = saved;
+        }
+        let mut items = Vec::new();
+        // The rows whose numbers are returned: their highest MODSEQ is reported
+        // (RFC 7162 §3.1.5, as for ESEARCH MIN/MAX; all of them for ALL and COUNT).
+        let mut reported: Vec<&sort::SortRow> = Vec::new();
+        for r in &ret {
+            match r {
+                // RFC 5267 §3.1: MIN and MAX are the first and last in sort order.
+                SearchReturn::Min => {
+                    if let Some(first) = rows.first() {
+                        items.push(ESearchItem::Min(id(first)));
+                        reported.push(first);
+                    }
+                }
+                SearchReturn::Max => {
+                    if let Some(last) = rows.last() {
+                        items.push(ESearchItem::Max(id(last)));
+                        reported.push(last);
+                    }
+                }
+                SearchReturn::Count => {
+                    items.push(ESearchItem::Count(ids.len() as u32));
+                    reported.extend(rows.iter());
+                }
+                // RFC 5267 §3.1: ALL in sort order (a range only where numbers ascend
+                // by one).
+                SearchReturn::All => {
+                    if !ids.is_empty() {
+                        items.push(ESearchItem::All(compress(&ids)));
+                    }
+                    reported.extend(rows.iter());
+                }
+                // RFC 5267 §4.4: the 1-based positions low..=high of the sorted result.
+                SearchReturn::Partial(low, high) => {
+                    let from = (*low as usize).saturating_sub(1).min(ids.len());
+                    let to = (*high as usize).min(ids.len()).max(from);
+                    let part = ids.get(from..to).unwrap_or_default();
+                    items.push(ESearchItem::Partial(
+                        *low,
+                        *high,
+                        (!part.is_empty()).then(|| compress(part)),
+                    ));
+                    reported.extend(rows.get(from..to).unwrap_or_default());
+                }
+                SearchReturn::Save => {}
+            }
+        }
+        if with_modseq && let Some(m) = reported.iter().map(|r| r.modseq).max() {
+            items.push(ESearchItem::ModSeq(m));
+        }
+        // RFC 5182 §2.4: SAVE alone returns no ESEARCH.
+        if !(ret.len() == 1 && ret[0] == SearchReturn::Save) {
+            self.send(Data::ESearch {
+                tag: Some(tag.to_string()),
+                uid,
+                items,
+            });
+        }
+        Ok((None, "SORT completed"))
+    }
+
+    /// Valid in: Selected. RFC 5256 §3 (THREAD: ORDEREDSUBJECT, REFERENCES),
+    /// draft-ietf-morg-inthread-01 §3 (REFS).
+    pub(super) fn thread(
+        &mut self,
+        b: &dyn Backend,
+        uid: bool,
+        algorithm: ThreadAlgorithm,
+        charset: &str,
+        keys: &[SearchKey],
+        now: i64,
+    ) -> Done {
+        check_charset(charset)?;
+        if search::uses_modseq(keys) {
+            self.enable_condstore(b)?;
+        }
+        let subjects = algorithm != ThreadAlgorithm::Refs;
+        let mut builder = thread::Builder::new();
+        self.scan(b, keys, now, true, &mut |i, m, row, l| {
+            let parsed = l.and_then(|l| l.parsed.as_ref());
+            let env = parsed.map(|p| &p.envelope);
+            let (subject, reply) = match env.and_then(|e| e.subject.as_deref()) {
+                Some(s) if subjects => {
+                    let (base, reply) = sort::base_subject(s);
+                    (sort::casemap(&base), reply)
+                }
+                _ => (String::new(), false),
+            };
+            builder.add(
+                if uid { m.uid } else { i as u32 + 1 },
+                sort::sent_or_internal(parsed, row.internal_date),
+                env.and_then(|e| e.message_id.as_deref()),
+                parsed.and_then(|p| p.references.as_deref()),
+                env.and_then(|e| e.in_reply_to.as_deref()),
+                subject,
+                reply,
+            );
+        })?;
+        self.send(Data::Thread(builder.build(algorithm)));
+        Ok((None, "THREAD completed"))
+    }
+}
