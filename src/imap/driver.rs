@@ -18,6 +18,17 @@
 //!   like an idle one (tests/hostile.rs). There is no whole-session limit: an IDLE client
 //!   may stay for days.
 //!
+//! - COMPRESS=DEFLATE (RFC 4978): after [`Step::Compress`] every batch the session hands
+//!   out is compressed and sync-flushed before it is written (so an IDLE push or a
+//!   tagged reply reaches the client at once), and what is read is decompressed
+//!   [`INFLATE_CHUNK`] bytes at a time, each piece fed to the session (whose framer caps
+//!   lines and literals) before the next is decompressed: a decompression bomb is never
+//!   inflated in one go. Input that is not valid DEFLATE closes the connection. The
+//!   compressor's state (about 300 KB, see `net::deflate`) is dropped while the client
+//!   idles, so an idling compressed connection keeps only the decompressor's 43 KB.
+//!   Compressed bytes that decode to nothing (empty sync-flush blocks) do not count as
+//!   activity for the idle timeout.
+//!
 //! This is its own loop rather than `net::pump` because of the third `select!` arm
 //! (store changes) and because execution hands the session to a blocking thread.
 
@@ -31,7 +42,8 @@ use tokio_util::task::TaskTracker;
 
 use super::session::{Decision, Event, Session, SessionConfig, Step};
 use crate::auth;
-use crate::net::pump::{goodbye, write};
+use crate::net::deflate::Deflate;
+use crate::net::pump::write;
 use crate::net::{Busy, ConnInfo, ConnLimits, Listener, Shared, Stream};
 use crate::sasl::Credentials;
 use crate::store;
@@ -44,6 +56,8 @@ const READ_BUFFER: usize = 16 * 1024;
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most a write may block on a client that does not read.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Decompressed bytes fed to the session at a time (COMPRESS=DEFLATE).
+pub const INFLATE_CHUNK: usize = 16 * 1024;
 
 /// The line for connections over the caps.
 pub fn busy() -> Busy {
@@ -63,7 +77,28 @@ enum End {
     TimedOut,
     Shutdown,
     IoError,
+    /// The client's DEFLATE stream is broken (COMPRESS).
+    BadCompression,
     SessionBug,
+}
+
+/// Writes `bytes`, compressed and sync-flushed when COMPRESS is active (RFC 4978 §3).
+async fn send(
+    stream: &mut Stream,
+    deflate: &mut Option<Box<Deflate>>,
+    bytes: &[u8],
+    timeout: Duration,
+) -> std::io::Result<()> {
+    match deflate {
+        Some(d) => write(stream, &d.compress(bytes), timeout).await,
+        None => write(stream, bytes, timeout).await,
+    }
+}
+
+/// Writes a goodbye line (compressed when COMPRESS is active), bounded by
+/// [`GOODBYE_TIMEOUT`], ignoring errors: the connection is being dropped.
+async fn goodbye(stream: &mut Stream, deflate: &mut Option<Box<Deflate>>, line: &[u8]) {
+    let _ = send(stream, deflate, line, GOODBYE_TIMEOUT).await;
 }
 
 impl Imap {
@@ -117,15 +152,25 @@ impl Imap {
             return End::IoError;
         }
         let mut buf = vec![0u8; READ_BUFFER];
+        // DEFLATE in both directions once COMPRESS is active (RFC 4978).
+        let mut deflate: Option<Box<Deflate>> = None;
         // When the command now arriving began (its deadline is `idle` later), and whether
         // the session answered anything since the last read (a finished command).
         let mut command_started: Option<tokio::time::Instant> = None;
         let mut answered = false;
+        // Where the idle timeout runs from, and whether the last read brought nothing
+        // for the session (compressed bytes that decoded to nothing): then it does not
+        // restart.
+        let mut idle_from = tokio::time::Instant::now();
+        let mut quiet_read = false;
         loop {
             match session.next() {
                 Step::Write(bytes) => {
                     answered = true;
-                    if write(stream, &bytes, WRITE_TIMEOUT).await.is_err() {
+                    if send(stream, &mut deflate, &bytes, WRITE_TIMEOUT)
+                        .await
+                        .is_err()
+                    {
                         return End::IoError;
                     }
                 }
@@ -150,38 +195,73 @@ impl Imap {
                 }
                 Step::NeedMoreInput => {
                     if shared.stop.is_cancelled() {
-                        goodbye(stream, &session.shutdown_reply()).await;
+                        goodbye(stream, &mut deflate, &session.shutdown_reply()).await;
                         return End::Shutdown;
+                    }
+                    if let Some(d) = &mut deflate {
+                        // The next piece of what the client sent, if any is left.
+                        match d.inflate(INFLATE_CHUNK) {
+                            Ok(plain) if !plain.is_empty() => {
+                                quiet_read = false;
+                                session.feed(&plain);
+                                continue;
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::debug!(peer = %ip, error = %e, "imap: bad DEFLATE input");
+                                return End::BadCompression;
+                            }
+                        }
+                        if session.is_idling() {
+                            // Quiet for a while, likely: keep only the decompressor.
+                            d.release_compressor();
+                        }
                     }
                     let idling = session.is_idling();
                     let now = tokio::time::Instant::now();
+                    if !quiet_read {
+                        idle_from = now;
+                    }
+                    quiet_read = false;
                     command_started = match (session.mid_command(), command_started) {
                         (false, _) => None,
                         (true, Some(t)) if !answered => Some(t),
                         (true, _) => Some(now),
                     };
                     answered = false;
-                    let until = command_started.unwrap_or(now) + idle;
+                    let until = command_started.unwrap_or(idle_from) + idle;
                     tokio::select! {
                         r = stream.read(&mut buf) => match r {
                             Ok(0) => return End::PeerClosed,
-                            Ok(n) => session.feed(buf.get(..n).unwrap_or_default()),
+                            Ok(n) => {
+                                let input = buf.get(..n).unwrap_or_default();
+                                match &mut deflate {
+                                    // Decompressed piece by piece above, next time round.
+                                    Some(d) => {
+                                        if d.push_input(input).is_err() {
+                                            return End::BadCompression;
+                                        }
+                                        quiet_read = true;
+                                    }
+                                    None => session.feed(input),
+                                }
+                            }
                             Err(_) => return End::IoError,
                         },
                         c = changes.recv(), if idling => match c {
                             Ok(change) => session.notify(Some(&change)),
                             Err(RecvError::Lagged(_)) => session.notify(None),
                             Err(RecvError::Closed) => {
-                                goodbye(stream, &session.shutdown_reply()).await;
+                                goodbye(stream, &mut deflate, &session.shutdown_reply()).await;
                                 return End::Shutdown;
                             }
                         },
                         _ = tokio::time::sleep_until(until) => {
-                            goodbye(stream, &session.timeout_reply()).await;
+                            goodbye(stream, &mut deflate, &session.timeout_reply()).await;
                             return End::TimedOut;
                         }
                         _ = shared.stop.cancelled() => {
-                            goodbye(stream, &session.shutdown_reply()).await;
+                            goodbye(stream, &mut deflate, &session.shutdown_reply()).await;
                             return End::Shutdown;
                         }
                     }
@@ -191,6 +271,15 @@ impl Imap {
                         return End::IoError;
                     }
                     session.tls_established();
+                }
+                Step::Compress => {
+                    // RFC 4978 §3: everything after the tagged OK (written above) is
+                    // compressed, both ways.
+                    let mut d = Box::new(Deflate::new());
+                    if d.push_input(&session.compression_started()).is_err() {
+                        return End::BadCompression;
+                    }
+                    deflate = Some(d);
                 }
                 Step::Close => return End::Closed,
                 Step::Wait => return End::SessionBug,
