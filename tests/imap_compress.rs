@@ -207,7 +207,7 @@ fn compressed_session_over_imaps_and_starttls() {
 fn garbage_and_bombs_after_compress() {
     let s = server();
     let pid = s.pid();
-    s.python(&py(&format!(
+    let out = s.python(&py(&format!(
         r#"
 def rss():
     for l in open('/proc/{pid}/status'):
@@ -263,4 +263,5 @@ z2.cmd(b'e', b'SELECT INBOX')
 print('rss', m0, m1)
 "#
     )));
+    eprintln!("{out}");
 }

@@ -466,6 +466,97 @@ mod tests {
         t.server.await.unwrap();
     }
 
+    /// After COMPRESS (RFC 4978): the push during IDLE arrives compressed and at once (the
+    /// batch is sync-flushed), with the compressor's state dropped while idling; and a
+    /// client that only sends empty sync-flush blocks is logged out like an idle one,
+    /// with a compressed BYE.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn compressed_idle_push_and_empty_blocks_do_not_keep_alive() {
+        let mut t = setup(Duration::from_millis(800)).await;
+        expect(&mut t.r, "* OK").await;
+        t.w.write_all(b"a LOGIN a@home.arpa pw\r\nb COMPRESS DEFLATE\r\n")
+            .await
+            .unwrap();
+        expect(&mut t.r, "a OK").await;
+        expect(&mut t.r, "b OK").await;
+        assert!(t.r.buffer().is_empty());
+        let mut z = Deflate::new();
+        // Reads until the decompressed text holds `want`; returns it.
+        async fn until(r: &mut BufReader<OwnedReadHalf>, z: &mut Deflate, want: &str) -> String {
+            let mut text = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !String::from_utf8_lossy(&text).contains(want) {
+                let n = tokio::time::timeout(Duration::from_secs(2), r.read(&mut buf))
+                    .await
+                    .expect("in time")
+                    .unwrap();
+                assert!(
+                    n > 0,
+                    "closed before {want:?}: {}",
+                    String::from_utf8_lossy(&text)
+                );
+                z.push_input(&buf[..n]).unwrap();
+                loop {
+                    let p = z.inflate(4096).unwrap();
+                    if p.is_empty() {
+                        break;
+                    }
+                    text.extend(p);
+                }
+            }
+            String::from_utf8_lossy(&text).into_owned()
+        }
+        t.w.write_all(&z.compress(b"c SELECT INBOX\r\nd IDLE\r\n"))
+            .await
+            .unwrap();
+        until(&mut t.r, &mut z, "+ idling").await;
+        let (store, account) = (t.shared.store.clone(), t.account);
+        tokio::task::spawn_blocking(move || {
+            store
+                .write(Op::Deliver {
+                    message: Arc::new(NewMessage::new(b"Subject: x\r\n\r\nhi\r\n".to_vec())),
+                    targets: vec![Target {
+                        account,
+                        mailbox: MailboxSel::Inbox,
+                    }],
+                    flags: 0,
+                    keywords: vec![],
+                    internal_date: 0,
+                    delivered: true,
+                })
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        until(&mut t.r, &mut z, "* 1 EXISTS\r\n").await;
+        t.w.write_all(&z.compress(b"DONE\r\n")).await.unwrap();
+        until(&mut t.r, &mut z, "d OK").await;
+        // Empty blocks (`00 00 ff ff`) every 200 ms: nothing for the session, so the
+        // 800 ms autologout still comes.
+        // (The client's compressor and decompressor in two halves, one per task.)
+        let mut tx = Deflate::new();
+        let t0 = std::time::Instant::now();
+        let keepalive = async {
+            loop {
+                if t.w.write_all(&tx.compress(b"")).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        };
+        let bye = async { until(&mut t.r, &mut z, "* BYE").await };
+        let text = tokio::select! {
+            b = bye => b,
+            _ = keepalive => panic!("write failed before the BYE"),
+        };
+        assert!(
+            text.ends_with("* BYE Autologout; idle for too long\r\n"),
+            "{text}"
+        );
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+        t.server.await.unwrap();
+    }
+
     /// A slowloris client (a byte every 150 ms, never a whole command) restarts no timer:
     /// it is logged out when the command has taken `imap_idle_timeout` (RFC 9051 §5.4),
     /// as an idle one would be, while an active client's commands keep it alive.
