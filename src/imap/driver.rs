@@ -58,6 +58,9 @@ const GOODBYE_TIMEOUT: Duration = Duration::from_secs(5);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Decompressed bytes fed to the session at a time (COMPRESS=DEFLATE).
 pub const INFLATE_CHUNK: usize = 16 * 1024;
+/// Bytes of a batch compressed at a time (COMPRESS=DEFLATE): a large FETCH chunk is not
+/// held twice, plain and compressed.
+const COMPRESS_SLICE: usize = 64 * 1024;
 
 /// The line for connections over the caps.
 pub fn busy() -> Busy {
@@ -82,17 +85,28 @@ enum End {
     SessionBug,
 }
 
-/// Writes `bytes`, compressed and sync-flushed when COMPRESS is active (RFC 4978 §3).
+/// Writes `bytes`, compressed and sync-flushed when COMPRESS is active (RFC 4978 §3),
+/// [`COMPRESS_SLICE`] bytes at a time (`timeout` applies to each).
 async fn send(
     stream: &mut Stream,
     deflate: &mut Option<Box<Deflate>>,
     bytes: &[u8],
     timeout: Duration,
 ) -> std::io::Result<()> {
-    match deflate {
-        Some(d) => write(stream, &d.compress(bytes), timeout).await,
-        None => write(stream, bytes, timeout).await,
+    let Some(d) = deflate else {
+        return write(stream, bytes, timeout).await;
+    };
+    if bytes.is_empty() {
+        return Ok(());
     }
+    let mut parts = bytes.chunks(COMPRESS_SLICE).peekable();
+    while let Some(part) = parts.next() {
+        let out = d.compress_part(part, parts.peek().is_none());
+        if !out.is_empty() {
+            write(stream, &out, timeout).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes a goodbye line (compressed when COMPRESS is active), bounded by

@@ -107,6 +107,18 @@ impl Deflate {
     /// Compresses `data` and sync-flushes: the result decodes to exactly `data` once
     /// appended to what was compressed before.
     pub fn compress(&mut self, data: &[u8]) -> Vec<u8> {
+        self.compress_part(data, true)
+    }
+
+    /// Compresses one part of a batch; `last`: sync-flush after it. Parts before the last
+    /// may come out short or empty (the compressor holds data back until the flush), so a
+    /// large batch goes out in bounded pieces, never whole in a second buffer.
+    pub fn compress_part(&mut self, data: &[u8], last: bool) -> Vec<u8> {
+        let flush = if last {
+            FlushCompress::Sync
+        } else {
+            FlushCompress::None
+        };
         let c = self
             .compressor
             .get_or_insert_with(|| Box::new(Compress::new(Compression::new(LEVEL), false)));
@@ -121,7 +133,7 @@ impl Deflate {
             }
             // The rust backend never fails to compress (flate2's error is for zlib's
             // stream-state errors); should it, the flush below still ends the output.
-            let _ = c.compress_vec(rest, &mut out, FlushCompress::Sync);
+            let _ = c.compress_vec(rest, &mut out, flush);
             let done = usize::try_from(c.total_in() - start).unwrap_or(usize::MAX);
             // Finished when all input is in and the flush left room (nothing withheld).
             if done >= data.len() && out.len() < out.capacity() {
@@ -289,6 +301,22 @@ mod tests {
             );
             assert_eq!(peer_inflate(&mut peer, &c), batch);
         }
+    }
+
+    /// A batch compressed in parts decodes as a whole once the last part is flushed.
+    #[test]
+    fn a_batch_in_parts_is_flushed_by_its_last_part() {
+        let mut z = Deflate::new();
+        let mut peer = Decompress::new(false);
+        let data = sample(500_000);
+        let mut wire = Vec::new();
+        let mut parts = data.chunks(64 * 1024).peekable();
+        while let Some(p) = parts.next() {
+            wire.extend(z.compress_part(p, parts.peek().is_none()));
+        }
+        assert!(wire.len() * 5 < data.len(), "{}", wire.len());
+        assert!(wire.ends_with(&[0, 0, 0xff, 0xff]));
+        assert_eq!(peer_inflate(&mut peer, &wire), data);
     }
 
     /// Level 1 compresses IMAP responses well (the first-sync FETCH lines).
