@@ -19,8 +19,8 @@
 //!   may stay for days.
 //!
 //! - COMPRESS=DEFLATE (RFC 4978): after [`Step::Compress`] every batch the session hands
-//!   out is compressed and sync-flushed before it is written (so an IDLE push or a
-//!   tagged reply reaches the client at once), and what is read is decompressed
+//!   out is compressed (64 KiB at a time) and sync-flushed at its end (so an IDLE push or
+//!   a tagged reply reaches the client at once), and what is read is decompressed
 //!   [`INFLATE_CHUNK`] bytes at a time, each piece fed to the session (whose framer caps
 //!   lines and literals) before the next is decompressed: a decompression bomb is never
 //!   inflated in one go. Input that is not valid DEFLATE closes the connection. The
