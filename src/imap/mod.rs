@@ -9,7 +9,8 @@
 //!   command handlers are in `ops/` (auth, mailbox, message, view).
 //! - [`fetch`] / [`search`]: pure FETCH rendering and SEARCH evaluation.
 //! - [`backend`]: the store operations the session uses, as a trait.
-//! - [`driver`]: the tokio side: listeners, literals, IDLE push, timeouts, goodbye.
+//! - [`driver`]: the tokio side: listeners, literals, IDLE push, COMPRESS=DEFLATE (over
+//!   `net::deflate`), timeouts, goodbye.
 
 pub mod backend;
 pub mod command;

@@ -14,6 +14,14 @@
 //!   FETCH) needs the store; call [`Session::execute`] with a [`Backend`] on a blocking
 //!   thread. It never blocks on the network.
 //!
+//! # Transport changes
+//! - STARTTLS: [`Step::StartTls`] after the tagged OK; bytes pipelined after the command
+//!   are dropped. [`Session::tls_established`] when the handshake is done.
+//! - COMPRESS=DEFLATE (RFC 4978): [`Step::Compress`] after the tagged OK; the driver puts
+//!   `net::deflate` under the session and calls [`Session::compression_started`], which
+//!   hands back the bytes that followed the command (compressed, to be inflated and fed).
+//!   The session sees only decompressed bytes, so its framer's caps apply to them.
+//!
 //! # The selected mailbox view (RFC 9051 §2.3.1.2, §5.2, §7.5.1)
 //! The session keeps its own list of UIDs (index + 1 = sequence number) with the flags
 //! it last reported. Store changes reach the client only when [`View`] is synced: at the
