@@ -228,6 +228,10 @@ def closed(z):
 for port in ['imaps', 'imap']:
     z = login_compress(port)
     z.raw(b'\xff' * 40)
+    # A compressed BYE first, then the close.
+    z.s.settimeout(5)
+    l = z.line()
+    check(l == b'* BYE [CLIENTBUG] Invalid compressed data\r\n', 'BYE', l)
     check(closed(z), 'garbage closed the connection', port)
 # Valid commands, then garbage: the commands are answered, then the close.
 z = login_compress('imaps')

@@ -23,7 +23,8 @@
 //!   a tagged reply reaches the client at once), and what is read is decompressed
 //!   [`INFLATE_CHUNK`] bytes at a time, each piece fed to the session (whose framer caps
 //!   lines and literals) before the next is decompressed: a decompression bomb is never
-//!   inflated in one go. Input that is not valid DEFLATE closes the connection. The
+//!   inflated in one go. Input that is not valid DEFLATE closes the connection (after a
+//!   compressed `* BYE [CLIENTBUG]`). The
 //!   compressor's state (about 300 KB, see `net::deflate`) is dropped while the client
 //!   idles, so an idling compressed connection keeps only the decompressor's 43 KB.
 //!   Compressed bytes that decode to nothing (empty sync-flush blocks) do not count as
@@ -223,6 +224,8 @@ impl Imap {
                             Ok(_) => {}
                             Err(e) => {
                                 tracing::debug!(peer = %ip, error = %e, "imap: bad DEFLATE input");
+                                goodbye(stream, &mut deflate, &session.bad_compression_reply())
+                                    .await;
                                 return End::BadCompression;
                             }
                         }
@@ -252,10 +255,10 @@ impl Imap {
                                 match &mut deflate {
                                     // Decompressed piece by piece above, next time round.
                                     Some(d) => {
-                                        if d.push_input(input).is_err() {
-                                            return End::BadCompression;
+                                        if d.push_input(input).is_ok() {
+                                            quiet_read = true;
                                         }
-                                        quiet_read = true;
+                                        // An error comes out of the next inflate.
                                     }
                                     None => session.feed(input),
                                 }
@@ -290,9 +293,8 @@ impl Imap {
                     // RFC 4978 §3: everything after the tagged OK (written above) is
                     // compressed, both ways.
                     let mut d = Box::new(Deflate::new());
-                    if d.push_input(&session.compression_started()).is_err() {
-                        return End::BadCompression;
-                    }
+                    // An error comes out of the first inflate.
+                    let _ = d.push_input(&session.compression_started());
                     deflate = Some(d);
                 }
                 Step::Close => return End::Closed,

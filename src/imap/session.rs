@@ -417,6 +417,16 @@ impl Session {
         Response::from(StatusResponse::bye(None, "Autologout; idle for too long")).to_bytes()
     }
 
+    /// The goodbye when the client's compressed input is not valid DEFLATE (RFC 4978;
+    /// RFC 9051 §7.1.5 BYE), sent compressed before the connection is closed.
+    pub fn bad_compression_reply(&self) -> Vec<u8> {
+        Response::from(StatusResponse::bye(
+            Some(Code::ClientBug),
+            "Invalid compressed data",
+        ))
+        .to_bytes()
+    }
+
     /// The current state.
     pub fn state(&self) -> StateKind {
         self.state.kind()

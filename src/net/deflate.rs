@@ -155,7 +155,8 @@ impl Deflate {
     }
 
     /// Adds compressed bytes read from the peer. Call [`Deflate::inflate`] until it
-    /// returns nothing before reading again.
+    /// returns nothing before reading again. An error here is also [`Deflate::inflate`]'s
+    /// from now on.
     pub fn push_input(&mut self, compressed: &[u8]) -> Result<(), InflateError> {
         if let Some(e) = self.failed {
             return Err(e);
@@ -169,6 +170,7 @@ impl Deflate {
             self.pos = 0;
         }
         if self.pending.len() + compressed.len() > MAX_PENDING + crate::net::pump::READ_BUFFER {
+            self.failed = Some(InflateError::TooMuchPending);
             return Err(InflateError::TooMuchPending);
         }
         self.pending.extend_from_slice(compressed);
