@@ -131,12 +131,16 @@ impl Deflate {
             if out.capacity() - out.len() < 64 {
                 out.reserve(out.capacity().max(1024));
             }
+            let made_before = out.len();
             // The rust backend never fails to compress (flate2's error is for zlib's
-            // stream-state errors); should it, the flush below still ends the output.
-            let _ = c.compress_vec(rest, &mut out, flush);
-            let done = usize::try_from(c.total_in() - start).unwrap_or(usize::MAX);
+            // stream-state errors); should it, or make no progress with room left, stop
+            // rather than loop: the peer then sees a broken stream and disconnects.
+            let res = c.compress_vec(rest, &mut out, flush);
+            let now_done = usize::try_from(c.total_in() - start).unwrap_or(usize::MAX);
+            let room = out.len() < out.capacity();
+            let stuck = now_done == done && out.len() == made_before && room;
             // Finished when all input is in and the flush left room (nothing withheld).
-            if done >= data.len() && out.len() < out.capacity() {
+            if res.is_err() || stuck || (now_done >= data.len() && room) {
                 return out;
             }
         }
