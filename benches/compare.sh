@@ -256,11 +256,19 @@ measure fill peers "$LOADGEN" smtp-ingest --port "$PEER_SMTP_PORT" --connections
   --count-maildir "$work/peers/mail/$DOMAIN/i1/Maildir" --wait-secs 110
 
 imap_port() { if [[ $1 == lb ]]; then echo "$LB_IMAP"; else echo "$PEER_IMAP_PORT"; fi; }
+# Thunderbird's first-sync items (with the headers it shows in the message list), for the
+# COMPRESS=DEFLATE rows (RFC 4978): the same FETCH plain and compressed.
+TB_ITEMS='(UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODYSTRUCTURE BODY.PEEK[HEADER])'
+
 step "IMAP first sync, download, SEARCH TEXT, SORT/THREAD, STORE: $RUNS x, i1's $IMAP_MESSAGES messages"
 for r in $(seq 1 "$RUNS"); do
   for s in $(order "$r"); do
     port=$(imap_port "$s")
     measure sync "$s" "$LOADGEN" imap-first-sync --port "$port" --user "i1@$DOMAIN" --pass "$PASS"
+    measure hsync "$s" "$LOADGEN" imap-first-sync --port "$port" --user "i1@$DOMAIN" \
+      --pass "$PASS" --items "$TB_ITEMS"
+    measure zsync "$s" "$LOADGEN" imap-first-sync --port "$port" --user "i1@$DOMAIN" \
+      --pass "$PASS" --items "$TB_ITEMS" --compress
     measure download "$s" "$LOADGEN" imap-download --port "$port" --user "i1@$DOMAIN" --pass "$PASS"
     measure search "$s" "$LOADGEN" imap-search-text --port "$port" --user "i1@$DOMAIN" \
       --pass "$PASS" --words "$SEARCH_WORDS"
@@ -378,6 +386,14 @@ lb_commit=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
     "$work/res/retr.lb.mem" "$work/res/retr.peers.mem"
   row "IMAP first sync of $IMAP_MESSAGES: SELECT (CONDSTORE) + UID FETCH summary" "s" 1 \
     "$(field sync lb sync_secs)" "$(field sync peers sync_secs)"
+  row "IMAP first sync with headers (Thunderbird's items), plain: time" "s" 1 \
+    "$(field hsync lb sync_secs)" "$(field hsync peers sync_secs)"
+  row "IMAP first sync with headers, COMPRESS=DEFLATE: time" "s" 1 \
+    "$(field zsync lb sync_secs)" "$(field zsync peers sync_secs)"
+  row "IMAP first sync with headers, plain: bytes read from the socket" "MB" 1000000 \
+    "$(field hsync lb wire_bytes)" "$(field hsync peers wire_bytes)"
+  row "IMAP first sync with headers, COMPRESS=DEFLATE: bytes read from the socket" "MB" 1000000 \
+    "$(field zsync lb wire_bytes)" "$(field zsync peers wire_bytes)"
   row "IMAP UID FETCH 1:* BODY.PEEK[] MB/s" "" 1 \
     "$(field download lb mb_per_sec)" "$(field download peers mb_per_sec)"
   row "IMAP UID SEARCH TEXT \"cherry\" (1 in 10 match)" "s" 1 \
@@ -440,6 +456,12 @@ lb_commit=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
   echo "to Letterbox over SMTP on its MX listener (250 after the commit), to Dovecot over LMTP (250"
   echo "after the Maildir file is written), and the time until client 0 (on idle1) reads the EXISTS"
   echo "is taken from the end of DATA and from the 250 (0 when the EXISTS came first)."
+  echo
+  echo "COMPRESS=DEFLATE (RFC 4978): the first sync again with Thunderbird's items"
+  echo "\`$TB_ITEMS\`, once plain and once after \`COMPRESS DEFLATE\`; bytes are those read"
+  echo "from the TCP socket during the UID FETCH. Letterbox compresses at level 1 and"
+  echo "sync-flushes each batch it writes; Dovecot runs its imap_zlib plugin at its default"
+  echo "level (6). The client decompresses with Letterbox's DEFLATE layer (miniz_oxide)."
   if [[ -f benches/results-notes.md ]]; then
     echo
     cat benches/results-notes.md

@@ -20,7 +20,13 @@
 //!   STAT, RETR every message, QUIT; reports messages/s and MB/s.
 //! - `imap-first-sync`: one client: LOGIN, SELECT INBOX (CONDSTORE), then
 //!   `UID FETCH 1:* (UID FLAGS RFC822.SIZE ENVELOPE BODYSTRUCTURE)`, the first sync of
-//!   Thunderbird and Apple Mail; times each step.
+//!   Thunderbird and Apple Mail (`--items` for others, e.g. with `BODY.PEEK[HEADER]`);
+//!   times each step and counts the bytes read from the socket during the FETCH
+//!   (`wire_bytes`: below TLS, after compression).
+//!
+//! IMAP modes take `--compress`: `COMPRESS DEFLATE` (RFC 4978) right after LOGIN, then
+//! both directions through Letterbox's own DEFLATE layer (`letterbox::net::deflate`,
+//! level 1, sync-flushed writes).
 //! - `imap-download`: one client: LOGIN, SELECT, `UID FETCH 1:* BODY.PEEK[]`; MB/s.
 //! - `imap-search-text`: one client: LOGIN, SELECT, then `UID SEARCH TEXT "w"` for each
 //!   of `--words`; the time and the number of hits of each.
@@ -196,6 +202,12 @@ struct ImapArgs {
     /// Password.
     #[arg(long)]
     pass: String,
+    /// `COMPRESS DEFLATE` after LOGIN (RFC 4978).
+    #[arg(long)]
+    compress: bool,
+    /// The items of the first sync's UID FETCH.
+    #[arg(long, default_value = "(UID FLAGS RFC822.SIZE ENVELOPE BODYSTRUCTURE)")]
+    items: String,
 }
 
 #[derive(Args, Debug)]
@@ -316,11 +328,143 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 struct Client {
     io: BufReader<Box<dyn Io>>,
     line: Vec<u8>,
+    /// Bytes read from the TCP socket (below TLS and compression).
+    wire_in: Arc<AtomicU64>,
+}
+
+/// A TCP stream that counts the bytes read from it.
+struct Counted {
+    tcp: TcpStream,
+    read: Arc<AtomicU64>,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut self.tcp).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        r
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.tcp).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
+
+/// DEFLATE both ways over a stream (IMAP COMPRESS, RFC 4978), with Letterbox's own
+/// sans-I/O layer: each write is compressed and sync-flushed.
+struct Deflated {
+    inner: Box<dyn Io>,
+    z: letterbox::net::deflate::Deflate,
+    plain: Vec<u8>,
+    plain_pos: usize,
+    out: Vec<u8>,
+    out_pos: usize,
+    raw: Box<[u8]>,
+}
+
+impl Deflated {
+    fn poll_drain(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> {
+        while self.out_pos < self.out.len() {
+            let rest = self.out.get(self.out_pos..).unwrap_or_default();
+            let n = std::task::ready!(std::pin::Pin::new(&mut self.inner).poll_write(cx, rest))?;
+            if n == 0 {
+                return std::task::Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.out_pos += n;
+        }
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncRead for Deflated {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            if this.plain_pos < this.plain.len() {
+                let n = buf.remaining().min(this.plain.len() - this.plain_pos);
+                buf.put_slice(&this.plain[this.plain_pos..this.plain_pos + n]);
+                this.plain_pos += n;
+                return std::task::Poll::Ready(Ok(()));
+            }
+            let p = this.z.inflate(64 * 1024).map_err(io::Error::other)?;
+            if !p.is_empty() {
+                this.plain = p;
+                this.plain_pos = 0;
+                continue;
+            }
+            let mut rb = tokio::io::ReadBuf::new(&mut this.raw);
+            std::task::ready!(std::pin::Pin::new(&mut this.inner).poll_read(cx, &mut rb))?;
+            if rb.filled().is_empty() {
+                return std::task::Poll::Ready(Ok(()));
+            }
+            this.z.push_input(rb.filled()).map_err(io::Error::other)?;
+        }
+    }
+}
+
+impl AsyncWrite for Deflated {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::task::ready!(self.poll_drain(cx))?;
+        self.out = self.z.compress(buf);
+        self.out_pos = 0;
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::ready!(self.poll_drain(cx))?;
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::ready!(self.poll_drain(cx))?;
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 async fn connect(c: &Conn) -> io::Result<Client> {
     let tcp = TcpStream::connect((c.host.as_str(), c.port)).await?;
     tcp.set_nodelay(true)?;
+    let wire_in = Arc::new(AtomicU64::new(0));
+    let tcp = Counted {
+        tcp,
+        read: wire_in.clone(),
+    };
     let io: Box<dyn Io> = if c.tls {
         let name = rustls_pki_types::ServerName::try_from(c.host.clone())
             .map_err(|e| io::Error::other(e.to_string()))?;
@@ -331,6 +475,7 @@ async fn connect(c: &Conn) -> io::Result<Client> {
     Ok(Client {
         io: BufReader::with_capacity(64 * 1024, io),
         line: Vec::with_capacity(1024),
+        wire_in,
     })
 }
 
@@ -981,6 +1126,29 @@ async fn imap_login(conn: &Conn, user: &str, pass: &str) -> io::Result<Client> {
     Ok(c)
 }
 
+impl Client {
+    /// `COMPRESS DEFLATE` (RFC 4978 §3); everything after the tagged OK is compressed.
+    async fn imap_compress(&mut self) -> io::Result<()> {
+        self.imap_cmd("c", "COMPRESS DEFLATE", false).await?;
+        let placeholder: Box<dyn Io> = Box::new(tokio::io::duplex(1).0);
+        let old = std::mem::replace(&mut self.io, BufReader::new(placeholder));
+        if !old.buffer().is_empty() {
+            return Err(io::Error::other("data after the COMPRESS reply"));
+        }
+        let inner: Box<dyn Io> = Box::new(Deflated {
+            inner: old.into_inner(),
+            z: letterbox::net::deflate::Deflate::new(),
+            plain: Vec::new(),
+            plain_pos: 0,
+            out: Vec::new(),
+            out_pos: 0,
+            raw: vec![0; 64 * 1024].into_boxed_slice(),
+        });
+        self.io = BufReader::with_capacity(64 * 1024, inner);
+        Ok(())
+    }
+}
+
 async fn imap_logout(mut c: Client) -> io::Result<()> {
     c.imap_cmd("z", "LOGOUT", false).await.map(|_| ())
 }
@@ -1000,6 +1168,9 @@ fn exists(lines: &[String]) -> Option<u64> {
 async fn imap_open(a: &ImapArgs, select: &str) -> io::Result<(Client, Duration, Reply)> {
     let t = Instant::now();
     let mut c = imap_login(&a.conn, &a.user, &a.pass).await?;
+    if a.compress {
+        c.imap_compress().await?;
+    }
     let login = t.elapsed();
     let sel = c.imap_cmd("s", select, true).await?;
     Ok((c, login, sel))
@@ -1008,19 +1179,20 @@ async fn imap_open(a: &ImapArgs, select: &str) -> io::Result<(Client, Duration, 
 async fn imap_first_sync(a: ImapArgs) -> io::Result<serde_json::Value> {
     let t0 = Instant::now();
     let mut c = imap_login(&a.conn, &a.user, &a.pass).await?;
+    if a.compress {
+        c.imap_compress().await?;
+    }
     let login = t0.elapsed();
     let t1 = Instant::now();
     let sel = c.imap_cmd("s", "SELECT INBOX (CONDSTORE)", true).await?;
     let select = t1.elapsed();
     let t2 = Instant::now();
+    let wire0 = c.wire_in.load(Ordering::Relaxed);
     let f = c
-        .imap_cmd(
-            "f",
-            "UID FETCH 1:* (UID FLAGS RFC822.SIZE ENVELOPE BODYSTRUCTURE)",
-            false,
-        )
+        .imap_cmd("f", &format!("UID FETCH 1:* {}", a.items), false)
         .await?;
     let fetch = t2.elapsed();
+    let wire = c.wire_in.load(Ordering::Relaxed) - wire0;
     imap_logout(c).await?;
     let n = exists(&sel.lines).unwrap_or(0);
     if f.fetches != n {
@@ -1031,12 +1203,14 @@ async fn imap_first_sync(a: ImapArgs) -> io::Result<serde_json::Value> {
     }
     let sync = select + fetch;
     eprintln!(
-        "imap-first-sync {}:{}: {n} messages; SELECT {:.3} s, FETCH {:.3} s ({:.1} MB) = {:.3} s; login {:.3} s",
+        "imap-first-sync {}:{}{}: {n} messages; SELECT {:.3} s, FETCH {:.3} s ({:.1} MB, {:.1} MB on the wire) = {:.3} s; login {:.3} s",
         a.conn.host,
         a.conn.port,
+        if a.compress { " (COMPRESS)" } else { "" },
         select.as_secs_f64(),
         fetch.as_secs_f64(),
         f.bytes as f64 / 1e6,
+        wire as f64 / 1e6,
         sync.as_secs_f64(),
         login.as_secs_f64()
     );
@@ -1048,6 +1222,8 @@ async fn imap_first_sync(a: ImapArgs) -> io::Result<serde_json::Value> {
         "fetch_secs": fetch.as_secs_f64(),
         "sync_secs": sync.as_secs_f64(),
         "bytes": f.bytes,
+        "wire_bytes": wire,
+        "compress": a.compress,
         "messages_per_sec": per_sec(n, sync),
     }))
 }

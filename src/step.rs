@@ -17,6 +17,10 @@ pub enum Step<E> {
     /// stream, then tell the session. Bytes that followed the command are dropped
     /// (the STARTTLS command-injection fix, CVE-2011-0411).
     StartTls,
+    /// The protocol's "go ahead" for compression was written (IMAP `COMPRESS`, RFC 4978
+    /// §3): from the next byte on, both directions are DEFLATE. Switch the connection's
+    /// byte layer, then tell the session (IMAP: `Session::compression_started`).
+    Compress,
     /// Close the connection (after writing what was handed out).
     Close,
 }

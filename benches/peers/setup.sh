@@ -170,6 +170,8 @@ service imap-login {
 # defaults (10 per user and IP, 100 imap processes). Letterbox's per-IP cap is raised too.
 protocol imap {
   mail_max_userip_connections = 40
+  # COMPRESS=DEFLATE (RFC 4978), for the compressed first-sync rows.
+  mail_plugins = \$mail_plugins imap_zlib
 }
 service imap {
   process_limit = 400

@@ -10,7 +10,8 @@
 //! change as if another session made it), then the client's bytes.
 //!
 //! Checks: no panic; every write ends in CRLF; `Step::Wait` only while a TLS handshake
-//! is outstanding; a closed session stays closed; and afterwards the store is consistent:
+//! is outstanding; `Step::Compress` at most once (after COMPRESS the transcript is read
+//! as the decompressed stream); a closed session stays closed; and afterwards the store is consistent:
 //! each mailbox's counters (EXISTS, unseen, size, UIDNEXT) match its messages, and every
 //! message has its body and its parsed structure.
 #![no_main]
@@ -199,6 +200,7 @@ fuzz_target!(|data: &[u8]| {
     let mut s = Session::new(cfg, flags & 0x10 != 0);
     assert!(s.greeting().ends_with(b"\r\n"));
     let mut handshake = false;
+    let mut compressed = false;
     let mut closed = false;
     loop {
         let mut steps = 0usize;
@@ -231,6 +233,15 @@ fuzz_target!(|data: &[u8]| {
                     } else {
                         s.tls_established();
                     }
+                }
+                // COMPRESS (RFC 4978): the transcript stays plain, as if the driver
+                // decompressed it; the bytes the session had not framed come back.
+                Step::Compress => {
+                    assert!(!compressed, "COMPRESS twice");
+                    compressed = true;
+                    let rest = s.compression_started();
+                    assert!(s.is_compressed());
+                    s.feed(&rest);
                 }
                 Step::Close => {
                     closed = true;

@@ -153,6 +153,7 @@ fuzz_target!(|data: &[u8]| {
                         assert!(s.tls_active());
                     }
                 }
+                Step::Compress => panic!("POP3 never compresses"),
                 Step::Close => {
                     closed = true;
                     break;

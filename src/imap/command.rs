@@ -962,6 +962,9 @@ pub enum CommandBody {
     },
     /// `ID NIL` or `ID ("name" "value" ..)` (RFC 2971). Any state.
     Id(Option<Vec<(String, Option<String>)>>),
+    /// `COMPRESS algorithm` (RFC 4978 §3): the algorithm as sent (an atom; only
+    /// `DEFLATE` is defined). Authenticated, Selected.
+    Compress(String),
 }
 
 impl CommandBody {
@@ -1012,6 +1015,7 @@ impl CommandBody {
             Move { uid: false, .. } => "MOVE",
             Move { uid: true, .. } => "UID MOVE",
             Id(_) => "ID",
+            Compress(_) => "COMPRESS",
         }
     }
 }
@@ -1419,6 +1423,11 @@ impl<'a> Parser<'a> {
                     }
                 }
                 C::SetQuota { root, limits }
+            }
+            "COMPRESS" => {
+                // RFC 4978 §5: compress = "COMPRESS" SP algorithm.
+                self.sp()?;
+                C::Compress(self.atom()?.to_string())
             }
             "AUTHENTICATE" => {
                 self.sp()?;
@@ -2460,6 +2469,9 @@ impl Command {
                     w.sp().s(c);
                 }
             }
+            C::Compress(algorithm) => {
+                w.sp().s(algorithm);
+            }
             C::Select { mailbox, params } | C::Examine { mailbox, params } => {
                 w.sp().mailbox(mailbox);
                 if params.condstore || params.qresync.is_some() {
@@ -3409,6 +3421,15 @@ mod tests {
             cmd("A202", C::UidExpunge(set("3000:3002"))),
         );
         assert_eq!(parse_idle_done(b"done\r\n"), Ok(()));
+        // RFC 4978 §3 example; the algorithm is any atom (unknown ones get BAD later).
+        kat(
+            b"a COMPRESS DEFLATE\r\n",
+            cmd("a", C::Compress("DEFLATE".into())),
+        );
+        kat(b"b compress lzw\r\n", cmd("b", C::Compress("lzw".into())));
+        assert!(parse_command(b"c COMPRESS\r\n").is_err());
+        assert!(parse_command(b"c COMPRESS \"DEFLATE\"\r\n").is_err());
+        assert!(parse_command(b"c COMPRESS DEFLATE x\r\n").is_err());
         assert!(parse_idle_done(b"DONE \r\n").is_err());
     }
 

@@ -18,6 +18,18 @@
 //!   like an idle one (tests/hostile.rs). There is no whole-session limit: an IDLE client
 //!   may stay for days.
 //!
+//! - COMPRESS=DEFLATE (RFC 4978): after [`Step::Compress`] every batch the session hands
+//!   out is compressed (64 KiB at a time) and sync-flushed at its end (so an IDLE push or
+//!   a tagged reply reaches the client at once), and what is read is decompressed
+//!   [`INFLATE_CHUNK`] bytes at a time, each piece fed to the session (whose framer caps
+//!   lines and literals) before the next is decompressed: a decompression bomb is never
+//!   inflated in one go. Input that is not valid DEFLATE closes the connection (after a
+//!   compressed `* BYE [CLIENTBUG]`). The
+//!   compressor's state (about 300 KB, see `net::deflate`) is dropped while the client
+//!   idles, so an idling compressed connection keeps only the decompressor's 43 KB.
+//!   Compressed bytes that decode to nothing (empty sync-flush blocks) do not count as
+//!   activity for the idle timeout.
+//!
 //! This is its own loop rather than `net::pump` because of the third `select!` arm
 //! (store changes) and because execution hands the session to a blocking thread.
 
@@ -31,7 +43,8 @@ use tokio_util::task::TaskTracker;
 
 use super::session::{Decision, Event, Session, SessionConfig, Step};
 use crate::auth;
-use crate::net::pump::{goodbye, write};
+use crate::net::deflate::Deflate;
+use crate::net::pump::write;
 use crate::net::{Busy, ConnInfo, ConnLimits, Listener, Shared, Stream};
 use crate::sasl::Credentials;
 use crate::store;
@@ -44,6 +57,11 @@ const READ_BUFFER: usize = 16 * 1024;
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most a write may block on a client that does not read.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Decompressed bytes fed to the session at a time (COMPRESS=DEFLATE).
+pub const INFLATE_CHUNK: usize = 16 * 1024;
+/// Bytes of a batch compressed at a time (COMPRESS=DEFLATE): a large FETCH chunk is not
+/// held twice, plain and compressed.
+const COMPRESS_SLICE: usize = 64 * 1024;
 
 /// The line for connections over the caps.
 pub fn busy() -> Busy {
@@ -65,7 +83,39 @@ enum End {
     TimedOut,
     Shutdown,
     IoError,
+    /// The client's DEFLATE stream is broken (COMPRESS).
+    BadCompression,
     SessionBug,
+}
+
+/// Writes `bytes`, compressed and sync-flushed when COMPRESS is active (RFC 4978 §3),
+/// [`COMPRESS_SLICE`] bytes at a time (`timeout` applies to each).
+async fn send(
+    stream: &mut Stream,
+    deflate: &mut Option<Box<Deflate>>,
+    bytes: &[u8],
+    timeout: Duration,
+) -> std::io::Result<()> {
+    let Some(d) = deflate else {
+        return write(stream, bytes, timeout).await;
+    };
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let mut parts = bytes.chunks(COMPRESS_SLICE).peekable();
+    while let Some(part) = parts.next() {
+        let out = d.compress_part(part, parts.peek().is_none());
+        if !out.is_empty() {
+            write(stream, &out, timeout).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes a goodbye line (compressed when COMPRESS is active), bounded by
+/// [`GOODBYE_TIMEOUT`], ignoring errors: the connection is being dropped.
+async fn goodbye(stream: &mut Stream, deflate: &mut Option<Box<Deflate>>, line: &[u8]) {
+    let _ = send(stream, deflate, line, GOODBYE_TIMEOUT).await;
 }
 
 impl Imap {
@@ -121,15 +171,25 @@ impl Imap {
             return End::IoError;
         }
         let mut buf = vec![0u8; READ_BUFFER];
+        // DEFLATE in both directions once COMPRESS is active (RFC 4978).
+        let mut deflate: Option<Box<Deflate>> = None;
         // When the command now arriving began (its deadline is `idle` later), and whether
         // the session answered anything since the last read (a finished command).
         let mut command_started: Option<tokio::time::Instant> = None;
         let mut answered = false;
+        // Where the idle timeout runs from, and whether the last read brought nothing
+        // for the session (compressed bytes that decoded to nothing): then it does not
+        // restart.
+        let mut idle_from = tokio::time::Instant::now();
+        let mut quiet_read = false;
         loop {
             match session.next() {
                 Step::Write(bytes) => {
                     answered = true;
-                    if write(stream, &bytes, WRITE_TIMEOUT).await.is_err() {
+                    if send(stream, &mut deflate, &bytes, WRITE_TIMEOUT)
+                        .await
+                        .is_err()
+                    {
                         return End::IoError;
                     }
                 }
@@ -154,38 +214,75 @@ impl Imap {
                 }
                 Step::NeedMoreInput => {
                     if shared.stop.is_cancelled() {
-                        goodbye(stream, &session.shutdown_reply()).await;
+                        goodbye(stream, &mut deflate, &session.shutdown_reply()).await;
                         return End::Shutdown;
+                    }
+                    if let Some(d) = &mut deflate {
+                        // The next piece of what the client sent, if any is left.
+                        match d.inflate(INFLATE_CHUNK) {
+                            Ok(plain) if !plain.is_empty() => {
+                                quiet_read = false;
+                                session.feed(&plain);
+                                continue;
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::debug!(peer = %ip, error = %e, "imap: bad DEFLATE input");
+                                goodbye(stream, &mut deflate, &session.bad_compression_reply())
+                                    .await;
+                                return End::BadCompression;
+                            }
+                        }
+                        if session.is_idling() {
+                            // Quiet for a while, likely: keep only the decompressor.
+                            d.release_compressor();
+                        }
                     }
                     let idling = session.is_idling();
                     let now = tokio::time::Instant::now();
+                    if !quiet_read {
+                        idle_from = now;
+                    }
+                    quiet_read = false;
                     command_started = match (session.mid_command(), command_started) {
                         (false, _) => None,
                         (true, Some(t)) if !answered => Some(t),
                         (true, _) => Some(now),
                     };
                     answered = false;
-                    let until = command_started.unwrap_or(now) + idle;
+                    let until = command_started.unwrap_or(idle_from) + idle;
                     tokio::select! {
                         r = stream.read(&mut buf) => match r {
                             Ok(0) => return End::PeerClosed,
-                            Ok(n) => session.feed(buf.get(..n).unwrap_or_default()),
+                            Ok(n) => {
+                                let input = buf.get(..n).unwrap_or_default();
+                                match &mut deflate {
+                                    // Decompressed piece by piece above, next time round.
+                                    Some(d) => {
+                                        if d.push_input(input).is_ok() {
+                                            quiet_read = true;
+                                        }
+                                        // An error comes out of the next inflate.
+                                    }
+                                    None => session.feed(input),
+                                }
+                            }
                             Err(_) => return End::IoError,
                         },
                         c = changes.recv(), if idling => match c {
                             Ok(change) => session.notify(Some(&change)),
                             Err(RecvError::Lagged(_)) => session.notify(None),
                             Err(RecvError::Closed) => {
-                                goodbye(stream, &session.shutdown_reply()).await;
+                                goodbye(stream, &mut deflate, &session.shutdown_reply()).await;
                                 return End::Shutdown;
                             }
                         },
                         _ = tokio::time::sleep_until(until) => {
-                            goodbye(stream, &session.timeout_reply()).await;
+                            goodbye(stream, &mut deflate, &session.timeout_reply()).await;
                             return End::TimedOut;
                         }
                         _ = shared.stop.cancelled() => {
-                            goodbye(stream, &session.shutdown_reply()).await;
+                            goodbye(stream, &mut deflate, &session.shutdown_reply()).await;
                             return End::Shutdown;
                         }
                     }
@@ -195,6 +292,14 @@ impl Imap {
                         return End::IoError;
                     }
                     session.tls_established();
+                }
+                Step::Compress => {
+                    // RFC 4978 §3: everything after the tagged OK (written above) is
+                    // compressed, both ways.
+                    let mut d = Box::new(Deflate::new());
+                    // An error comes out of the first inflate.
+                    let _ = d.push_input(&session.compression_started());
+                    deflate = Some(d);
                 }
                 Step::Close => return End::Closed,
                 Step::Wait => return End::SessionBug,
@@ -378,6 +483,97 @@ mod tests {
             .await
             .expect("autologout");
         assert_eq!(bye, "* BYE Autologout; idle for too long\r\n");
+        t.server.await.unwrap();
+    }
+
+    /// After COMPRESS (RFC 4978): the push during IDLE arrives compressed and at once (the
+    /// batch is sync-flushed), with the compressor's state dropped while idling; and a
+    /// client that only sends empty sync-flush blocks is logged out like an idle one,
+    /// with a compressed BYE.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn compressed_idle_push_and_empty_blocks_do_not_keep_alive() {
+        let mut t = setup(Duration::from_millis(800)).await;
+        expect(&mut t.r, "* OK").await;
+        t.w.write_all(b"a LOGIN a@home.arpa pw\r\nb COMPRESS DEFLATE\r\n")
+            .await
+            .unwrap();
+        expect(&mut t.r, "a OK").await;
+        expect(&mut t.r, "b OK").await;
+        assert!(t.r.buffer().is_empty());
+        let mut z = Deflate::new();
+        // Reads until the decompressed text holds `want`; returns it.
+        async fn until(r: &mut BufReader<OwnedReadHalf>, z: &mut Deflate, want: &str) -> String {
+            let mut text = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !String::from_utf8_lossy(&text).contains(want) {
+                let n = tokio::time::timeout(Duration::from_secs(2), r.read(&mut buf))
+                    .await
+                    .expect("in time")
+                    .unwrap();
+                assert!(
+                    n > 0,
+                    "closed before {want:?}: {}",
+                    String::from_utf8_lossy(&text)
+                );
+                z.push_input(&buf[..n]).unwrap();
+                loop {
+                    let p = z.inflate(4096).unwrap();
+                    if p.is_empty() {
+                        break;
+                    }
+                    text.extend(p);
+                }
+            }
+            String::from_utf8_lossy(&text).into_owned()
+        }
+        t.w.write_all(&z.compress(b"c SELECT INBOX\r\nd IDLE\r\n"))
+            .await
+            .unwrap();
+        until(&mut t.r, &mut z, "+ idling").await;
+        let (store, account) = (t.shared.store.clone(), t.account);
+        tokio::task::spawn_blocking(move || {
+            store
+                .write(Op::Deliver {
+                    message: Arc::new(NewMessage::new(b"Subject: x\r\n\r\nhi\r\n".to_vec())),
+                    targets: vec![Target {
+                        account,
+                        mailbox: MailboxSel::Inbox,
+                    }],
+                    flags: 0,
+                    keywords: vec![],
+                    internal_date: 0,
+                    delivered: true,
+                })
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        until(&mut t.r, &mut z, "* 1 EXISTS\r\n").await;
+        t.w.write_all(&z.compress(b"DONE\r\n")).await.unwrap();
+        until(&mut t.r, &mut z, "d OK").await;
+        // Empty blocks (`00 00 ff ff`) every 200 ms: nothing for the session, so the
+        // 800 ms autologout still comes.
+        // (The client's compressor and decompressor in two halves, one per task.)
+        let mut tx = Deflate::new();
+        let t0 = std::time::Instant::now();
+        let keepalive = async {
+            loop {
+                if t.w.write_all(&tx.compress(b"")).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        };
+        let bye = async { until(&mut t.r, &mut z, "* BYE").await };
+        let text = tokio::select! {
+            b = bye => b,
+            _ = keepalive => panic!("write failed before the BYE"),
+        };
+        assert!(
+            text.ends_with("* BYE Autologout; idle for too long\r\n"),
+            "{text}"
+        );
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
         t.server.await.unwrap();
     }
 

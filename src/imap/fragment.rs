@@ -218,6 +218,20 @@ impl Framer {
         self.input.extend_from_slice(bytes);
     }
 
+    /// Takes the input not yet framed, when no command is in progress (right after a
+    /// [`Event::Frame`]); empty otherwise. For a change of the byte layer under the
+    /// framer (IMAP COMPRESS, RFC 4978 §3): what the client sent after the command is no
+    /// longer plain text.
+    pub fn take_unframed(&mut self) -> Vec<u8> {
+        if self.state != State::Line || !self.frame.is_empty() {
+            return Vec::new();
+        }
+        let rest = self.input.split_off(self.pos);
+        self.input.clear();
+        self.pos = 0;
+        rest
+    }
+
     /// Bytes of the command being received (its lines and the literal bytes so far).
     pub fn frame_len(&self) -> usize {
         self.frame.len()

@@ -11,7 +11,8 @@
 //! - [`sort`] / [`thread`]: pure SORT keys and ordering (base subject, sent date,
 //!   i;unicode-casemap) and the THREAD algorithms (RFC 5256).
 //! - [`backend`]: the store operations the session uses, as a trait.
-//! - [`driver`]: the tokio side: listeners, literals, IDLE push, timeouts, goodbye.
+//! - [`driver`]: the tokio side: listeners, literals, IDLE push, COMPRESS=DEFLATE (over
+//!   `net::deflate`), timeouts, goodbye.
 
 pub mod backend;
 pub mod command;

@@ -122,6 +122,8 @@ pub enum Code {
     ClientBug,
     /// `CLOSED` (QRESYNC).
     Closed,
+    /// `COMPRESSIONACTIVE` (RFC 4978 §3).
+    CompressionActive,
     /// `CONTACTADMIN`.
     ContactAdmin,
     /// `COPYUID uidvalidity source dest` (UIDPLUS).
@@ -697,6 +699,7 @@ impl Writer {
             K::Cannot => "CANNOT",
             K::ClientBug => "CLIENTBUG",
             K::Closed => "CLOSED",
+            K::CompressionActive => "COMPRESSIONACTIVE",
             K::ContactAdmin => "CONTACTADMIN",
             K::Corruption => "CORRUPTION",
             K::Expired => "EXPIRED",
@@ -1421,6 +1424,7 @@ mod tests {
             (Code::AuthorizationFailed, "AUTHORIZATIONFAILED"),
             (Code::Cannot, "CANNOT"),
             (Code::ClientBug, "CLIENTBUG"),
+            (Code::CompressionActive, "COMPRESSIONACTIVE"),
             (Code::ContactAdmin, "CONTACTADMIN"),
             (Code::Corruption, "CORRUPTION"),
             (Code::Expired, "EXPIRED"),

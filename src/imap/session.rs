@@ -14,6 +14,14 @@
 //!   FETCH) needs the store; call [`Session::execute`] with a [`Backend`] on a blocking
 //!   thread. It never blocks on the network.
 //!
+//! # Transport changes
+//! - STARTTLS: [`Step::StartTls`] after the tagged OK; bytes pipelined after the command
+//!   are dropped. [`Session::tls_established`] when the handshake is done.
+//! - COMPRESS=DEFLATE (RFC 4978): [`Step::Compress`] after the tagged OK; the driver puts
+//!   `net::deflate` under the session and calls [`Session::compression_started`], which
+//!   hands back the bytes that followed the command (compressed, to be inflated and fed).
+//!   The session sees only decompressed bytes, so its framer's caps apply to them.
+//!
 //! # The selected mailbox view (RFC 9051 §2.3.1.2, §5.2, §7.5.1)
 //! The session keeps its own list of UIDs (index + 1 = sequence number) with the flags
 //! it last reported. Store changes reach the client only when [`View`] is synced: at the
@@ -148,7 +156,9 @@ pub fn allowed(state: StateKind, cmd: &CommandBody) -> bool {
         | SetQuota { .. }
         | Status { .. }
         | Append { .. }
-        | Idle => {
+        | Idle
+        // RFC 4978 §5: command-auth.
+        | Compress(_) => {
             matches!(state, Authenticated | Selected)
         }
         // RFC 9051 §6.4, RFC 3691 UNSELECT, RFC 4315 UID EXPUNGE, RFC 6851 MOVE,
@@ -293,6 +303,10 @@ enum Mode {
     StartTls,
     /// The TLS handshake runs.
     TlsWait,
+    /// COMPRESS answered OK: hand out [`Step::Compress`] next.
+    Compress,
+    /// The driver switches to DEFLATE ([`Session::compression_started`]).
+    CompressWait,
     /// Close after writing.
     Closing,
 }
@@ -345,6 +359,8 @@ pub struct Session {
     state: State,
     mode: Mode,
     tls: bool,
+    /// COMPRESS=DEFLATE is active (RFC 4978).
+    compressed: bool,
     enabled: Enabled,
     pending: Option<Event>,
     /// A store change for the selected mailbox arrived during IDLE.
@@ -374,6 +390,7 @@ impl Session {
             state: State::NotAuthenticated { failures: 0 },
             mode: Mode::Command,
             tls,
+            compressed: false,
             enabled: Enabled::default(),
             pending: None,
             dirty: false,
@@ -412,6 +429,16 @@ impl Session {
     /// The goodbye on the inactivity timeout (RFC 9051 §5.4 autologout).
     pub fn timeout_reply(&self) -> Vec<u8> {
         Response::from(StatusResponse::bye(None, "Autologout; idle for too long")).to_bytes()
+    }
+
+    /// The goodbye when the client's compressed input is not valid DEFLATE (RFC 4978;
+    /// RFC 9051 §7.1.5 BYE), sent compressed before the connection is closed.
+    pub fn bad_compression_reply(&self) -> Vec<u8> {
+        Response::from(StatusResponse::bye(
+            Some(Code::ClientBug),
+            "Invalid compressed data",
+        ))
+        .to_bytes()
     }
 
     /// The current state.
@@ -467,6 +494,25 @@ impl Session {
         }
     }
 
+    /// The driver switched the connection to DEFLATE after [`Step::Compress`] (RFC 4978
+    /// §3). Returns the bytes the client sent after the COMPRESS command, which the
+    /// session had not framed yet: they are compressed, so the driver must decompress
+    /// them and [`Session::feed`] the result. (A client must wait for the tagged reply
+    /// before it sends more, so this is normally empty.)
+    pub fn compression_started(&mut self) -> Vec<u8> {
+        if !matches!(self.mode, Mode::CompressWait | Mode::Compress) {
+            return Vec::new();
+        }
+        self.mode = Mode::Command;
+        self.compressed = true;
+        self.framer.take_unframed()
+    }
+
+    /// True once COMPRESS=DEFLATE is active.
+    pub fn is_compressed(&self) -> bool {
+        self.compressed
+    }
+
     /// What to do next.
     // Named after imap-next's `next`; not an `Iterator`: it never ends (Close repeats).
     #[allow(clippy::should_implement_trait)]
@@ -491,7 +537,15 @@ impl Session {
                     self.literal_hold.set(0);
                     return Step::StartTls;
                 }
-                Mode::TlsWait | Mode::LoginWait { .. } => return Step::Wait,
+                Mode::Compress => {
+                    // RFC 4978 §3: compression starts right after the CRLF of the
+                    // tagged OK, which was handed out above.
+                    self.mode = Mode::CompressWait;
+                    return Step::Compress;
+                }
+                Mode::TlsWait | Mode::CompressWait | Mode::LoginWait { .. } => {
+                    return Step::Wait;
+                }
                 Mode::Exec(_) | Mode::Fetching(_) => return Step::Event(Event::Execute),
                 Mode::Idle { .. } if self.dirty => return Step::Event(Event::Execute),
                 _ => {}
@@ -642,6 +696,9 @@ impl Session {
                 caps.push("AUTH=PLAIN".into());
             }
             caps.push("SASL-IR".into());
+        } else if !self.compressed && self.state.kind() != StateKind::Logout {
+            // RFC 4978 §1: offered once logged in, until it is active.
+            caps.push("COMPRESS=DEFLATE".into());
         }
         for c in [
             "LITERAL+",
@@ -859,6 +916,7 @@ impl Session {
                 initial_response.as_ref().map(|s| s.expose()),
             ),
             CommandBody::Enable(caps) => self.enable(&tag, &caps),
+            CommandBody::Compress(algorithm) => self.compress(&tag, &algorithm),
             CommandBody::Namespace => {
                 // RFC 2342 §5: one personal namespace, "/" separator.
                 self.send(Data::Namespace {

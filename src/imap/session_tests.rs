@@ -87,6 +87,11 @@ impl Fixture {
                 }),
                 Step::Event(Event::Execute) => s.execute(&self.store, NOW),
                 Step::StartTls => s.tls_established(),
+                // The transcript stays plain: these tests look at the session only.
+                Step::Compress => {
+                    let rest = s.compression_started();
+                    s.feed(&rest);
+                }
                 Step::NeedMoreInput | Step::Close | Step::Wait => break,
             }
         }
@@ -135,6 +140,7 @@ const EVERY_COMMAND: &[&str] = &[
     "COPY 1 Trash",
     "MOVE 1 Trash",
     "ID NIL",
+    "COMPRESS DEFLATE",
 ];
 
 fn expected(state: StateKind, name: &str) -> bool {
@@ -184,7 +190,7 @@ fn state_table_every_command_in_every_state() {
         }
     }
     // Every variant is covered (a new command must be added to the table and here).
-    assert_eq!(seen.len(), 36);
+    assert_eq!(seen.len(), 37);
 }
 
 #[test]
@@ -2127,4 +2133,45 @@ fn sort_and_thread_read_no_message_bytes() {
         out,
         "* SORT 3 4 1 2\r\na OK SORT completed\r\n* THREAD (2 1 4)(3)\r\nb OK THREAD completed\r\n* THREAD (2 (1)(4))(3)\r\nc OK THREAD completed\r\n* THREAD (2 1 4)(3)\r\nd OK THREAD completed\r\n"
     );
+}
+
+/// COMPRESS=DEFLATE (RFC 4978 §3): offered once logged in and until active; the tagged
+/// OK is the last plain output, then [`Step::Compress`]; the session waits until the
+/// driver switched, and hands back what the client sent after the command.
+#[test]
+fn compress_deflate_starts_after_the_tagged_ok() {
+    let f = fixture();
+    let mut s = f.session();
+    let out = f.run(&mut s, b"c CAPABILITY\r\n");
+    assert!(!out.contains("COMPRESS"), "{out}");
+    let out = f.run(&mut s, b"z COMPRESS DEFLATE\r\n");
+    assert!(out.starts_with("z BAD"), "{out}");
+    let out = f.run(&mut s, b"l LOGIN a@home.arpa pw\r\n");
+    assert!(out.contains(" COMPRESS=DEFLATE"), "{out}");
+    let out = f.run(&mut s, b"a COMPRESS LZW\r\n");
+    assert_eq!(out, "a BAD Unknown compression algorithm\r\n");
+    assert!(!s.is_compressed());
+    // Bytes after the command (a client that did not wait) are compressed data: they
+    // go back to the driver unframed.
+    s.feed(b"b compress deflate\r\n\x01\x02\x03");
+    assert_eq!(s.next(), Step::Write(b"b OK DEFLATE active\r\n".to_vec()));
+    assert_eq!(s.next(), Step::Compress);
+    assert_eq!(s.next(), Step::Wait);
+    assert_eq!(s.compression_started(), b"\x01\x02\x03");
+    assert!(s.is_compressed());
+    assert_eq!(s.next(), Step::NeedMoreInput);
+    let out = f.run(&mut s, b"c CAPABILITY\r\nd COMPRESS DEFLATE\r\n");
+    assert!(!out.contains("COMPRESS="), "{out}");
+    assert!(
+        out.ends_with("d NO [COMPRESSIONACTIVE] DEFLATE is active already\r\n"),
+        "{out}"
+    );
+    // In the Selected state too.
+    let mut s = f.logged_in();
+    f.run(&mut s, b"s SELECT INBOX\r\n");
+    s.feed(b"e COMPRESS DEFLATE\r\n");
+    assert_eq!(s.next(), Step::Write(b"e OK DEFLATE active\r\n".to_vec()));
+    assert_eq!(s.next(), Step::Compress);
+    assert_eq!(s.compression_started(), b"");
+    assert_eq!(s.next(), Step::NeedMoreInput);
 }

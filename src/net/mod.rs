@@ -4,12 +4,15 @@
 //! state are the sessions' (`pop3::session`, `smtp::session`), policy is the drivers'.
 //!
 //! - [`stream`]: [`Stream`], a TCP connection that may have been upgraded to TLS.
+//! - [`deflate`]: raw DEFLATE for both directions of a connection, sans-I/O (IMAP
+//!   COMPRESS=DEFLATE, RFC 4978), with bounded decompression.
 //! - [`listener`]: the accept loop: bind, global and per-IP caps with the protocol's own
 //!   "too busy" line, accept-error backoff, implicit TLS, one task per connection on the
 //!   app's `TaskTracker`, stop on the app's `CancellationToken`.
 //! - [`pump`]: read → `feed` → drain steps → write, with idle and session timeouts,
 //!   STARTTLS, and the session's goodbye on shutdown.
 
+pub mod deflate;
 pub mod listener;
 pub mod pump;
 pub mod stream;

@@ -255,7 +255,8 @@ async fn pump<P: Protocol, H: Handler<P>>(
                 handler.tls_established(stream);
             }
             Step::Close => return End::Closed,
-            Step::Wait => return End::SessionBug,
+            // Only IMAP compresses (RFC 4978), in its own driver.
+            Step::Wait | Step::Compress => return End::SessionBug,
         }
     }
 }

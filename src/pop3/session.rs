@@ -967,6 +967,7 @@ mod tests {
                 }
                 Step::NeedMoreInput => return out,
                 Step::Wait => panic!("fake answers at once; Wait is unexpected"),
+                Step::Compress => panic!("POP3 never compresses"),
                 Step::StartTls => {
                     fake.tls_starts += 1;
                     s.tls_established();

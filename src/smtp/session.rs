@@ -1459,6 +1459,7 @@ mod tests {
                         }
                     }
                     Step::NeedMoreInput | Step::Wait => break,
+                    Step::Compress => panic!("SMTP never compresses"),
                     Step::StartTls => {
                         self.starttls += 1;
                         self.s.tls_established();

@@ -278,6 +278,11 @@ impl Server {
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("status --json: {e}: {out}"))
     }
 
+    /// The daemon's process id (to read its memory in /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// What the daemon wrote to stderr so far.
     pub fn log(&self) -> String {
         self.stderr.lock().map(|s| s.clone()).unwrap_or_default()

@@ -1,5 +1,6 @@
-//! Not-authenticated commands: STARTTLS, AUTHENTICATE (with LOGIN's shared checks) and
-//! ENABLE. LOGIN itself only raises [`Event::Login`] (in `session.rs`).
+//! The commands that change the connection rather than the mailbox: STARTTLS,
+//! AUTHENTICATE (with LOGIN's shared checks), ENABLE and COMPRESS. LOGIN itself only
+//! raises [`Event::Login`] (in `session.rs`).
 
 use super::super::response::{Code, Data, Response};
 use super::{Event, Fail, Mode, Session, no};
@@ -17,6 +18,24 @@ impl Session {
         }
         self.finish(tag, Ok((None, "Begin TLS negotiation now")));
         self.mode = Mode::StartTls;
+    }
+
+    /// Valid in: Authenticated, Selected. RFC 4978 §3: `DEFLATE` is the one algorithm;
+    /// once it is active a second COMPRESS gets `NO [COMPRESSIONACTIVE]` (as Dovecot
+    /// answers), an unknown algorithm `BAD`. After the tagged OK the driver is told
+    /// ([`Step::Compress`](super::Step)) to switch both directions to DEFLATE.
+    pub(super) fn compress(&mut self, tag: &str, algorithm: &str) {
+        if self.compressed {
+            self.finish(
+                tag,
+                Err(no(Code::CompressionActive, "DEFLATE is active already")),
+            );
+        } else if !algorithm.eq_ignore_ascii_case("DEFLATE") {
+            self.finish(tag, Err(Fail::Bad("Unknown compression algorithm".into())));
+        } else {
+            self.finish(tag, Ok((None, "DEFLATE active")));
+            self.mode = Mode::Compress;
+        }
     }
 
     pub(super) fn plaintext_check(&self) -> Result<(), Fail> {
