@@ -33,7 +33,6 @@ const README_PORTS: [u16; 7] = [2525, 2587, 2465, 2143, 2993, 2110, 2995];
 /// What the README's muttrc has in place of the password.
 const PASSWORD_PLACEHOLDER: &str = "PASSWORD-FROM-THE-BANNER";
 /// How long mutt may take to show what a step waits for.
-const SCREEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// mutt's certificate prompt (GnuTLS build, with `certificate_file` set).
 const CERT_PROMPT: &str = "(r)eject, accept (o)nce, (a)ccept always";
 /// The text the test's editor writes into the message mutt sends.
@@ -239,143 +238,33 @@ fn banner_value(banner: &str, label: &str) -> String {
         .unwrap_or_else(|| panic!("no {label:?} in the first-start banner:\n{banner}"))
 }
 
-/// A tmux server of our own (socket in the temp dir) with one detached 200×50 session.
-struct Tmux {
-    socket: PathBuf,
-}
+/// mutt in tmux (tests/common/tmux.rs), its failures shown with the daemon's log.
+struct Tmux(common::tmux::Tmux);
 
 impl Tmux {
-    /// Runs `command` (through `sh -c`) in a new detached session `fm` with `env`.
     fn start(socket: &Path, env: &[(&str, &Path)], command: &str) -> Tmux {
-        let tmux = Tmux {
-            socket: socket.to_path_buf(),
-        };
-        let mut cmd = tmux.cmd();
-        cmd.args([
-            "-f",
-            "/dev/null",
-            "new-session",
-            "-d",
-            "-x",
-            "200",
-            "-y",
-            "50",
-        ]);
-        cmd.args(["-s", "fm"]);
-        for (k, v) in env {
-            cmd.env(k, v);
-            cmd.arg("-e").arg(format!("{k}={}", v.display()));
-        }
-        cmd.arg(command);
-        let out = run_bounded(cmd, b"", RUN_TIMEOUT);
-        assert!(
-            out.status.success(),
-            "tmux new-session failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        tmux
+        Tmux(common::tmux::Tmux::start(socket, env, command))
     }
-
-    fn cmd(&self) -> Command {
-        let mut cmd = Command::new("tmux");
-        cmd.arg("-S").arg(&self.socket);
-        cmd
-    }
-
-    /// `tmux send-keys`: `literal` text as typed, or else key names (`Enter`, `C-g`).
-    fn send(&self, keys: &str, literal: bool) {
-        let mut cmd = self.cmd();
-        cmd.args(["send-keys", "-t", "fm"]);
-        if literal {
-            cmd.arg("-l");
-        }
-        cmd.arg(keys);
-        let out = run_bounded(cmd, b"", RUN_TIMEOUT);
-        assert!(
-            out.status.success(),
-            "tmux send-keys {keys:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
     fn type_text(&self, text: &str) {
-        self.send(text, true);
+        self.0.type_text(text);
     }
-
     fn key(&self, key: &str) {
-        self.send(key, false);
+        self.0.key(key);
     }
-
-    /// What the session shows now ("" once it has ended).
-    fn screen(&self) -> String {
-        let mut cmd = self.cmd();
-        cmd.args(["capture-pane", "-p", "-t", "fm"]);
-        let out = run_bounded(cmd, b"", RUN_TIMEOUT);
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Waits until the screen shows every one of `texts`; returns the screen, or panics
-    /// with it and the daemon's log.
     fn wait_for(&self, what: &str, texts: &[&str], daemon: &Daemon) -> String {
-        let deadline = Instant::now() + SCREEN_TIMEOUT;
-        loop {
-            let screen = self.screen();
-            if texts.iter().all(|t| screen.contains(t)) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "mutt did not show {what} ({texts:?}) within {SCREEN_TIMEOUT:?}; the screen:\n{}\n--- daemon log\n{}",
-                screen.trim_end(),
-                daemon.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.0.wait_for(
+            what,
+            texts,
+            |_, _| {},
+            || format!("--- daemon log\n{}", daemon.log()),
+        )
     }
-
-    /// Waits until mutt's bottom line (the prompt line) starts with `prompt`.
     fn wait_prompt(&self, prompt: &str, daemon: &Daemon) {
-        let deadline = Instant::now() + SCREEN_TIMEOUT;
-        loop {
-            let screen = self.screen();
-            let last = screen.lines().rev().find(|l| !l.trim().is_empty());
-            if last.is_some_and(|l| l.starts_with(prompt)) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "mutt did not prompt {prompt:?} within {SCREEN_TIMEOUT:?}; the screen:\n{}\n--- daemon log\n{}",
-                screen.trim_end(),
-                daemon.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.0
+            .wait_prompt(prompt, || format!("--- daemon log\n{}", daemon.log()));
     }
-
-    /// Waits until the session has ended (mutt quit).
     fn wait_gone(&self) {
-        let deadline = Instant::now() + SCREEN_TIMEOUT;
-        loop {
-            let mut cmd = self.cmd();
-            cmd.args(["has-session", "-t", "fm"]);
-            if !run_bounded(cmd, b"", RUN_TIMEOUT).status.success() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "mutt did not quit within {SCREEN_TIMEOUT:?}; the screen:\n{}",
-                self.screen()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let mut cmd = self.cmd();
-        cmd.arg("kill-server");
-        let _ = run_bounded(cmd, b"", Duration::from_secs(10));
+        self.0.wait_gone();
     }
 }
 

@@ -45,7 +45,6 @@ use common::{RUN_TIMEOUT, Server, py_deliver, run_bounded};
 const ALICE: &str = "alice@home.arpa";
 const PW: &str = "alice-password-1";
 /// How long mutt may take to show what a step waits for.
-const SCREEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one offlineimap run may take.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
 /// mutt's certificate prompt (GnuTLS build), answered with `a` should it appear.
@@ -63,82 +62,29 @@ fn require(program: &str, arg: &str, package: &str) {
     assert!(ok, "{program} is not installed (apt-get install {package})");
 }
 
-/// A tmux server of our own (socket in the temp dir) with one detached 200×50 session
-/// running `command`; killed on drop.
+/// mutt in tmux (tests/common/tmux.rs); failures show mutt's IMAP exchange and the daemon's
+/// log, and a certificate prompt on the way is answered with `a`.
 struct Tmux {
-    socket: PathBuf,
+    t: common::tmux::Tmux,
     /// mutt's debug log (`-d 2`: its IMAP exchange), shown when a wait fails.
     debug: PathBuf,
 }
 
 impl Tmux {
     fn start(socket: &Path, env: &[(&str, &Path)], command: &str, debug: &Path) -> Tmux {
-        let tmux = Tmux {
-            socket: socket.to_path_buf(),
+        Tmux {
+            t: common::tmux::Tmux::start(socket, env, command),
             debug: debug.to_path_buf(),
-        };
-        let mut cmd = tmux.cmd();
-        cmd.args([
-            "-f",
-            "/dev/null",
-            "new-session",
-            "-d",
-            "-x",
-            "200",
-            "-y",
-            "50",
-        ]);
-        cmd.args(["-s", "rc"]);
-        for (k, v) in env {
-            cmd.env(k, v);
-            cmd.arg("-e").arg(format!("{k}={}", v.display()));
         }
-        cmd.arg(command);
-        let out = run_bounded(cmd, b"", RUN_TIMEOUT);
-        assert!(
-            out.status.success(),
-            "tmux new-session failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        tmux
     }
-
-    fn cmd(&self) -> Command {
-        let mut cmd = Command::new("tmux");
-        cmd.arg("-S").arg(&self.socket);
-        cmd
-    }
-
-    /// `tmux send-keys`: `literal` text as typed, or else a key name (`Enter`, `C-u`).
-    fn send(&self, keys: &str, literal: bool) {
-        let mut cmd = self.cmd();
-        cmd.args(["send-keys", "-t", "rc"]);
-        if literal {
-            cmd.arg("-l");
-        }
-        cmd.arg(keys);
-        let out = run_bounded(cmd, b"", RUN_TIMEOUT);
-        assert!(
-            out.status.success(),
-            "tmux send-keys {keys:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
     fn type_text(&self, text: &str) {
-        self.send(text, true);
+        self.t.type_text(text);
     }
-
     fn key(&self, key: &str) {
-        self.send(key, false);
+        self.t.key(key);
     }
-
-    /// What the session shows now ("" once it has ended).
-    fn screen(&self) -> String {
-        let mut cmd = self.cmd();
-        cmd.args(["capture-pane", "-p", "-t", "rc"]);
-        let out = run_bounded(cmd, b"", RUN_TIMEOUT);
-        String::from_utf8_lossy(&out.stdout).into_owned()
+    fn wait_gone(&self) {
+        self.t.wait_gone();
     }
 
     /// The last lines of mutt's IMAP exchange from its debug log.
@@ -156,73 +102,30 @@ impl Tmux {
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
-    /// Waits until the screen shows every one of `texts`; returns the screen, or panics
-    /// with it and the daemon's log. Answers a certificate prompt with `a` meanwhile.
+    fn context(&self, s: &Server) -> String {
+        format!(
+            "--- mutt's debug log\n{}\n--- daemon log\n{}",
+            self.debug_tail(),
+            s.log()
+        )
+    }
+
+    /// Waits until the screen shows every one of `texts`, answering a certificate prompt.
     fn wait_for(&self, what: &str, texts: &[&str], s: &Server) -> String {
-        let deadline = Instant::now() + SCREEN_TIMEOUT;
-        loop {
-            let screen = self.screen();
-            if texts.iter().all(|t| screen.contains(t)) {
-                return screen;
-            }
-            if screen.contains(CERT_PROMPT) {
-                self.key("a");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "mutt did not show {what} ({texts:?}) within {SCREEN_TIMEOUT:?}; the screen:\n{}\n--- mutt's debug log\n{}\n--- daemon log\n{}",
-                screen.trim_end(),
-                self.debug_tail(),
-                s.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.t.wait_for(
+            what,
+            texts,
+            |t, screen| {
+                if screen.contains(CERT_PROMPT) {
+                    t.key("a");
+                }
+            },
+            || self.context(s),
+        )
     }
 
-    /// Waits until mutt's bottom line (the prompt line) starts with `prompt`.
     fn wait_prompt(&self, prompt: &str, s: &Server) {
-        let deadline = Instant::now() + SCREEN_TIMEOUT;
-        loop {
-            let screen = self.screen();
-            let last = screen.lines().rev().find(|l| !l.trim().is_empty());
-            if last.is_some_and(|l| l.starts_with(prompt)) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "mutt did not prompt {prompt:?} within {SCREEN_TIMEOUT:?}; the screen:\n{}\n--- mutt's debug log\n{}\n--- daemon log\n{}",
-                screen.trim_end(),
-                self.debug_tail(),
-                s.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Waits until the session has ended (mutt quit).
-    fn wait_gone(&self) {
-        let deadline = Instant::now() + SCREEN_TIMEOUT;
-        loop {
-            let mut cmd = self.cmd();
-            cmd.args(["has-session", "-t", "rc"]);
-            if !run_bounded(cmd, b"", RUN_TIMEOUT).status.success() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "mutt did not quit within {SCREEN_TIMEOUT:?}; the screen:\n{}",
-                self.screen()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let mut cmd = self.cmd();
-        cmd.arg("kill-server");
-        let _ = run_bounded(cmd, b"", Duration::from_secs(10));
+        self.t.wait_prompt(prompt, || self.context(s));
     }
 }
 
