@@ -892,51 +892,90 @@ fn non_synchronizing_literal_over_the_limit_is_discarded_and_overlong_lines_cut(
     assert_eq!(out, "d OK NOOP completed\r\n");
 }
 
-/// A store that refuses writes (a full card): errors map to NO with a code.
-struct Full(Store);
+/// The store behind a test double: `full` refuses every write (a full card: errors map to
+/// NO with a code); `no_bytes` panics when message bytes are read (SORT and THREAD take
+/// their keys from the parse-once structure, the bytes only when a search key looks
+/// inside).
+struct Double {
+    store: Store,
+    full: bool,
+    no_bytes: bool,
+}
 
-impl Backend for Full {
+impl Double {
+    fn full(store: Store) -> Double {
+        Double {
+            store,
+            full: true,
+            no_bytes: false,
+        }
+    }
+    fn no_bytes(store: Store) -> Double {
+        Double {
+            store,
+            full: false,
+            no_bytes: true,
+        }
+    }
+}
+
+impl Backend for Double {
+    fn load(
+        &self,
+        mailbox: u64,
+        uids: &[u32],
+        parsed: bool,
+        raw: bool,
+        max_bytes: u64,
+    ) -> store::Result<Vec<Option<crate::imap::backend::Loaded>>> {
+        assert!(!(raw && self.no_bytes), "message bytes read");
+        Backend::load(&self.store, mailbox, uids, parsed, raw, max_bytes)
+    }
     fn mailboxes(&self, account: u64) -> store::Result<Vec<crate::store::Mailbox>> {
-        self.0.mailboxes(account)
+        self.store.mailboxes(account)
     }
     fn subscriptions(&self, account: u64) -> store::Result<Vec<String>> {
-        Backend::subscriptions(&self.0, account)
+        Backend::subscriptions(&self.store, account)
     }
     fn mailbox(&self, account: u64, name: &str) -> store::Result<Option<crate::store::Mailbox>> {
-        Backend::mailbox(&self.0, account, name)
+        Backend::mailbox(&self.store, account, name)
     }
     fn mailbox_by_id(&self, id: u64) -> store::Result<Option<crate::store::Mailbox>> {
-        Backend::mailbox_by_id(&self.0, id)
+        Backend::mailbox_by_id(&self.store, id)
     }
     fn messages(&self, mailbox: u64) -> store::Result<Vec<(u32, crate::store::MessageRow)>> {
-        Backend::messages(&self.0, mailbox)
+        Backend::messages(&self.store, mailbox)
     }
     fn message(&self, mailbox: u64, uid: u32) -> store::Result<Option<crate::store::MessageRow>> {
-        Backend::message(&self.0, mailbox, uid)
+        Backend::message(&self.store, mailbox, uid)
     }
     fn blob(&self, blob: &[u8; 32]) -> store::Result<Option<Vec<u8>>> {
-        Backend::blob(&self.0, blob)
+        assert!(!self.no_bytes, "message bytes read");
+        Backend::blob(&self.store, blob)
     }
     fn parsed(
         &self,
         blob: &[u8; 32],
     ) -> store::Result<Option<crate::mail::message::ParsedMessage>> {
-        Backend::parsed(&self.0, blob)
+        Backend::parsed(&self.store, blob)
     }
     fn expunged_since(&self, mailbox: u64, modseq: u64) -> store::Result<Vec<u32>> {
-        Backend::expunged_since(&self.0, mailbox, modseq)
+        Backend::expunged_since(&self.store, mailbox, modseq)
     }
-    fn write(&self, _: Op) -> store::Result<Output> {
-        Err(store::Error::Full)
+    fn write(&self, op: Op) -> store::Result<Output> {
+        if self.full {
+            return Err(store::Error::Full);
+        }
+        Backend::write(&self.store, op)
     }
     fn claim_recent(&self, mailbox: u64, uidnext: u32) -> u32 {
-        self.0.claim_recent(mailbox, uidnext)
+        self.store.claim_recent(mailbox, uidnext)
     }
     fn recent_mark(&self, mailbox: u64) -> u32 {
-        self.0.recent_mark(mailbox)
+        self.store.recent_mark(mailbox)
     }
     fn quota(&self, account: u64) -> store::Result<(store::Quota, store::Usage)> {
-        Backend::quota(&self.0, account)
+        Backend::quota(&self.store, account)
     }
 }
 
@@ -945,7 +984,7 @@ fn store_errors_become_tagged_no_with_a_code() {
     let f = fixture();
     let mut s = f.logged_in();
     s.feed(b"a APPEND INBOX {1+}\r\nx\r\nb CREATE Foo\r\nc NOOP\r\n");
-    let full = Full(f.store.clone());
+    let full = Double::full(f.store.clone());
     let mut out = Vec::new();
     loop {
         match s.next() {
@@ -2055,71 +2094,11 @@ fn sort_and_thread_withhold_expunges() {
     );
 }
 
-/// A store whose message bytes must not be read: SORT and THREAD take their keys from
-/// the parse-once structure (the bytes only when a search key looks inside).
-struct NoBytes(Store);
-
-impl Backend for NoBytes {
-    fn load(
-        &self,
-        mailbox: u64,
-        uids: &[u32],
-        parsed: bool,
-        raw: bool,
-        max_bytes: u64,
-    ) -> store::Result<Vec<Option<crate::imap::backend::Loaded>>> {
-        assert!(!raw, "message bytes read");
-        Backend::load(&self.0, mailbox, uids, parsed, raw, max_bytes)
-    }
-    fn mailboxes(&self, account: u64) -> store::Result<Vec<crate::store::Mailbox>> {
-        self.0.mailboxes(account)
-    }
-    fn subscriptions(&self, account: u64) -> store::Result<Vec<String>> {
-        Backend::subscriptions(&self.0, account)
-    }
-    fn mailbox(&self, account: u64, name: &str) -> store::Result<Option<crate::store::Mailbox>> {
-        Backend::mailbox(&self.0, account, name)
-    }
-    fn mailbox_by_id(&self, id: u64) -> store::Result<Option<crate::store::Mailbox>> {
-        Backend::mailbox_by_id(&self.0, id)
-    }
-    fn messages(&self, mailbox: u64) -> store::Result<Vec<(u32, crate::store::MessageRow)>> {
-        Backend::messages(&self.0, mailbox)
-    }
-    fn message(&self, mailbox: u64, uid: u32) -> store::Result<Option<crate::store::MessageRow>> {
-        Backend::message(&self.0, mailbox, uid)
-    }
-    fn blob(&self, _: &[u8; 32]) -> store::Result<Option<Vec<u8>>> {
-        panic!("message bytes read")
-    }
-    fn parsed(
-        &self,
-        blob: &[u8; 32],
-    ) -> store::Result<Option<crate::mail::message::ParsedMessage>> {
-        Backend::parsed(&self.0, blob)
-    }
-    fn expunged_since(&self, mailbox: u64, modseq: u64) -> store::Result<Vec<u32>> {
-        Backend::expunged_since(&self.0, mailbox, modseq)
-    }
-    fn write(&self, op: Op) -> store::Result<Output> {
-        Backend::write(&self.0, op)
-    }
-    fn claim_recent(&self, mailbox: u64, uidnext: u32) -> u32 {
-        self.0.claim_recent(mailbox, uidnext)
-    }
-    fn recent_mark(&self, mailbox: u64) -> u32 {
-        self.0.recent_mark(mailbox)
-    }
-    fn quota(&self, account: u64) -> store::Result<(store::Quota, store::Usage)> {
-        Backend::quota(&self.0, account)
-    }
-}
-
 #[test]
 fn sort_and_thread_read_no_message_bytes() {
     let (f, mut s) = sort_fixture();
     s.feed(b"a SORT (SUBJECT REVERSE DATE FROM TO CC DISPLAYFROM DISPLAYTO SIZE ARRIVAL) UTF-8 UNSEEN\r\nb THREAD REFERENCES UTF-8 ALL\r\nc THREAD ORDEREDSUBJECT UTF-8 ALL\r\nd THREAD REFS UTF-8 ALL\r\n");
-    let nb = NoBytes(f.store.clone());
+    let nb = Double::no_bytes(f.store.clone());
     let mut out = Vec::new();
     loop {
         match s.next() {
