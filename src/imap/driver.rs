@@ -422,14 +422,8 @@ mod tests {
         expect(&mut t.r, "+ idling").await;
     }
 
-    /// IDLE push through the real driver loop: a delivery committed to the store reaches
-    /// an idling client as EXISTS, with no polling.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn idle_receives_exists_on_delivery() {
-        let mut t = setup(Duration::from_secs(60)).await;
-        login_select_idle(&mut t).await;
-        let (store, account) = (t.shared.store.clone(), t.account);
-        let t0 = std::time::Instant::now();
+    /// Delivers one small message to the account's INBOX (committed when this returns).
+    async fn deliver_one(store: Store, account: u64) {
         tokio::task::spawn_blocking(move || {
             store
                 .write(Op::Deliver {
@@ -447,6 +441,17 @@ mod tests {
         })
         .await
         .unwrap();
+    }
+
+    /// IDLE push through the real driver loop: a delivery committed to the store reaches
+    /// an idling client as EXISTS, with no polling.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_receives_exists_on_delivery() {
+        let mut t = setup(Duration::from_secs(60)).await;
+        login_select_idle(&mut t).await;
+        let (store, account) = (t.shared.store.clone(), t.account);
+        let t0 = std::time::Instant::now();
+        deliver_one(store, account).await;
         let exists = tokio::time::timeout(Duration::from_secs(2), expect(&mut t.r, "* "))
             .await
             .expect("EXISTS within 2 s");
@@ -531,23 +536,7 @@ mod tests {
             .unwrap();
         until(&mut t.r, &mut z, "+ idling").await;
         let (store, account) = (t.shared.store.clone(), t.account);
-        tokio::task::spawn_blocking(move || {
-            store
-                .write(Op::Deliver {
-                    message: Arc::new(NewMessage::new(b"Subject: x\r\n\r\nhi\r\n".to_vec())),
-                    targets: vec![Target {
-                        account,
-                        mailbox: MailboxSel::Inbox,
-                    }],
-                    flags: 0,
-                    keywords: vec![],
-                    internal_date: 0,
-                    delivered: true,
-                })
-                .unwrap()
-        })
-        .await
-        .unwrap();
+        deliver_one(store, account).await;
         until(&mut t.r, &mut z, "* 1 EXISTS\r\n").await;
         t.w.write_all(&z.compress(b"DONE\r\n")).await.unwrap();
         until(&mut t.r, &mut z, "d OK").await;
