@@ -183,6 +183,8 @@ fuzz_target!(|data: &[u8]| {
         // A small daemon-wide literal budget half of the time, so that literals are
         // also refused for want of it (NO [UNAVAILABLE]).
         budget: (flags & 0x20 != 0).then(|| letterbox::budget::Budget::new(8192)),
+        // SORT through the key cache or straight from the structures.
+        sort_cache: (flags & 0x40 != 0).then(Default::default),
     };
     let (_dir, store, account) = fresh_store();
     let mut s = Session::new(cfg, flags & 0x10 != 0);

@@ -53,6 +53,8 @@ pub fn busy() -> Busy {
 /// IMAP state shared by every connection.
 pub struct Imap {
     shared: Shared,
+    /// SORT keys shared by every IMAP connection.
+    sort_cache: Arc<super::sort::KeyCache>,
 }
 
 /// Why a connection ended (logged).
@@ -69,7 +71,10 @@ enum End {
 impl Imap {
     /// The IMAP service over the daemon's shared state.
     pub fn new(shared: Shared) -> Arc<Imap> {
-        Arc::new(Imap { shared })
+        Arc::new(Imap {
+            shared,
+            sort_cache: Arc::default(),
+        })
     }
 
     /// Accepts on `listener` until shutdown.
@@ -98,6 +103,7 @@ impl Imap {
                 max_auth_failures: MAX_AUTH_FAILURES,
                 max_line: config.limits.imap_max_line_length,
                 budget: Some(self.shared.budget.clone()),
+                sort_cache: Some(self.sort_cache.clone()),
             },
             stream.is_tls(),
         );

@@ -67,6 +67,9 @@ pub struct SessionConfig {
     /// The daemon-wide budget for literal bytes in memory ([`crate::budget`]); `None`:
     /// no bound beyond the framer's caps.
     pub budget: Option<std::sync::Arc<crate::budget::Budget>>,
+    /// SORT keys shared by every session ([`super::sort::KeyCache`]); `None`: SORT
+    /// reads every message's structure each time.
+    pub sort_cache: Option<std::sync::Arc<super::sort::KeyCache>>,
 }
 
 impl Default for SessionConfig {
@@ -78,6 +81,7 @@ impl Default for SessionConfig {
             max_auth_failures: 3,
             max_line: 64 * 1024,
             budget: None,
+            sort_cache: Some(Default::default()),
         }
     }
 }

@@ -1980,3 +1980,36 @@ fn sort_and_thread_read_no_message_bytes() {
         "* SORT 3 4 1 2\r\na OK SORT completed\r\n* THREAD (2 1 4)(3)\r\nb OK THREAD completed\r\n* THREAD (2 (1)(4))(3)\r\nc OK THREAD completed\r\n* THREAD (2 1 4)(3)\r\nd OK THREAD completed\r\n"
     );
 }
+
+/// SORT answers the same through the shared key cache (cold, then warm, in another
+/// session) as without it.
+#[test]
+fn sort_key_cache_changes_no_answer() {
+    let (f, _) = sort_fixture();
+    let mut plain = Session::new(
+        SessionConfig {
+            sort_cache: None,
+            ..SessionConfig::default()
+        },
+        false,
+    );
+    let cache = std::sync::Arc::new(crate::imap::sort::KeyCache::default());
+    let cached = || {
+        Session::new(
+            SessionConfig {
+                sort_cache: Some(cache.clone()),
+                ..SessionConfig::default()
+            },
+            false,
+        )
+    };
+    let (mut cold, mut warm) = (cached(), cached());
+    for s in [&mut plain, &mut cold, &mut warm] {
+        f.run(s, b"l LOGIN a@home.arpa pw\r\ns SELECT INBOX\r\n");
+    }
+    let cmds = b"a SORT (SUBJECT REVERSE DATE) UTF-8 ALL\r\nb UID SORT (FROM TO CC DISPLAYFROM DISPLAYTO ARRIVAL SIZE) UTF-8 UNDELETED\r\nc SORT RETURN (MIN MAX ALL) (REVERSE DATE) US-ASCII 2:*\r\n";
+    let want = f.run(&mut plain, cmds);
+    assert!(want.contains("* SORT 3 4 1 2\r\n"), "{want}");
+    assert_eq!(f.run(&mut cold, cmds), want);
+    assert_eq!(f.run(&mut warm, cmds), want);
+}
