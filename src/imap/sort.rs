@@ -433,10 +433,14 @@ impl BodyKeys {
 /// [`KeyCache::MAX_BYTES`]; when full it is emptied and fills again.
 #[derive(Debug, Default)]
 pub struct KeyCache {
-    map: std::sync::Mutex<(
-        std::collections::HashMap<[u8; 32], std::sync::Arc<BodyKeys>>,
-        usize,
-    )>,
+    entries: std::sync::Mutex<Entries>,
+}
+
+/// What [`KeyCache`] holds: the keys, and about how many bytes they take.
+#[derive(Debug, Default)]
+struct Entries {
+    map: std::collections::HashMap<[u8; 32], std::sync::Arc<BodyKeys>>,
+    bytes: usize,
 }
 
 impl KeyCache {
@@ -445,22 +449,21 @@ impl KeyCache {
 
     /// The keys of these bodies that are known, in order (`None` for the others).
     pub fn get_many(&self, blobs: &[[u8; 32]]) -> Vec<Option<std::sync::Arc<BodyKeys>>> {
-        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        blobs.iter().map(|b| map.0.get(b).cloned()).collect()
+        let e = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        blobs.iter().map(|b| e.map.get(b).cloned()).collect()
     }
 
     /// Remembers the keys of a body.
     pub fn insert(&self, blob: [u8; 32], keys: BodyKeys) -> std::sync::Arc<BodyKeys> {
         let keys = std::sync::Arc::new(keys);
         let w = keys.weight() + 48;
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if map.1 + w > Self::MAX_BYTES {
-            map.0.clear();
-            map.0.shrink_to_fit();
-            map.1 = 0;
+        let mut e = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if e.bytes + w > Self::MAX_BYTES {
+            e.map = Default::default();
+            e.bytes = 0;
         }
-        if map.0.insert(blob, keys.clone()).is_none() {
-            map.1 += w;
+        if e.map.insert(blob, keys.clone()).is_none() {
+            e.bytes += w;
         }
         keys
     }
