@@ -185,7 +185,7 @@ fuzz_target!(|data: &[u8]| {
         // also refused for want of it (NO [UNAVAILABLE]).
         budget: (flags & 0x20 != 0).then(|| letterbox::budget::Budget::new(8192)),
         // Half of the time a compatibility rule for the client named "fuzz" in ID.
-        compat: if flags & 0x40 != 0 {
+        compat: if ctl[1] & 0x10 != 0 {
             std::sync::Arc::new(vec![letterbox::config::CompatRule {
                 client: "fuzz".into(),
                 version: None,
@@ -195,6 +195,8 @@ fuzz_target!(|data: &[u8]| {
         } else {
             Default::default()
         },
+        // SORT through the key cache or straight from the structures.
+        sort_cache: (flags & 0x40 != 0).then(Default::default),
     };
     let (_dir, store, account) = fresh_store();
     let mut s = Session::new(cfg, flags & 0x10 != 0);

@@ -73,6 +73,8 @@ pub struct Imap {
     shared: Shared,
     /// `[[imap_compat]]`, shared by every connection.
     compat: Arc<Vec<crate::config::CompatRule>>,
+    /// SORT keys shared by every IMAP connection.
+    sort_cache: Arc<super::sort::KeyCache>,
 }
 
 /// Why a connection ended (logged).
@@ -122,7 +124,11 @@ impl Imap {
     /// The IMAP service over the daemon's shared state.
     pub fn new(shared: Shared) -> Arc<Imap> {
         let compat = Arc::new(shared.config.imap_compat.clone());
-        Arc::new(Imap { shared, compat })
+        Arc::new(Imap {
+            shared,
+            compat,
+            sort_cache: Arc::default(),
+        })
     }
 
     /// Accepts on `listener` until shutdown.
@@ -152,6 +158,7 @@ impl Imap {
                 max_line: config.limits.imap_max_line_length,
                 budget: Some(self.shared.budget.clone()),
                 compat: self.compat.clone(),
+                sort_cache: Some(self.sort_cache.clone()),
             },
             stream.is_tls(),
         );

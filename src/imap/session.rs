@@ -77,6 +77,9 @@ pub struct SessionConfig {
     pub budget: Option<std::sync::Arc<crate::budget::Budget>>,
     /// `[[imap_compat]]`: capabilities hidden from clients named in `ID`.
     pub compat: std::sync::Arc<Vec<crate::config::CompatRule>>,
+    /// SORT keys shared by every session ([`super::sort::KeyCache`]); `None`: SORT
+    /// reads every message's structure each time.
+    pub sort_cache: Option<std::sync::Arc<super::sort::KeyCache>>,
 }
 
 impl Default for SessionConfig {
@@ -89,6 +92,7 @@ impl Default for SessionConfig {
             max_line: 64 * 1024,
             budget: None,
             compat: Default::default(),
+            sort_cache: Some(Default::default()),
         }
     }
 }

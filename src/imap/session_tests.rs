@@ -2154,3 +2154,36 @@ fn compress_deflate_starts_after_the_tagged_ok() {
     assert_eq!(s.compression_started(), b"");
     assert_eq!(s.next(), Step::NeedMoreInput);
 }
+
+/// SORT answers the same through the shared key cache (cold, then warm, in another
+/// session) as without it.
+#[test]
+fn sort_key_cache_changes_no_answer() {
+    let (f, _) = sort_fixture();
+    let mut plain = Session::new(
+        SessionConfig {
+            sort_cache: None,
+            ..SessionConfig::default()
+        },
+        false,
+    );
+    let cache = std::sync::Arc::new(crate::imap::sort::KeyCache::default());
+    let cached = || {
+        Session::new(
+            SessionConfig {
+                sort_cache: Some(cache.clone()),
+                ..SessionConfig::default()
+            },
+            false,
+        )
+    };
+    let (mut cold, mut warm) = (cached(), cached());
+    for s in [&mut plain, &mut cold, &mut warm] {
+        f.run(s, b"l LOGIN a@home.arpa pw\r\ns SELECT INBOX\r\n");
+    }
+    let cmds = b"a SORT (SUBJECT REVERSE DATE) UTF-8 ALL\r\nb UID SORT (FROM TO CC DISPLAYFROM DISPLAYTO ARRIVAL SIZE) UTF-8 UNDELETED\r\nc SORT RETURN (MIN MAX ALL) (REVERSE DATE) US-ASCII 2:*\r\n";
+    let want = f.run(&mut plain, cmds);
+    assert!(want.contains("* SORT 3 4 1 2\r\n"), "{want}");
+    assert_eq!(f.run(&mut cold, cmds), want);
+    assert_eq!(f.run(&mut warm, cmds), want);
+}

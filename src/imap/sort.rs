@@ -365,6 +365,110 @@ pub fn value(
     }
 }
 
+/// The sort keys of one message body, all at once, as [`KeyCache`] keeps them: strings
+/// already casemapped, the sent date without its INTERNALDATE fallback (that belongs to
+/// the mailbox row: a copy may have another).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyKeys {
+    sent: Option<i64>,
+    subject: Box<str>,
+    from: Box<str>,
+    to: Box<str>,
+    cc: Box<str>,
+    display_from: Box<str>,
+    display_to: Box<str>,
+}
+
+impl BodyKeys {
+    /// The keys of a parsed message.
+    pub fn of(parsed: &ParsedMessage) -> BodyKeys {
+        let e = &parsed.envelope;
+        let s = |x: &str| casemap(x).into_boxed_str();
+        BodyKeys {
+            sent: e.date.as_deref().and_then(sent_date),
+            subject: s(&e
+                .subject
+                .as_deref()
+                .map(|x| base_subject(x).0)
+                .unwrap_or_default()),
+            from: s(first_mailbox(&e.from)),
+            to: s(first_mailbox(&e.to)),
+            cc: s(first_mailbox(&e.cc)),
+            display_from: s(&display(&e.from)),
+            display_to: s(&display(&e.to)),
+        }
+    }
+
+    /// The value of `key` (the same as [`value`] gives from the parsed message).
+    pub fn value(&self, key: SortKey, internal_date: i64, size: u64) -> SortValue {
+        let s = |x: &str| SortValue::Str(x.to_string());
+        match key {
+            SortKey::Arrival => SortValue::Num(internal_date),
+            SortKey::Size => SortValue::Num(i64::try_from(size).unwrap_or(i64::MAX)),
+            SortKey::Date => SortValue::Num(self.sent.unwrap_or(internal_date)),
+            SortKey::Subject => s(&self.subject),
+            SortKey::From => s(&self.from),
+            SortKey::To => s(&self.to),
+            SortKey::Cc => s(&self.cc),
+            SortKey::DisplayFrom => s(&self.display_from),
+            SortKey::DisplayTo => s(&self.display_to),
+        }
+    }
+
+    /// Bytes held, roughly (for the cache's bound).
+    fn weight(&self) -> usize {
+        96 + self.subject.len()
+            + self.from.len()
+            + self.to.len()
+            + self.cc.len()
+            + self.display_from.len()
+            + self.display_to.len()
+    }
+}
+
+/// The sort keys of message bodies, kept across commands and sessions and keyed by the
+/// body's SHA-256 (so copies and every session share them), as Dovecot keeps its sort
+/// data in its index cache: a SORT then reads the mailbox's rows in one range scan and
+/// decodes a stored structure only for bodies it has not seen. Bounded by
+/// [`KeyCache::MAX_BYTES`]; when full it is emptied and fills again.
+#[derive(Debug, Default)]
+pub struct KeyCache {
+    entries: std::sync::Mutex<Entries>,
+}
+
+/// What [`KeyCache`] holds: the keys, and about how many bytes they take.
+#[derive(Debug, Default)]
+struct Entries {
+    map: std::collections::HashMap<[u8; 32], std::sync::Arc<BodyKeys>>,
+    bytes: usize,
+}
+
+impl KeyCache {
+    /// The bound on what the cache holds: 16 MiB, about 100,000 messages.
+    pub const MAX_BYTES: usize = 16 << 20;
+
+    /// The keys of these bodies that are known, in order (`None` for the others).
+    pub fn get_many(&self, blobs: &[[u8; 32]]) -> Vec<Option<std::sync::Arc<BodyKeys>>> {
+        let e = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        blobs.iter().map(|b| e.map.get(b).cloned()).collect()
+    }
+
+    /// Remembers the keys of a body.
+    pub fn insert(&self, blob: [u8; 32], keys: BodyKeys) -> std::sync::Arc<BodyKeys> {
+        let keys = std::sync::Arc::new(keys);
+        let w = keys.weight() + 48;
+        let mut e = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if e.bytes + w > Self::MAX_BYTES {
+            e.map = Default::default();
+            e.bytes = 0;
+        }
+        if e.map.insert(blob, keys.clone()).is_none() {
+            e.bytes += w;
+        }
+        keys
+    }
+}
+
 /// Orders two rows by the criteria (each possibly REVERSE), then by sequence number,
 /// which REVERSE never affects (RFC 5256 §3).
 pub fn compare(criteria: &[SortCriterion], a: &SortRow, b: &SortRow) -> Ordering {
@@ -570,6 +674,30 @@ mod tests {
         // RFC 5957: display name (decoded) or addr-spec.
         assert_eq!(rows(&[crit(DisplayFrom, false)]), [4, 2, 1, 3]);
         assert_eq!(rows(&[crit(DisplayTo, true)]), [1, 2, 3, 4]);
+        // The cached form gives the same values.
+        for p in &parsed {
+            let k = BodyKeys::of(p);
+            for key in [
+                Arrival,
+                Cc,
+                Date,
+                From,
+                Size,
+                Subject,
+                To,
+                DisplayFrom,
+                DisplayTo,
+            ] {
+                assert_eq!(k.value(key, 7, 9), value(key, Some(p), 7, 9), "{key:?}");
+            }
+        }
+        let cache = KeyCache::default();
+        assert_eq!(cache.get_many(&[[1; 32]]), [None]);
+        cache.insert([1; 32], BodyKeys::of(&parsed[0]));
+        assert_eq!(
+            cache.get_many(&[[1; 32], [2; 32]])[0].as_deref(),
+            Some(&BodyKeys::of(&parsed[0]))
+        );
         assert!(!needs_parsed(&[crit(Arrival, false), crit(Size, true)]));
         assert!(needs_parsed(&[crit(Size, false), crit(Cc, false)]));
     }

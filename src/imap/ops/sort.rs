@@ -3,13 +3,15 @@
 //! their keys from the parse-once structure of each match (never the message bytes,
 //! unless a search key itself needs them) and keep only small per-message keys:
 //! sorting 100,000 messages holds 100,000 short rows, not their bodies or structures.
+//! SORT keeps each body's keys in the daemon's [`sort::KeyCache`], so a mailbox's
+//! structures are decoded by its first SORT only.
 
 use super::super::backend::Backend;
 use super::super::command::{SearchKey, SearchReturn, SortCriterion, ThreadAlgorithm};
 use super::super::response::{Data, ESearchItem};
 use super::super::{search, sort, thread};
 use super::message::{check_charset, compress};
-use super::{Done, Session};
+use super::{CHUNK_MESSAGES, Done, Session};
 
 impl Session {
     /// Valid in: Selected. RFC 5256 §3 (SORT), RFC 5957 (DISPLAYFROM, DISPLAYTO),
@@ -33,24 +35,29 @@ impl Session {
             self.enable_condstore(b)?;
         }
         let mut rows: Vec<sort::SortRow> = Vec::new();
-        self.scan(
-            b,
-            keys,
-            now,
-            sort::needs_parsed(criteria),
-            &mut |i, m, row, l| {
-                let parsed = l.and_then(|l| l.parsed.as_ref());
-                rows.push(sort::SortRow {
-                    seq: i as u32 + 1,
-                    uid: m.uid,
-                    modseq: m.modseq,
-                    values: criteria
-                        .iter()
-                        .map(|c| sort::value(c.key, parsed, row.internal_date, row.size))
-                        .collect(),
-                });
-            },
-        )?;
+        match self.cfg.sort_cache.clone() {
+            Some(cache) if sort::needs_parsed(criteria) && !search::needs_content(keys) => {
+                self.sort_rows_cached(b, &cache, criteria, keys, now, &mut rows)?
+            }
+            _ => self.scan(
+                b,
+                keys,
+                now,
+                sort::needs_parsed(criteria),
+                &mut |i, m, row, l| {
+                    let parsed = l.and_then(|l| l.parsed.as_ref());
+                    rows.push(sort::SortRow {
+                        seq: i as u32 + 1,
+                        uid: m.uid,
+                        modseq: m.modseq,
+                        values: criteria
+                            .iter()
+                            .map(|c| sort::value(c.key, parsed, row.internal_date, row.size))
+                            .collect(),
+                    });
+                },
+            )?,
+        }
         sort::sort(criteria, &mut rows);
         let id = |r: &sort::SortRow| if uid { r.uid } else { r.seq };
         let ids: Vec<u32> = rows.iter().map(id).collect();
@@ -131,6 +138,80 @@ impl Session {
             });
         }
         Ok((None, "SORT completed"))
+    }
+
+    /// The rows of a SORT through the key cache: the matches from the mailbox's rows
+    /// (one range scan, no structure), then the structures of the bodies the cache does
+    /// not know yet, read in batches.
+    fn sort_rows_cached(
+        &self,
+        b: &dyn Backend,
+        cache: &sort::KeyCache,
+        criteria: &[SortCriterion],
+        keys: &[SearchKey],
+        now: i64,
+        rows: &mut Vec<sort::SortRow>,
+    ) -> Result<(), super::Fail> {
+        struct Hit {
+            seq: u32,
+            uid: u32,
+            modseq: u64,
+            blob: [u8; 32],
+            internal_date: i64,
+            size: u64,
+        }
+        let mut hits = Vec::new();
+        self.scan(b, keys, now, false, &mut |i, m, row, _| {
+            hits.push(Hit {
+                seq: i as u32 + 1,
+                uid: m.uid,
+                modseq: m.modseq,
+                blob: row.blob,
+                internal_date: row.internal_date,
+                size: row.size,
+            });
+        })?;
+        let blobs: Vec<[u8; 32]> = hits.iter().map(|h| h.blob).collect();
+        let mut known = cache.get_many(&blobs);
+        let missing: Vec<(usize, u32)> = known
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| k.is_none())
+            .map(|(i, _)| (i, hits[i].uid))
+            .collect();
+        let mailbox = self.view()?.mailbox;
+        for batch in missing.chunks(CHUNK_MESSAGES) {
+            let uids: Vec<u32> = batch.iter().map(|m| m.1).collect();
+            let mut done = 0;
+            while done < uids.len() {
+                let loaded = b.load(mailbox, &uids[done..], true, false, u64::MAX)?;
+                let n = loaded.len().max(1);
+                for (k, l) in loaded.into_iter().enumerate() {
+                    let Some(p) = l.as_ref().and_then(|l| l.parsed.as_ref()) else {
+                        continue;
+                    };
+                    if let Some(&(i, _)) = batch.get(done + k) {
+                        known[i] = Some(cache.insert(hits[i].blob, sort::BodyKeys::of(p)));
+                    }
+                }
+                done += n;
+            }
+        }
+        rows.extend(hits.iter().zip(known).map(|(h, k)| {
+            sort::SortRow {
+                seq: h.seq,
+                uid: h.uid,
+                modseq: h.modseq,
+                values: criteria
+                    .iter()
+                    .map(|c| match &k {
+                        Some(k) => k.value(c.key, h.internal_date, h.size),
+                        None => sort::value(c.key, None, h.internal_date, h.size),
+                    })
+                    .collect(),
+            }
+        }));
+        Ok(())
     }
 
     /// Valid in: Selected. RFC 5256 §3 (THREAD: ORDEREDSUBJECT, REFERENCES),
