@@ -2155,7 +2155,7 @@ fn compress_deflate_starts_after_the_tagged_ok() {
     assert_eq!(s.next(), Step::NeedMoreInput);
 }
 
-/// SORT answers the same through the shared key cache (cold, then warm, in another
+/// SORT and THREAD answer the same through the shared key cache (cold, then warm, in another
 /// session) as without it.
 #[test]
 fn sort_key_cache_changes_no_answer() {
@@ -2181,9 +2181,10 @@ fn sort_key_cache_changes_no_answer() {
     for s in [&mut plain, &mut cold, &mut warm] {
         f.run(s, b"l LOGIN a@home.arpa pw\r\ns SELECT INBOX\r\n");
     }
-    let cmds = b"a SORT (SUBJECT REVERSE DATE) UTF-8 ALL\r\nb UID SORT (FROM TO CC DISPLAYFROM DISPLAYTO ARRIVAL SIZE) UTF-8 UNDELETED\r\nc SORT RETURN (MIN MAX ALL) (REVERSE DATE) US-ASCII 2:*\r\n";
+    let cmds = b"a SORT (SUBJECT REVERSE DATE) UTF-8 ALL\r\nb UID SORT (FROM TO CC DISPLAYFROM DISPLAYTO ARRIVAL SIZE) UTF-8 UNDELETED\r\nc SORT RETURN (MIN MAX ALL) (REVERSE DATE) US-ASCII 2:*\r\nd THREAD REFERENCES UTF-8 ALL\r\ne UID THREAD ORDEREDSUBJECT UTF-8 ALL\r\nf THREAD REFS UTF-8 2:*\r\ng THREAD REFERENCES UTF-8 NOT FROM bob\r\n";
     let want = f.run(&mut plain, cmds);
     assert!(want.contains("* SORT 3 4 1 2\r\n"), "{want}");
+    assert!(want.contains("* THREAD (2 1 4)(3)\r\nd OK"), "{want}");
     assert_eq!(f.run(&mut cold, cmds), want);
     assert_eq!(f.run(&mut warm, cmds), want);
 }

@@ -372,6 +372,10 @@ pub fn value(
 pub struct BodyKeys {
     sent: Option<i64>,
     subject: Box<str>,
+    /// The subject shows a reply or forward (THREAD=REFERENCES).
+    pub reply: bool,
+    /// Message-ID and references (THREAD).
+    pub thread: super::thread::ThreadKeys,
     from: Box<str>,
     to: Box<str>,
     cc: Box<str>,
@@ -384,13 +388,16 @@ impl BodyKeys {
     pub fn of(parsed: &ParsedMessage) -> BodyKeys {
         let e = &parsed.envelope;
         let s = |x: &str| casemap(x).into_boxed_str();
+        let (subject, reply) = e.subject.as_deref().map(base_subject).unwrap_or_default();
         BodyKeys {
             sent: e.date.as_deref().and_then(sent_date),
-            subject: s(&e
-                .subject
-                .as_deref()
-                .map(|x| base_subject(x).0)
-                .unwrap_or_default()),
+            subject: s(&subject),
+            reply,
+            thread: super::thread::ThreadKeys::of(
+                e.message_id.as_deref(),
+                parsed.references.as_deref(),
+                e.in_reply_to.as_deref(),
+            ),
             from: s(first_mailbox(&e.from)),
             to: s(first_mailbox(&e.to)),
             cc: s(first_mailbox(&e.cc)),
@@ -415,9 +422,20 @@ impl BodyKeys {
         }
     }
 
+    /// The sent date, or `internal_date` when the Date header could not be read.
+    pub fn sent(&self, internal_date: i64) -> i64 {
+        self.sent.unwrap_or(internal_date)
+    }
+
+    /// The casemapped base subject.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
     /// Bytes held, roughly (for the cache's bound).
     fn weight(&self) -> usize {
-        96 + self.subject.len()
+        128 + self.thread.weight()
+            + self.subject.len()
             + self.from.len()
             + self.to.len()
             + self.cc.len()

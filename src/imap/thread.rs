@@ -119,6 +119,49 @@ pub fn message_ids(value: &str) -> impl Iterator<Item = String> + '_ {
     })
 }
 
+/// What REFERENCES needs of a message's headers: its Message-ID and its references
+/// (the References IDs, or when it has none the first In-Reply-To ID, RFC 5256 §3),
+/// normalised.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThreadKeys {
+    /// The Message-ID, if valid.
+    pub message_id: Option<Box<str>>,
+    /// The references, oldest first.
+    pub references: Box<[Box<str>]>,
+}
+
+impl ThreadKeys {
+    /// The keys from the raw header values.
+    pub fn of(
+        message_id: Option<&str>,
+        references: Option<&str>,
+        in_reply_to: Option<&str>,
+    ) -> ThreadKeys {
+        let mut refs: Vec<Box<str>> = references
+            .into_iter()
+            .flat_map(message_ids)
+            .map(String::into_boxed_str)
+            .collect();
+        if refs.is_empty()
+            && let Some(r) = in_reply_to.and_then(|v| message_ids(v).next())
+        {
+            refs.push(r.into_boxed_str());
+        }
+        ThreadKeys {
+            message_id: message_id
+                .and_then(|m| message_ids(m).next())
+                .map(String::into_boxed_str),
+            references: refs.into_boxed_slice(),
+        }
+    }
+
+    /// Bytes held, roughly.
+    pub fn weight(&self) -> usize {
+        self.message_id.as_deref().map_or(0, str::len)
+            + self.references.iter().map(|r| r.len() + 16).sum::<usize>()
+    }
+}
+
 /// Collects the messages of a THREAD command, interning Message-IDs.
 #[derive(Debug, Default)]
 pub struct Builder {
@@ -132,14 +175,17 @@ impl Builder {
         Builder::default()
     }
 
-    fn intern(&mut self, id: String) -> u32 {
+    fn intern(&mut self, id: &str) -> u32 {
+        if let Some(&n) = self.ids.get(id) {
+            return n;
+        }
         let next = self.ids.len() as u32;
-        *self.ids.entry(id).or_insert(next)
+        self.ids.insert(id.to_string(), next);
+        next
     }
 
     /// Adds a message (in sequence order): its raw Message-ID, References and
-    /// In-Reply-To values. The references are the References IDs, or when it has none
-    /// the first In-Reply-To ID (RFC 5256 §3).
+    /// In-Reply-To values (see [`ThreadKeys::of`]).
     #[allow(clippy::too_many_arguments)]
     pub fn add(
         &mut self,
@@ -151,24 +197,26 @@ impl Builder {
         subject: String,
         reply: bool,
     ) {
-        let message_id = message_id
-            .and_then(|m| message_ids(m).next())
-            .map(|m| self.intern(m));
-        let mut refs: Vec<u32> = Vec::new();
-        for r in references.into_iter().flat_map(message_ids) {
-            let r = self.intern(r);
-            refs.push(r);
-        }
-        if refs.is_empty()
-            && let Some(r) = in_reply_to.and_then(|v| message_ids(v).next())
-        {
-            refs.push(self.intern(r));
-        }
+        let keys = ThreadKeys::of(message_id, references, in_reply_to);
+        self.add_keys(id, sent, &keys, subject, reply);
+    }
+
+    /// Adds a message (in sequence order) by its normalised IDs.
+    pub fn add_keys(
+        &mut self,
+        id: u32,
+        sent: i64,
+        keys: &ThreadKeys,
+        subject: String,
+        reply: bool,
+    ) {
+        let message_id = keys.message_id.as_deref().map(|m| self.intern(m));
+        let references = keys.references.iter().map(|r| self.intern(r)).collect();
         self.msgs.push(ThreadMsg {
             id,
             sent,
             message_id,
-            references: refs,
+            references,
             subject,
             reply,
         });

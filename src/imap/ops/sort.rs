@@ -6,6 +6,8 @@
 //! SORT keeps each body's keys in the daemon's [`sort::KeyCache`], so a mailbox's
 //! structures are decoded by its first SORT only.
 
+use std::sync::Arc;
+
 use super::super::backend::Backend;
 use super::super::command::{SearchKey, SearchReturn, SortCriterion, ThreadAlgorithm};
 use super::super::response::{Data, ESearchItem};
@@ -171,32 +173,8 @@ impl Session {
                 size: row.size,
             });
         })?;
-        let blobs: Vec<[u8; 32]> = hits.iter().map(|h| h.blob).collect();
-        let mut known = cache.get_many(&blobs);
-        let missing: Vec<(usize, u32)> = known
-            .iter()
-            .enumerate()
-            .filter(|(_, k)| k.is_none())
-            .map(|(i, _)| (i, hits[i].uid))
-            .collect();
-        let mailbox = self.view()?.mailbox;
-        for batch in missing.chunks(CHUNK_MESSAGES) {
-            let uids: Vec<u32> = batch.iter().map(|m| m.1).collect();
-            let mut done = 0;
-            while done < uids.len() {
-                let loaded = b.load(mailbox, &uids[done..], true, false, u64::MAX)?;
-                let n = loaded.len().max(1);
-                for (k, l) in loaded.into_iter().enumerate() {
-                    let Some(p) = l.as_ref().and_then(|l| l.parsed.as_ref()) else {
-                        continue;
-                    };
-                    if let Some(&(i, _)) = batch.get(done + k) {
-                        known[i] = Some(cache.insert(hits[i].blob, sort::BodyKeys::of(p)));
-                    }
-                }
-                done += n;
-            }
-        }
+        let want: Vec<(u32, [u8; 32])> = hits.iter().map(|h| (h.uid, h.blob)).collect();
+        let known = self.body_keys(b, cache, &want)?;
         rows.extend(hits.iter().zip(known).map(|(h, k)| {
             sort::SortRow {
                 seq: h.seq,
@@ -212,6 +190,38 @@ impl Session {
             }
         }));
         Ok(())
+    }
+
+    /// The cached keys of these messages (UID, body): the cache's, and for the bodies it
+    /// does not know, computed from their structures read in batches and remembered.
+    fn body_keys(
+        &self,
+        b: &dyn Backend,
+        cache: &sort::KeyCache,
+        msgs: &[(u32, [u8; 32])],
+    ) -> Result<Vec<Option<Arc<sort::BodyKeys>>>, super::Fail> {
+        let blobs: Vec<[u8; 32]> = msgs.iter().map(|m| m.1).collect();
+        let mut known = cache.get_many(&blobs);
+        let missing: Vec<usize> = (0..known.len()).filter(|&i| known[i].is_none()).collect();
+        let mailbox = self.view()?.mailbox;
+        for batch in missing.chunks(CHUNK_MESSAGES) {
+            let uids: Vec<u32> = batch.iter().map(|&i| msgs[i].0).collect();
+            let mut done = 0;
+            while done < uids.len() {
+                let loaded = b.load(mailbox, &uids[done..], true, false, u64::MAX)?;
+                let n = loaded.len().max(1);
+                for (k, l) in loaded.into_iter().enumerate() {
+                    let Some(p) = l.as_ref().and_then(|l| l.parsed.as_ref()) else {
+                        continue;
+                    };
+                    if let Some(&i) = batch.get(done + k) {
+                        known[i] = Some(cache.insert(msgs[i].1, sort::BodyKeys::of(p)));
+                    }
+                }
+                done += n;
+            }
+        }
+        Ok(known)
     }
 
     /// Valid in: Selected. RFC 5256 §3 (THREAD: ORDEREDSUBJECT, REFERENCES),
@@ -231,6 +241,36 @@ impl Session {
         }
         let subjects = algorithm != ThreadAlgorithm::Refs;
         let mut builder = thread::Builder::new();
+        if let Some(cache) = self.cfg.sort_cache.clone()
+            && !search::needs_content(keys)
+        {
+            let mut hits: Vec<(u32, u32, [u8; 32], i64)> = Vec::new();
+            self.scan(b, keys, now, false, &mut |i, m, row, _| {
+                let id = if uid { m.uid } else { i as u32 + 1 };
+                hits.push((id, m.uid, row.blob, row.internal_date));
+            })?;
+            let want: Vec<(u32, [u8; 32])> = hits.iter().map(|h| (h.1, h.2)).collect();
+            let known = self.body_keys(b, &cache, &want)?;
+            let none = thread::ThreadKeys::default();
+            for (h, k) in hits.iter().zip(known) {
+                match k {
+                    Some(k) => builder.add_keys(
+                        h.0,
+                        k.sent(h.3),
+                        &k.thread,
+                        if subjects {
+                            k.subject().to_string()
+                        } else {
+                            String::new()
+                        },
+                        subjects && k.reply,
+                    ),
+                    None => builder.add_keys(h.0, h.3, &none, String::new(), false),
+                }
+            }
+            self.send(Data::Thread(builder.build(algorithm)));
+            return Ok((None, "THREAD completed"));
+        }
         self.scan(b, keys, now, true, &mut |i, m, row, l| {
             let parsed = l.and_then(|l| l.parsed.as_ref());
             let env = parsed.map(|p| &p.envelope);
