@@ -1408,20 +1408,17 @@ impl<'a> Parser<'a> {
                 self.sp()?;
                 let root = self.astring_utf8()?;
                 self.sp()?;
-                self.expect(b'(', "expected resource list")?;
-                let mut limits = Vec::new();
-                if !self.eat(b')') {
-                    loop {
-                        let name = self.atom()?.to_ascii_uppercase();
-                        self.sp()?;
-                        let limit = self.number64()?;
-                        limits.push((name, limit));
-                        if self.eat(b')') {
-                            break;
-                        }
-                        self.sp()?;
-                    }
-                }
+                // setquota_list = "(" [setquota_resource *(SP setquota_resource)] ")"
+                let limits = if self.b.get(self.i..self.i + 2) == Some(b"()") {
+                    self.i += 2;
+                    Vec::new()
+                } else {
+                    self.paren_list(|p| {
+                        let name = p.atom()?.to_ascii_uppercase();
+                        p.sp()?;
+                        Ok((name, p.number64()?))
+                    })?
+                };
                 C::SetQuota { root, limits }
             }
             "COMPRESS" => {
@@ -3163,6 +3160,16 @@ mod tests {
                 C::SetQuota {
                     root: "#user/alice".into(),
                     limits: vec![("STORAGE".into(), 510), ("MESSAGE".into(), 3)],
+                },
+            ),
+        );
+        kat(
+            b"S0001 SETQUOTA \"\" ()\r\n",
+            cmd(
+                "S0001",
+                C::SetQuota {
+                    root: String::new(),
+                    limits: vec![],
                 },
             ),
         );
