@@ -101,14 +101,7 @@ struct Daemon {
 impl Daemon {
     /// Starts on free ports (again on other ones when a port was taken meanwhile).
     fn start() -> Daemon {
-        let mut last = String::new();
-        for _ in 0..5 {
-            match Daemon::try_start() {
-                Ok(d) => return d,
-                Err(e) => last = e,
-            }
-        }
-        panic!("letterbox did not start: {last}");
+        common::retry_start("letterbox", Daemon::try_start)
     }
 
     fn try_start() -> Result<Daemon, String> {

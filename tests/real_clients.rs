@@ -382,14 +382,7 @@ impl Dovecot {
             Path::new("/usr/lib/dovecot/imap").exists(),
             "Dovecot's IMAP server is not installed (apt-get install dovecot-imapd)"
         );
-        let mut last = String::new();
-        for _ in 0..5 {
-            match Dovecot::try_start() {
-                Ok(d) => return d,
-                Err(e) => last = e,
-            }
-        }
-        panic!("dovecot did not start: {last}");
+        common::retry_start("dovecot", Dovecot::try_start)
     }
 
     fn try_start() -> Result<Dovecot, String> {

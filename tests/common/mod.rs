@@ -59,6 +59,19 @@ def expect_error(code_prefix, fn, *args, **kw):
     raise SystemExit("check failed: expected an error %r, got %r" % (code_prefix, r))
 "#;
 
+/// Tries `start` up to five times (a port found free can be taken before the process binds
+/// it); panics with the last error, naming `what`.
+pub fn retry_start<T>(what: &str, mut start: impl FnMut() -> Result<T, String>) -> T {
+    let mut last = String::new();
+    for _ in 0..5 {
+        match start() {
+            Ok(t) => return t,
+            Err(e) => last = e,
+        }
+    }
+    panic!("{what} did not start: {last}");
+}
+
 /// A running daemon.
 pub struct Server {
     child: Child,
@@ -85,15 +98,7 @@ impl Server {
     /// A daemon whose config also holds `extra` (whole TOML tables other than `[server]`
     /// and `[listen]`, e.g. `[auth]` or `[limits]`).
     pub fn start_with(extra: &str) -> Server {
-        let mut last = String::new();
-        // A port found free can be taken before the daemon binds it: try again then.
-        for _ in 0..5 {
-            match Server::try_start(extra) {
-                Ok(s) => return s,
-                Err(e) => last = e,
-            }
-        }
-        panic!("letterbox did not start: {last}");
+        retry_start("letterbox", || Server::try_start(extra))
     }
 
     fn try_start(extra: &str) -> Result<Server, String> {
@@ -107,27 +112,17 @@ impl Server {
 
     /// A daemon as [`Server::start_with`], with extra environment variables.
     pub fn start_env(extra: &str, env: &[(&str, &str)]) -> Server {
-        let mut last = String::new();
-        for _ in 0..5 {
-            match Server::try_start_env(extra, free_ports(), env) {
-                Ok(s) => return s,
-                Err(e) => last = e,
-            }
-        }
-        panic!("letterbox did not start: {last}");
+        retry_start("letterbox", || {
+            Server::try_start_env(extra, free_ports(), env)
+        })
     }
 
     /// A daemon as [`Server::start_with`] whose `data_dir` is `data_dir` (e.g. on a file
     /// system of the test's own).
     pub fn start_with_data_dir(extra: &str, data_dir: &std::path::Path) -> Server {
-        let mut last = String::new();
-        for _ in 0..5 {
-            match Server::try_start_in(extra, free_ports(), &[], Some(data_dir)) {
-                Ok(s) => return s,
-                Err(e) => last = e,
-            }
-        }
-        panic!("letterbox did not start: {last}");
+        retry_start("letterbox", || {
+            Server::try_start_in(extra, free_ports(), &[], Some(data_dir))
+        })
     }
 
     fn try_start_env(extra: &str, ports: [u16; 7], env: &[(&str, &str)]) -> Result<Server, String> {
