@@ -65,16 +65,24 @@ pub enum FaultClass {
     UncleanRestart = 4,
     /// 5 (ours, not in SPEC §6): a GPIO read or write failed at run time.
     Hardware = 5,
+    /// 6 (SPEC §6 "further classes"): the last scheduled backup failed, or none succeeded
+    /// for over two days while `[backup] schedule` is set.
+    Backup = 6,
+    /// 7 (SPEC §6 "further classes"): pulling from a `[[fetch]]` account has failed for
+    /// over a day.
+    Fetch = 7,
 }
 
 impl FaultClass {
     /// Every class, lowest number first.
-    pub const ALL: [FaultClass; 5] = [
+    pub const ALL: [FaultClass; 7] = [
         FaultClass::Storage,
         FaultClass::Certificate,
         FaultClass::Outbound,
         FaultClass::UncleanRestart,
         FaultClass::Hardware,
+        FaultClass::Backup,
+        FaultClass::Fetch,
     ];
 
     /// The class number, which is also the number of red blinks.
@@ -90,6 +98,8 @@ impl FaultClass {
             FaultClass::Outbound => "outbound mail stuck",
             FaultClass::UncleanRestart => "restarted after a hang",
             FaultClass::Hardware => "hardware (GPIO)",
+            FaultClass::Backup => "backup failing",
+            FaultClass::Fetch => "pulling mail failing",
         }
     }
 }
@@ -107,6 +117,10 @@ pub struct Faults {
     pub unclean_restart: Option<String>,
     /// Fault 5: an LED or the button failed at run time.
     pub hardware: Option<String>,
+    /// Fault 6: scheduled backups failing.
+    pub backup: Option<String>,
+    /// Fault 7: pulling from a remote account failing.
+    pub fetch: Option<String>,
 }
 
 impl Faults {
@@ -117,6 +131,8 @@ impl Faults {
             FaultClass::Outbound => &mut self.outbound,
             FaultClass::UncleanRestart => &mut self.unclean_restart,
             FaultClass::Hardware => &mut self.hardware,
+            FaultClass::Backup => &mut self.backup,
+            FaultClass::Fetch => &mut self.fetch,
         }
     }
 
@@ -128,6 +144,8 @@ impl Faults {
             FaultClass::Outbound => self.outbound.as_deref(),
             FaultClass::UncleanRestart => self.unclean_restart.as_deref(),
             FaultClass::Hardware => self.hardware.as_deref(),
+            FaultClass::Backup => self.backup.as_deref(),
+            FaultClass::Fetch => self.fetch.as_deref(),
         }
     }
 

@@ -221,6 +221,15 @@ impl Monitor {
         }
     }
 
+    /// Raises (`Some(detail)`) or clears (`None`) a fault whose cause is decided by its
+    /// owner (fault 6 by the backup scheduler, fault 7 by the fetcher).
+    pub fn set_fault(&mut self, class: FaultClass, detail: Option<String>) {
+        match detail {
+            Some(d) => self.health.faults.set(class, d),
+            None => self.health.faults.clear(class),
+        }
+    }
+
     /// The short press: clears fault 4.
     pub fn acknowledge(&mut self) {
         self.health.acknowledge();
@@ -398,6 +407,11 @@ impl Hw {
     fn update(&self, f: impl FnOnce(&mut Monitor)) {
         f(&mut self.state().monitor);
         self.inner.wake.notify_one();
+    }
+
+    /// Raises or clears a fault owned by another task (see [`Monitor::set_fault`]).
+    pub fn set_fault(&self, class: FaultClass, detail: Option<String>) {
+        self.update(|m| m.set_fault(class, detail));
     }
 
     /// How the last attempt through the relay went (see [`Monitor::relay_result`]).
