@@ -466,6 +466,7 @@ pub async fn run(cfg: Arc<Config>, opts: &ServeOptions) -> i32 {
         .iter()
         .map(|(s, a)| (s.clone(), a.to_string()))
         .collect();
+    let fetch_board = crate::fetch::Board::new(&cfg);
     let info = Arc::new(DaemonInfo {
         started,
         services,
@@ -479,6 +480,7 @@ pub async fn run(cfg: Arc<Config>, opts: &ServeOptions) -> i32 {
             }
         ),
         hw: supervisor.hw(),
+        fetch: fetch_board.clone(),
     });
     let ctx = Ctx {
         store: store.clone(),
@@ -499,6 +501,14 @@ pub async fn run(cfg: Arc<Config>, opts: &ServeOptions) -> i32 {
         // Mail stays queued (nothing is lost); the red LED's fault 3 shows it stuck.
         tracing::error!(error = %e, "outbound queue not started");
     }
+    crate::fetch::start(
+        store.clone(),
+        cfg.clone(),
+        Some(supervisor.hw()),
+        fetch_board,
+        stop.clone(),
+        &tracker,
+    );
     supervisor.up(&bound);
 
     let (mut term, mut int, mut hup) = match (

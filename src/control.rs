@@ -150,6 +150,8 @@ pub struct DaemonInfo {
     pub cert: String,
     /// The board, the health model and the watchdog.
     pub hw: Hw,
+    /// `[[fetch]]`: how pulling from each remote account goes.
+    pub fetch: crate::fetch::Board,
 }
 
 /// Everything a request may touch.
@@ -555,12 +557,14 @@ fn status(ctx: &Ctx) -> Result<Response, String> {
             }
             lines.push(format!("certificate: {}", d.cert));
             lines.extend(d.hw.status_lines());
+            lines.extend(d.fetch.status_lines(now));
             board = d.hw.status_json();
             serde_json::json!({
                 "running": true,
                 "uptime_s": d.started.elapsed().as_secs(),
                 "services": d.services.iter().map(|(n, a)| serde_json::json!({"name": n, "addr": a})).collect::<Vec<_>>(),
                 "certificate": d.cert,
+                "fetch": d.fetch.entries(),
             })
         }
         None => {

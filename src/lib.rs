@@ -31,6 +31,7 @@ pub mod auth;
 pub mod budget;
 pub mod config;
 pub mod control;
+pub mod fetch;
 pub mod hw;
 pub mod imap;
 pub mod mail;

@@ -462,6 +462,66 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "fetch",
+        array: true,
+        optional: true,
+        doc: "[[fetch]]: a remote IMAPS account (Gmail with an app password, an ISP mailbox) \
+              whose new mail is pulled into a local account, with IDLE when the remote offers \
+              it and every interval otherwise. Pulled mail is verified (SPF, DKIM, DMARC) like \
+              mail arriving on port 25. One table per remote account; none by default.",
+        keys: &[
+            Key {
+                name: "account",
+                doc: "The local account the mail goes to:",
+                shown: E("\"alice@home.arpa\""),
+            },
+            Key {
+                name: "host",
+                doc: "The remote server (implicit TLS; its certificate is verified against \
+                      the system trust store):",
+                shown: E("\"imap.gmail.com\""),
+            },
+            Key {
+                name: "port",
+                doc: "",
+                shown: E("993"),
+            },
+            Key {
+                name: "username",
+                doc: "",
+                shown: E("\"alice.smith@gmail.com\""),
+            },
+            Key {
+                name: "password_file",
+                doc: "A file holding the remote password (for Gmail an app password); \
+                      surrounding whitespace is not part of it:",
+                shown: E("\"/etc/letterbox/gmail-alice\""),
+            },
+            Key {
+                name: "folders",
+                doc: "The remote folders pulled (default [\"INBOX\"]):",
+                shown: E("[\"INBOX\"]"),
+            },
+            Key {
+                name: "remote_action",
+                doc: "What happens on the remote once a message is stored here: \"keep\" (the \
+                      default), \"delete\", or \"move:FOLDER\":",
+                shown: E("\"move:Archive\""),
+            },
+            Key {
+                name: "interval",
+                doc: "How often to look when the remote has no IDLE (default 5 minutes):",
+                shown: E("\"5m\""),
+            },
+            Key {
+                name: "ca_file",
+                doc: "PEM CA certificates to trust for this remote instead of the system \
+                      trust store (a private CA):",
+                shown: E("\"/etc/letterbox/isp-ca.pem\""),
+            },
+        ],
+    },
+    Table {
         name: "watchdog",
         array: false,
         optional: false,
@@ -650,6 +710,7 @@ mod tests {
             ("limits", fields::<RawLimits>()),
             ("quota", fields::<crate::config::quota::RawQuota>()),
             ("imap_compat", fields::<crate::config::compat::RawCompat>()),
+            ("fetch", fields::<crate::config::fetch::RawFetch>()),
             ("board", fields::<RawBoard>()),
             ("watchdog", fields::<RawWatchdog>()),
             ("log", fields::<RawLog>()),

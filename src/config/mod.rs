@@ -52,9 +52,11 @@ use toml::de::{DeTable, DeValue};
 
 mod compat;
 mod example;
+mod fetch;
 mod quota;
 pub use compat::CompatRule;
 pub use example::{Flavor, example};
+pub use fetch::{FetchConfig, RemoteAction};
 
 /// The `[board] name` of the simulated board; it selects the host defaults.
 pub const SIM_BOARD: &str = "sim";
@@ -152,6 +154,8 @@ pub struct Config {
     pub quota: crate::store::Quota,
     /// `[[imap_compat]]`: capabilities hidden from named IMAP clients (none by default).
     pub imap_compat: Vec<CompatRule>,
+    /// `[[fetch]]`: remote accounts whose mail is pulled in (none by default).
+    pub fetch: Vec<FetchConfig>,
     /// `[board]`: which board (LEDs, button) to drive.
     pub board: BoardConfig,
     /// `[watchdog]`: the hardware watchdog.
@@ -576,6 +580,7 @@ impl Config {
             },
             quota: crate::store::Quota::default(),
             imap_compat: Vec::new(),
+            fetch: Vec::new(),
             watchdog: WatchdogConfig {
                 device: appliance.then(|| PathBuf::from("/dev/watchdog")),
                 timeout_s: BCM2835_MAX_WATCHDOG_TIMEOUT_S,
@@ -656,6 +661,7 @@ struct RawConfig {
     limits: RawLimits,
     quota: quota::RawQuota,
     imap_compat: Vec<compat::RawCompat>,
+    fetch: Vec<fetch::RawFetch>,
     board: RawBoard,
     watchdog: RawWatchdog,
     log: RawLog,
@@ -1101,6 +1107,7 @@ impl Builder<'_> {
         self.limits(raw.limits, &mut config.limits)?;
         config.quota = self.quota(raw.quota)?;
         config.imap_compat = self.compat(raw.imap_compat)?;
+        config.fetch = self.fetch(raw.fetch, &config)?;
         self.watchdog(raw.watchdog, &mut config.watchdog)?;
         if let Some(level) = raw.log.level {
             if level.trim().is_empty() || level.chars().any(char::is_control) {
@@ -2064,6 +2071,7 @@ level = "info,letterbox::smtp=debug"
             },
             quota: crate::store::Quota::default(),
             imap_compat: Vec::new(),
+            fetch: Vec::new(),
             board: BoardConfig {
                 name: "rpi5".into(),
             },

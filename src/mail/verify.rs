@@ -59,7 +59,8 @@ pub struct Verifier {
 /// What a verification looks at.
 #[derive(Debug, Clone, Copy)]
 pub struct Input<'a> {
-    /// The SMTP client's address.
+    /// The SMTP client's address; unspecified (`0.0.0.0`) when unknown (pulled mail whose
+    /// trace names no client): SPF is then `none`.
     pub ip: IpAddr,
     /// The EHLO/HELO argument.
     pub helo: &'a str,
@@ -167,10 +168,20 @@ impl Verifier {
         let mail_from = input.mail_from;
         let message = AuthenticatedMessage::parse(input.message);
 
+        // An unspecified address: mail pulled from a remote account whose connecting IP is
+        // unknown (`crate::fetch`); SPF is `none` and DMARC rests on DKIM.
+        let no_ip = ip.is_unspecified();
         // SPF for both identities, DKIM and ARC need only the DNS: ask concurrently.
-        let spf_helo = auth.verify_spf(SpfParameters::verify_ehlo(ip, &helo, host));
+        let spf_helo = async {
+            if no_ip {
+                SpfOutput::new(helo.clone()).with_result(SpfResult::None)
+            } else {
+                auth.verify_spf(SpfParameters::verify_ehlo(ip, &helo, host))
+                    .await
+            }
+        };
         let spf_mail = async {
-            if mail_from.is_empty() {
+            if mail_from.is_empty() || no_ip {
                 None
             } else {
                 Some(
@@ -212,7 +223,12 @@ impl Verifier {
                 ar.with_spf_mailfrom_result(out, ip, mail_from, &helo)
             }));
         }
-        header.push_str(&piece(&|ar| ar.with_spf_ehlo_result(&spf_helo, ip, &helo)));
+        if no_ip {
+            // RFC 8601 §2.7.2: "none", with a comment saying why.
+            header.push_str(";\r\n\tspf=none (pulled from a remote account; no client IP)");
+        } else {
+            header.push_str(&piece(&|ar| ar.with_spf_ehlo_result(&spf_helo, ip, &helo)));
+        }
         let mut summary = format!("spf={}", spf_word(spf.result()));
 
         let from = message

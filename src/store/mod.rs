@@ -18,6 +18,7 @@
 mod accounts;
 mod blobs;
 pub mod change;
+pub mod fetched;
 pub mod load;
 mod mailboxes;
 mod messages;
@@ -359,6 +360,18 @@ pub enum Op {
         /// Its keys.
         keys: Vec<DkimKey>,
     },
+    /// Mail pulled from a remote account (`[[fetch]]`): the new messages and the new
+    /// UIDVALIDITY/UID mark in one commit (fetched.rs). Answers `Delivered`.
+    Pull {
+        /// The local account.
+        account: u64,
+        /// The remote source (`user@host:port/folder`).
+        source: String,
+        /// The remote folder's UIDVALIDITY.
+        uidvalidity: u32,
+        /// The messages, in ascending UID order.
+        messages: Vec<fetched::Pulled>,
+    },
     /// Set a counter in the meta table.
     SetMeta(&'static str, u64),
     /// Daemon start: counts an unclean start if the last run did not end cleanly.
@@ -381,6 +394,13 @@ impl Op {
             Op::Append { messages, .. } => {
                 Some(messages.iter().map(|m| m.message.raw.len() as u64).sum())
             }
+            Op::Pull { messages, .. } => Some(
+                messages
+                    .iter()
+                    .filter_map(|m| m.message.as_ref())
+                    .map(|m| m.raw.len() as u64)
+                    .sum(),
+            ),
             _ => None,
         }
     }
@@ -1040,6 +1060,13 @@ fn apply(
         Op::PutDkimKeys { domain, keys } => {
             queue::put_dkim_keys(tx, domain, keys).map(|stored| Output::Id(u64::from(stored)))
         }
+        Op::Pull {
+            account,
+            source,
+            uidvalidity,
+            messages: list,
+        } => fetched::pull(tx, *account, source, *uidvalidity, list, quota, changes)
+            .map(Output::Delivered),
         Op::SetMeta(key, v) => {
             migrate::set_meta(tx, key, *v)?;
             Ok(Output::None)

@@ -44,3 +44,12 @@ pub(crate) const DKIM_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new(
 /// Added without a version bump; older builds never open it, and a store they wrote has
 /// no such table until the first quota is set.
 pub(crate) const QUOTAS: TableDefinition<u64, &[u8]> = TableDefinition::new("quotas");
+/// (account id, remote source `user@host:port/folder`) → postcard `PullState` (fetched.rs):
+/// the remote UIDVALIDITY and the highest remote UID pulled by `[[fetch]]`. Added without a
+/// version bump, as `QUOTAS`.
+pub(crate) const PULL_STATE: TableDefinition<(u64, &str), &[u8]> =
+    TableDefinition::new("pull_state");
+/// (account id, remote source, SHA-256 of the remote's bytes) → (): the messages pulled from
+/// each source, so a UIDVALIDITY change does not deliver them again (fetched.rs).
+pub(crate) const PULL_HASHES: TableDefinition<(u64, &str, [u8; 32]), ()> =
+    TableDefinition::new("pull_hashes");
