@@ -528,3 +528,26 @@ fn pulls_from_dovecot_over_verified_tls_and_moves_there() {
         "{head}"
     );
 }
+
+#[test]
+fn a_message_over_the_size_limit_is_skipped_recorded_and_left_on_the_remote() {
+    let (remote, _rdir) = remote(&["bob@home.arpa"]);
+    append(&remote, "bob@home.arpa", "INBOX", "big", 1, 100_000);
+    append(&remote, "bob@home.arpa", "INBOX", "small", 1, 100);
+    let local = local(&format!(
+        "{}[limits]\nmax_message_size = \"64K\"\n",
+        fetch_table(&remote, "bob@home.arpa", "remote_action = \"delete\"")
+    ));
+    wait_until("the small message", WAIT, || local_mids(&local).len() == 1);
+    assert_eq!(local_mids(&local), ["small-0@x"]);
+    // Deleted on the remote only once pulled: the big one stays there.
+    wait_until("the small one deleted on the remote", WAIT, || {
+        mids(&remote, "bob@home.arpa", BOB_PW, "INBOX") == ["big-0@x"]
+    });
+    wait_until("the skip in status", WAIT, || {
+        fetch_status(&local)[0]["skipped"] == 1
+    });
+    let text = local.cli(&["status"], "");
+    assert!(text.contains("1 pulled, 1 skipped (too large)"), "{text}");
+    assert!(local.log().contains("larger than max_message_size"));
+}

@@ -458,18 +458,18 @@ impl Task {
             remote.bodies(&wanted).await?
         };
         bodies.sort_unstable_by_key(|b| b.uid);
-        let mut list = Vec::with_capacity(batch.len());
-        let mut deferred = None;
+        // In UID order: skipped messages as they are, the others to verify.
+        let mut items: Vec<Result<Pulled, client::Body>> = Vec::with_capacity(batch.len());
         for &(uid, size) in batch {
             if size > max {
                 tracing::warn!(remote = %source, uid, size, max, "message larger than max_message_size: left on the remote");
-                list.push(Pulled {
+                items.push(Ok(Pulled {
                     uid,
                     remote_hash: [0; 32],
                     message: None,
                     mailbox: MailboxSel::Inbox,
                     internal_date: 0,
-                });
+                }));
                 continue;
             }
             let Ok(i) = bodies.binary_search_by_key(&uid, |b| b.uid) else {
@@ -491,7 +491,22 @@ impl Task {
                     body.raw.len()
                 ));
             }
-            match self.prepare(body, source).await {
+            items.push(Err(body));
+        }
+        drop(bodies);
+        // The checks of a batch run concurrently (their DNS lookups overlap); the results
+        // are taken in UID order up to the first deferred one.
+        let checked = futures_util::future::join_all(items.into_iter().map(|item| async move {
+            match item {
+                Ok(skipped) => Ok(skipped),
+                Err(body) => self.prepare(body, source).await,
+            }
+        }))
+        .await;
+        let mut list = Vec::with_capacity(checked.len());
+        let mut deferred = None;
+        for c in checked {
+            match c {
                 Ok(p) => list.push(p),
                 Err(e) => {
                     deferred = Some(e);
