@@ -551,3 +551,94 @@ fn a_message_over_the_size_limit_is_skipped_recorded_and_left_on_the_remote() {
     assert!(text.contains("1 pulled, 1 skipped (too large)"), "{text}");
     assert!(local.log().contains("larger than max_message_size"));
 }
+
+/// dnsmasq (Debian's `dnsmasq-base`) serving DMARC records for `quarantine.test` and
+/// `reject.test`, authoritative for `.test` (every other name there is NXDOMAIN).
+struct Dnsmasq {
+    child: Child,
+    port: u16,
+}
+
+impl Dnsmasq {
+    fn start() -> Dnsmasq {
+        common::retry_start("dnsmasq", || {
+            let port = std::net::UdpSocket::bind("127.0.0.1:0")
+                .and_then(|s| s.local_addr())
+                .map_err(|e| e.to_string())?
+                .port();
+            let mut child = Command::new("dnsmasq")
+                .args([
+                    "--no-resolv",
+                    "--no-hosts",
+                    "--keep-in-foreground",
+                    "--conf-file=/dev/null",
+                    "--pid-file=",
+                    "--bind-interfaces",
+                    "--listen-address=127.0.0.1",
+                    "--local=/test/",
+                    "--txt-record=_dmarc.quarantine.test,v=DMARC1; p=quarantine",
+                    "--txt-record=_dmarc.reject.test,v=DMARC1; p=reject",
+                ])
+                .arg(format!("--port={port}"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("dnsmasq (apt-get install dnsmasq-base): {e}"))?;
+            // Bound once the port can no longer be bound by us.
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+                if Instant::now() > deadline || !matches!(child.try_wait(), Ok(None)) {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err("dnsmasq did not bind its port".into());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Ok(Dnsmasq { child, port })
+        })
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn pulled_mail_gets_the_dmarc_treatment_of_port_25() {
+    let dns = Dnsmasq::start();
+    let (remote, _rdir) = remote(&["bob@home.arpa"]);
+    remote.python(&format!(
+        "{PY}\nM = login('bob@home.arpa', {BOB_PW:?})\n\
+         for d in ['quarantine.test', 'reject.test', 'ok.test']:\n    \
+             raw = ('From: ceo@%s\\r\\nSubject: %s\\r\\nMessage-ID: <%s@x>\\r\\n\\r\\nhi\\r\\n' % (d, d, d)).encode()\n    \
+             check(M.append('INBOX', None, None, raw)[0] == 'OK')\n"
+    ));
+    let local = local(&format!(
+        "{}[dns]\nnameservers = [\"127.0.0.1:{}\"]\n",
+        fetch_table(&remote, "bob@home.arpa", ""),
+        dns.port
+    ));
+    // Unsigned, no SPF identity: DMARC fails where a policy exists. Quarantine goes to
+    // Junk as on port 25; reject too (the remote accepted it already); no record: INBOX.
+    wait_until("the INBOX message", WAIT, || {
+        local_mids(&local) == ["ok.test@x"]
+    });
+    wait_until("two in Junk", WAIT, || {
+        mids(&local, "alice@home.arpa", ALICE_PW, "Junk").len() == 2
+    });
+    let mut junk = mids(&local, "alice@home.arpa", ALICE_PW, "Junk");
+    junk.sort();
+    assert_eq!(junk, ["quarantine.test@x", "reject.test@x"]);
+    let head = local.python(&format!(
+        "{PY}\nM = login('alice@home.arpa', {ALICE_PW:?})\nM.select('Junk')\n\
+         typ, data = M.fetch('1:*', '(BODY.PEEK[HEADER.FIELDS (AUTHENTICATION-RESULTS)])')\n\
+         print(b''.join(d[1] for d in data if isinstance(d, tuple)).decode())\n"
+    ));
+    assert!(head.contains("policy.dmarc=quarantine"), "{head}");
+    assert!(head.contains("policy.dmarc=reject"), "{head}");
+    assert!(head.contains("dmarc=fail"), "{head}");
+}
