@@ -4,7 +4,8 @@
 //! the literal and AUTHENTICATE / IDLE flows, every command's replies, and the
 //! session's own view of the selected mailbox.
 //!
-//! The command handlers live in `imap/ops/` (auth, mailbox, message, view), one file per
+//! The command handlers live in `imap/ops/` (auth, mailbox, message, sort, view, and
+//! context for the live SEARCH / SORT results of RFC 5267), one file per
 //! group; they are child modules of this one so they share the session's private state.
 //!
 //! # Events
