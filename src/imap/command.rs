@@ -470,9 +470,13 @@ pub enum SearchReturn {
     Count,
     /// `SAVE`.
     Save,
-    /// `PARTIAL low:high` (RFC 5267 §4.4; SORT only here): the results at positions
-    /// `low..=high` (1-based) of the sorted list.
+    /// `PARTIAL low:high` (RFC 5267 §4.4, SEARCH and SORT): the results at positions
+    /// `low..=high` (1-based) of the result list (ascending for SEARCH, sorted for SORT).
     Partial(u32, u32),
+    /// `UPDATE` (RFC 5267 §4.3): keep the result live and report its changes.
+    Update,
+    /// `CONTEXT` (RFC 5267 §4.2): a hint that the result will be reused; no effect.
+    Context,
 }
 
 /// A SORT key (RFC 5256 §3, RFC 5957 SORT=DISPLAY).
@@ -905,6 +909,8 @@ pub enum CommandBody {
         /// The search keys (all must match).
         keys: Vec<SearchKey>,
     },
+    /// `CANCELUPDATE "tag"..` (RFC 5267 §4.3): end these live results. Selected.
+    CancelUpdate(Vec<String>),
     /// `[UID] THREAD algorithm charset keys` (RFC 5256). Selected.
     Thread {
         /// `UID THREAD`.
@@ -1004,6 +1010,7 @@ impl CommandBody {
             Search { uid: true, .. } => "UID SEARCH",
             Sort { uid: false, .. } => "SORT",
             Sort { uid: true, .. } => "UID SORT",
+            CancelUpdate(_) => "CANCELUPDATE",
             Thread { uid: false, .. } => "THREAD",
             Thread { uid: true, .. } => "UID THREAD",
             Fetch { uid: false, .. } => "FETCH",
@@ -1395,6 +1402,16 @@ impl<'a> Parser<'a> {
             "EXPUNGE" => C::Expunge,
             "IDLE" => C::Idle,
             "NAMESPACE" => C::Namespace,
+            // RFC 5267 §5: "CANCELUPDATE" 1*(SP quoted).
+            "CANCELUPDATE" => {
+                let mut tags = Vec::new();
+                while tags.is_empty() || self.peek() == Some(b' ') {
+                    self.sp()?;
+                    let tag = self.quoted()?;
+                    tags.push(String::from_utf8(tag).map_err(|_| "tag is not UTF-8")?);
+                }
+                C::CancelUpdate(tags)
+            }
             // RFC 9208 §4.1-§4.3, §9 (formal syntax).
             "GETQUOTA" => {
                 self.sp()?;
@@ -1735,8 +1752,8 @@ impl<'a> Parser<'a> {
     }
 
     /// `[RETURN (opts) SP]` of SEARCH (RFC 4731) and SORT (RFC 5267, which adds
-    /// PARTIAL).
-    fn return_options(&mut self, partial: bool) -> R<Option<Vec<SearchReturn>>> {
+    /// PARTIAL, UPDATE and CONTEXT to both, §5 `search-return-opt`).
+    fn return_options(&mut self) -> R<Option<Vec<SearchReturn>>> {
         if !self.peek_word_is("RETURN") {
             return Ok(None);
         }
@@ -1752,7 +1769,9 @@ impl<'a> Parser<'a> {
                     "ALL" => SearchReturn::All,
                     "COUNT" => SearchReturn::Count,
                     "SAVE" => SearchReturn::Save,
-                    "PARTIAL" if partial => {
+                    "UPDATE" => SearchReturn::Update,
+                    "CONTEXT" => SearchReturn::Context,
+                    "PARTIAL" => {
                         self.sp()?;
                         let low = self.nz_number()?;
                         self.expect(b':', "expected ':'")?;
@@ -1785,7 +1804,7 @@ impl<'a> Parser<'a> {
     /// RFC 5256 §5 `sort`, with RFC 5267 `[search-return-opts]` and RFC 5957 keys.
     fn sort(&mut self, uid: bool) -> R<CommandBody> {
         self.sp()?;
-        let returns = self.return_options(true)?;
+        let returns = self.return_options()?;
         let criteria = self.paren_list(|p| {
             let mut word = p.keyword()?;
             let reverse = word == "REVERSE";
@@ -1831,7 +1850,7 @@ impl<'a> Parser<'a> {
 
     fn search(&mut self, uid: bool) -> R<CommandBody> {
         self.sp()?;
-        let returns = self.return_options(false)?;
+        let returns = self.return_options()?;
         let mut charset = None;
         if self.peek_word_is("CHARSET") {
             self.i += 7;
@@ -2446,6 +2465,11 @@ impl Command {
             | C::Close
             | C::Unselect
             | C::Expunge => {}
+            C::CancelUpdate(tags) => {
+                for t in tags {
+                    w.sp().quoted(t.as_bytes());
+                }
+            }
             C::Authenticate {
                 mechanism,
                 initial_response,
@@ -2730,6 +2754,8 @@ impl Writer {
                 SearchReturn::Count => w.s("COUNT"),
                 SearchReturn::Save => w.s("SAVE"),
                 SearchReturn::Partial(a, b) => w.s("PARTIAL ").num(a).s(":").num(b),
+                SearchReturn::Update => w.s("UPDATE"),
+                SearchReturn::Context => w.s("CONTEXT"),
             };
         })
     }
@@ -3857,7 +3883,8 @@ mod tests {
             "t SORT RETURN (PARTIAL 0:5) (DATE) UTF-8 ALL\r\n",
             "t SORT RETURN (PARTIAL 5) (DATE) UTF-8 ALL\r\n",
             "t SORT RETURN (FOO) (DATE) UTF-8 ALL\r\n",
-            "t SEARCH RETURN (PARTIAL 1:5) ALL\r\n",
+            "t SEARCH RETURN (UPDATE PARTIAL) ALL\r\n",
+            "t SEARCH RETURN (UPDATE 1:5) ALL\r\n",
             "t THREAD UTF-8 ALL\r\n",
             "t THREAD JWZ UTF-8 ALL\r\n",
             "t THREAD REFERENCES UTF-8\r\n",
@@ -3872,6 +3899,14 @@ mod tests {
         assert!(
             matches!(p.body, C::Sort { returns: Some(ref r), .. } if r == &[SearchReturn::Partial(3, 9)])
         );
+        // RFC 5267 §5: PARTIAL, UPDATE and CONTEXT on SEARCH too.
+        let p = parse_command(b"t UID SEARCH RETURN (update PARTIAL 1:5 CONTEXT) ALL\r\n").unwrap();
+        assert!(matches!(
+            p.body,
+            C::Search { returns: Some(ref r), .. }
+                if r == &[SearchReturn::Update, SearchReturn::Partial(1, 5), SearchReturn::Context]
+        ));
+        round_trip(&p);
     }
 
     /// SORT and THREAD with literals through the framer and the parser, split at every

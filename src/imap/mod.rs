@@ -6,7 +6,7 @@
 //! - [`response`]: the response encoder (ENVELOPE, BODYSTRUCTURE included).
 //! - [`session`]: the sans-I/O session: states and the command table, every command's
 //!   replies, the selected-mailbox view and when store changes reach the client; its
-//!   command handlers are in `ops/` (auth, mailbox, message, view).
+//!   command handlers are in `ops/` (auth, mailbox, message, sort, view, context).
 //! - [`fetch`] / [`search`]: pure FETCH rendering and SEARCH evaluation.
 //! - [`sort`] / [`thread`]: pure SORT keys and ordering (base subject, sent date,
 //!   i;unicode-casemap) and the THREAD algorithms (RFC 5256).

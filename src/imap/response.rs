@@ -153,6 +153,8 @@ pub enum Code {
     Modified(SequenceSet),
     /// `NOMODSEQ`.
     NoModSeq,
+    /// `NOUPDATE "tag"` (RFC 5267 §4.3): no live result for that command.
+    NoUpdate(String),
     /// `NONEXISTENT`.
     NonExistent,
     /// `NOPERM`.
@@ -308,6 +310,10 @@ pub enum ESearchItem {
     ModSeq(u64),
     /// `PARTIAL (low:high set)` (RFC 5267 §4.4), `NIL` for no results in the range.
     Partial(u32, u32, Option<SequenceSet>),
+    /// `ADDTO (position set ..)` (RFC 5267 §4.3): messages now in a live result.
+    AddTo(Vec<(u32, SequenceSet)>),
+    /// `REMOVEFROM (position set ..)` (RFC 5267 §4.3): messages no longer in it.
+    RemoveFrom(Vec<(u32, SequenceSet)>),
 }
 
 /// One namespace (RFC 2342).
@@ -637,6 +643,19 @@ impl From<Data> for Response {
 }
 
 impl Writer {
+    /// `"(" context-position SP sequence-set *(SP context-position SP sequence-set) ")"`
+    /// (RFC 5267 §5 `ret-data-addto`, `ret-data-removefrom`).
+    fn context_pairs(&mut self, pairs: &[(u32, SequenceSet)]) -> &mut Self {
+        self.s("(");
+        for (i, (pos, set)) in pairs.iter().enumerate() {
+            if i > 0 {
+                self.sp();
+            }
+            self.num(pos).sp().seq_set(set);
+        }
+        self.s(")")
+    }
+
     /// Human text: CR/LF become spaces so a reply can never inject a line.
     fn text(&mut self, t: &str) -> &mut Self {
         for &b in t.as_bytes() {
@@ -753,6 +772,7 @@ impl Writer {
             }
             K::Capability(caps) => self.s("CAPABILITY").atoms(caps),
             K::HighestModSeq(n) => self.s("HIGHESTMODSEQ ").num(n),
+            K::NoUpdate(tag) => self.s("NOUPDATE ").quoted(tag.as_bytes()),
             K::Modified(set) => self.s("MODIFIED ").seq_set(set),
             K::PermanentFlags {
                 flags,
@@ -879,6 +899,10 @@ impl Writer {
                                 None => self.s("NIL"),
                             };
                             self.s(")")
+                        }
+                        ESearchItem::AddTo(pairs) => self.s("ADDTO ").context_pairs(pairs),
+                        ESearchItem::RemoveFrom(pairs) => {
+                            self.s("REMOVEFROM ").context_pairs(pairs)
                         }
                     };
                 }

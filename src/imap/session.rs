@@ -4,7 +4,8 @@
 //! the literal and AUTHENTICATE / IDLE flows, every command's replies, and the
 //! session's own view of the selected mailbox.
 //!
-//! The command handlers live in `imap/ops/` (auth, mailbox, message, view), one file per
+//! The command handlers live in `imap/ops/` (auth, mailbox, message, sort, view, and
+//! context for the live SEARCH / SORT results of RFC 5267), one file per
 //! group; they are child modules of this one so they share the session's private state.
 //!
 //! # Events
@@ -57,6 +58,10 @@ const CHUNK_MESSAGES: usize = 256;
 /// 8192 octets RFC 7162 §4 asks servers to accept. The rest of a longer line (up to
 /// `[limits] imap_max_line_length`, 64 KiB by default) is held under the budget.
 const LINE_BYTES_FREE: u64 = 8192;
+/// Live results (`RETURN (UPDATE)`, RFC 5267 §4.3) a session may hold at once; one
+/// more is answered `* NO [NOUPDATE "tag"]`. Each holds one UID (4 bytes) per message
+/// of its result, so 10 on a mailbox of 100,000 messages hold at most 4 MB.
+const MAX_CONTEXTS: usize = 10;
 
 /// Settings from the driver.
 #[derive(Debug, Clone)]
@@ -175,6 +180,8 @@ pub fn allowed(state: StateKind, cmd: &CommandBody) -> bool {
         | Search { .. }
         | Sort { .. }
         | Thread { .. }
+        // RFC 5267 §4.3.
+        | CancelUpdate(_)
         | Fetch { .. }
         | Store { .. }
         | Copy { .. }
@@ -210,6 +217,9 @@ struct View {
     saved: Vec<u32>,
     /// The keywords the client was told about in FLAGS (RFC 9051 §7.3.5).
     keywords: Vec<String>,
+    /// Live SEARCH / SORT results (RFC 5267 §4.3), at most [`MAX_CONTEXTS`]; they end
+    /// with the selection.
+    contexts: Vec<context::Context>,
 }
 
 impl View {
@@ -380,6 +390,9 @@ pub struct Session {
     /// The budget held by the part of a command line being received beyond
     /// [`LINE_BYTES_FREE`].
     line_hold: Hold,
+    /// Unix seconds of the last [`Session::execute`] (live results are re-evaluated
+    /// at that time, RFC 5267 §4.3).
+    now: i64,
 }
 
 impl Session {
@@ -403,6 +416,7 @@ impl Session {
             command_hold: Hold::default(),
             hidden: Vec::new(),
             line_hold: Hold::new(cfg_budget.clone()),
+            now: 0,
         }
     }
 
@@ -627,6 +641,7 @@ impl Session {
 
     /// Runs the outstanding store work ([`Event::Execute`]); `now` is unix seconds.
     pub fn execute(&mut self, b: &dyn Backend, now: i64) {
+        self.now = now;
         match std::mem::replace(&mut self.mode, Mode::Command) {
             Mode::Exec(cmd) => {
                 let Command { tag, body } = *cmd;
@@ -721,11 +736,13 @@ impl Session {
             "LIST-STATUS",
             "ESEARCH",
             "SEARCHRES",
-            // RFC 5256, RFC 5957, RFC 5267 (ESORT; not CONTEXT=SORT, which needs the
-            // UPDATE / CANCELUPDATE notifications), draft-ietf-morg-inthread (REFS).
+            // RFC 5256, RFC 5957, RFC 5267 (ESORT, and CONTEXT: PARTIAL, UPDATE and
+            // CANCELUPDATE), draft-ietf-morg-inthread (REFS).
             "SORT",
             "SORT=DISPLAY",
             "ESORT",
+            "CONTEXT=SEARCH",
+            "CONTEXT=SORT",
             "THREAD=ORDEREDSUBJECT",
             "THREAD=REFERENCES",
             "THREAD=REFS",
@@ -1100,6 +1117,7 @@ impl Session {
                 charset,
                 keys,
             } => self.thread(b, uid, algorithm, &charset, &keys, now),
+            C::CancelUpdate(tags) => self.cancel_update(&tags),
             C::Fetch {
                 uid,
                 set,
@@ -1136,6 +1154,8 @@ fn framer_config(cfg: &SessionConfig) -> FramerConfig {
 
 #[path = "ops/auth.rs"]
 mod auth;
+#[path = "ops/context.rs"]
+mod context;
 #[path = "ops/mailbox.rs"]
 mod mailbox;
 #[path = "ops/message.rs"]

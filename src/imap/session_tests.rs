@@ -135,6 +135,7 @@ const EVERY_COMMAND: &[&str] = &[
     "SEARCH ALL",
     "SORT (DATE) UTF-8 ALL",
     "THREAD REFS UTF-8 ALL",
+    "CANCELUPDATE \"a\"",
     "FETCH 1 FLAGS",
     "STORE 1 +FLAGS (\\Seen)",
     "COPY 1 Trash",
@@ -156,6 +157,7 @@ fn expected(state: StateKind, name: &str) -> bool {
         "SEARCH",
         "SORT",
         "THREAD",
+        "CANCELUPDATE",
         "FETCH",
         "STORE",
         "COPY",
@@ -190,7 +192,7 @@ fn state_table_every_command_in_every_state() {
         }
     }
     // Every variant is covered (a new command must be added to the table and here).
-    assert_eq!(seen.len(), 37);
+    assert_eq!(seen.len(), 38);
 }
 
 #[test]
@@ -2188,3 +2190,6 @@ fn sort_key_cache_changes_no_answer() {
     assert_eq!(f.run(&mut cold, cmds), want);
     assert_eq!(f.run(&mut warm, cmds), want);
 }
+
+#[path = "context_tests.rs"]
+mod context;

@@ -85,6 +85,7 @@ impl Session {
             highestmodseq: mb.highestmodseq,
             msgs,
             saved: Vec::new(),
+            contexts: Vec::new(),
             keywords,
         };
         let (flags, permanent) = view.flag_responses();

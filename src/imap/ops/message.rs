@@ -137,7 +137,7 @@ impl Session {
     }
 
     /// Valid in: Selected. RFC 9051 §6.4.4, RFC 4731 (ESEARCH), RFC 5182 (SAVE),
-    /// RFC 7162 §3.1.5 (MODSEQ).
+    /// RFC 7162 §3.1.5 (MODSEQ), RFC 5267 §4.4 (PARTIAL) and §4.3 (UPDATE).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn search(
         &mut self,
@@ -204,7 +204,17 @@ impl Session {
                                 items.push(ESearchItem::All(SequenceSet::from_sorted(&sorted)));
                             }
                         }
-                        SearchReturn::Save | SearchReturn::Partial(..) => {}
+                        // RFC 5267 §4.4: positions in the ascending result.
+                        SearchReturn::Partial(low, high) => {
+                            let (from, to) = super::sort::partial_range(*low, *high, ids.len());
+                            let part = ids.get(from..to).unwrap_or_default();
+                            items.push(ESearchItem::Partial(
+                                *low,
+                                *high,
+                                (!part.is_empty()).then(|| SequenceSet::from_sorted(part)),
+                            ));
+                        }
+                        SearchReturn::Save | SearchReturn::Update | SearchReturn::Context => {}
                     }
                 }
                 // RFC 4731 §3.2 (and RFC 7162 §3.1.5): with MIN and/or MAX only, the
@@ -235,6 +245,11 @@ impl Session {
                         uid,
                         items,
                     });
+                }
+                // RFC 5267 §4.3: the result stays live.
+                if ret.contains(&SearchReturn::Update) {
+                    let uids = hits.iter().map(|h| h.1).collect();
+                    self.start_context(tag, uid, None, criteria, uids)?;
                 }
             }
         }

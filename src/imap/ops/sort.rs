@@ -17,8 +17,8 @@ use super::{CHUNK_MESSAGES, Done, Session};
 
 impl Session {
     /// Valid in: Selected. RFC 5256 §3 (SORT), RFC 5957 (DISPLAYFROM, DISPLAYTO),
-    /// RFC 5267 §3.1 (ESORT: `RETURN (MIN MAX ALL COUNT)`, §4.4 PARTIAL), RFC 5182 (SAVE),
-    /// RFC 7162 §3.1.5 (MODSEQ).
+    /// RFC 5267 §3.1 (ESORT: `RETURN (MIN MAX ALL COUNT)`, §4.4 PARTIAL, §4.3 UPDATE),
+    /// RFC 5182 (SAVE), RFC 7162 §3.1.5 (MODSEQ).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn sort(
         &mut self,
@@ -36,31 +36,7 @@ impl Session {
         if with_modseq {
             self.enable_condstore(b)?;
         }
-        let mut rows: Vec<sort::SortRow> = Vec::new();
-        match self.cfg.sort_cache.clone() {
-            Some(cache) if sort::needs_parsed(criteria) && !search::needs_content(keys) => {
-                self.sort_rows_cached(b, &cache, criteria, keys, now, &mut rows)?
-            }
-            _ => self.scan(
-                b,
-                keys,
-                now,
-                sort::needs_parsed(criteria),
-                &mut |i, m, row, l| {
-                    let parsed = l.and_then(|l| l.parsed.as_ref());
-                    rows.push(sort::SortRow {
-                        seq: i as u32 + 1,
-                        uid: m.uid,
-                        modseq: m.modseq,
-                        values: criteria
-                            .iter()
-                            .map(|c| sort::value(c.key, parsed, row.internal_date, row.size))
-                            .collect(),
-                    });
-                },
-            )?,
-        }
-        sort::sort(criteria, &mut rows);
+        let rows = self.sorted_rows(b, criteria, keys, now)?;
         let id = |r: &sort::SortRow| if uid { r.uid } else { r.seq };
         let ids: Vec<u32> = rows.iter().map(id).collect();
         let Some(ret) = returns else {
@@ -115,8 +91,7 @@ impl Session {
                 }
                 // RFC 5267 §4.4: the 1-based positions low..=high of the sorted result.
                 SearchReturn::Partial(low, high) => {
-                    let from = (*low as usize).saturating_sub(1).min(ids.len());
-                    let to = (*high as usize).min(ids.len()).max(from);
+                    let (from, to) = partial_range(*low, *high, ids.len());
                     let part = ids.get(from..to).unwrap_or_default();
                     items.push(ESearchItem::Partial(
                         *low,
@@ -125,7 +100,7 @@ impl Session {
                     ));
                     reported.extend(rows.get(from..to).unwrap_or_default());
                 }
-                SearchReturn::Save => {}
+                SearchReturn::Save | SearchReturn::Update | SearchReturn::Context => {}
             }
         }
         if with_modseq && let Some(m) = reported.iter().map(|r| r.modseq).max() {
@@ -139,7 +114,49 @@ impl Session {
                 items,
             });
         }
+        // RFC 5267 §4.3: the result stays live.
+        if ret.contains(&SearchReturn::Update) {
+            let uids = rows.iter().map(|r| r.uid).collect();
+            self.start_context(tag, uid, Some(criteria.to_vec()), keys, uids)?;
+        }
         Ok((None, "SORT completed"))
+    }
+
+    /// The messages matching `keys`, in the order of `criteria` (RFC 5256 §3): SORT's
+    /// result, and a live SORT's each time it is re-evaluated.
+    pub(super) fn sorted_rows(
+        &self,
+        b: &dyn Backend,
+        criteria: &[SortCriterion],
+        keys: &[SearchKey],
+        now: i64,
+    ) -> Result<Vec<sort::SortRow>, super::Fail> {
+        let mut rows: Vec<sort::SortRow> = Vec::new();
+        match self.cfg.sort_cache.clone() {
+            Some(cache) if sort::needs_parsed(criteria) && !search::needs_content(keys) => {
+                self.sort_rows_cached(b, &cache, criteria, keys, now, &mut rows)?
+            }
+            _ => self.scan(
+                b,
+                keys,
+                now,
+                sort::needs_parsed(criteria),
+                &mut |i, m, row, l| {
+                    let parsed = l.and_then(|l| l.parsed.as_ref());
+                    rows.push(sort::SortRow {
+                        seq: i as u32 + 1,
+                        uid: m.uid,
+                        modseq: m.modseq,
+                        values: criteria
+                            .iter()
+                            .map(|c| sort::value(c.key, parsed, row.internal_date, row.size))
+                            .collect(),
+                    });
+                },
+            )?,
+        }
+        sort::sort(criteria, &mut rows);
+        Ok(rows)
     }
 
     /// The rows of a SORT through the key cache: the matches from the mailbox's rows
@@ -294,4 +311,12 @@ impl Session {
         self.send(Data::Thread(builder.build(algorithm)));
         Ok((None, "THREAD completed"))
     }
+}
+
+/// The 0-based index range `from..to` of the 1-based positions `low..=high` (RFC 5267
+/// §4.4) in a result of `len` messages; empty when the range lies beyond the result.
+pub(super) fn partial_range(low: u32, high: u32, len: usize) -> (usize, usize) {
+    let from = (low as usize).saturating_sub(1).min(len);
+    let to = (high as usize).min(len).max(from);
+    (from, to)
 }

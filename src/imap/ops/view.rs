@@ -12,6 +12,10 @@ impl Session {
     /// (RFC 9051 §7.4.1 EXPUNGE, §7.3.1 EXISTS, §7.5.2 FETCH; RFC 7162 §3.2.10 VANISHED).
     pub(super) fn sync(&mut self, b: &dyn Backend, allow_expunge: bool) -> Result<(), Fail> {
         let qresync = self.enabled.qresync;
+        // Live results (RFC 5267 §4.3) name removed messages by the numbers the client
+        // holds before this sync's EXPUNGEs.
+        let live = self.has_contexts();
+        let mut before: Option<Vec<u32>> = None;
         let condstore = self.enabled.condstore;
         let rev2 = self.enabled.rev2;
         let State::Selected { view, .. } = &self.state else {
@@ -67,6 +71,9 @@ impl Session {
                             out.push(Data::Expunge(i as u32 + 1).into());
                         }
                     }
+                }
+                if live {
+                    before = Some(view.msgs.iter().map(|m| m.uid).collect());
                 }
                 view.msgs.retain(|m| !m.gone);
                 view.saved
@@ -141,8 +148,15 @@ impl Session {
         }
         view.uidnext = mb.uidnext;
         view.highestmodseq = if deferred { 0 } else { mb.highestmodseq };
+        // With EXPUNGE withheld the view still holds the gone messages: live results
+        // wait for the next sync (the view's highestmodseq of 0 forces one).
+        let (pre, post) = if live && !deferred {
+            self.context_updates(b, before.as_deref())
+        } else {
+            Default::default()
+        };
         self.announce_keywords(&keywords);
-        for r in out {
+        for r in pre.into_iter().chain(out).chain(post) {
             r.encode(&mut self.out);
         }
         Ok(())
