@@ -44,3 +44,7 @@ pub(crate) const DKIM_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new(
 /// Added without a version bump; older builds never open it, and a store they wrote has
 /// no such table until the first quota is set.
 pub(crate) const QUOTAS: TableDefinition<u64, &[u8]> = TableDefinition::new("quotas");
+/// (account id, import source key) → how far `letterbox import` got in that source (a
+/// byte offset of an mbox, a message count of a Maildir), written in the same commit as
+/// the messages (imports.rs). Added without a version bump, like `QUOTAS`.
+pub(crate) const IMPORTS: TableDefinition<(u64, &str), u64> = TableDefinition::new("imports");
