@@ -779,7 +779,12 @@ pub fn send_export(
     let mut reader = BufReader::new(stream);
     loop {
         let mut resp = String::new();
-        if reader.by_ref().take(MAX_REQUEST as u64).read_line(&mut resp)? == 0 {
+        if reader
+            .by_ref()
+            .take(MAX_REQUEST as u64)
+            .read_line(&mut resp)?
+            == 0
+        {
             return Err(std::io::Error::other("the daemon closed the connection"));
         }
         let v: serde_json::Value = serde_json::from_str(&resp)
@@ -854,8 +859,8 @@ pub async fn serve(
             }
             let resp = match serde_json::from_str::<Request>(&line) {
                 Ok(Request::Import { address, source }) => {
-                    let max = usize::try_from(ctx.config.limits.max_message_size)
-                        .unwrap_or(usize::MAX);
+                    let max =
+                        usize::try_from(ctx.config.limits.max_message_size).unwrap_or(usize::MAX);
                     let store = ctx.store.clone();
                     let rd = rd.into_inner();
                     crate::data::import::serve_stream(store, address, source, max, rd, wr).await;

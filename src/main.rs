@@ -525,7 +525,10 @@ fn export(cfg: Config, a: ExportArgs) -> ExitCode {
             store.close();
             r
         }),
-        Err(e) => Err(format!("cannot reach the daemon at {}: {e}", sock.display())),
+        Err(e) => Err(format!(
+            "cannot reach the daemon at {}: {e}",
+            sock.display()
+        )),
     };
     pb.finish_and_clear();
     match resp {

@@ -70,10 +70,7 @@ fn sender(raw: &[u8]) -> String {
             (Some(a), Some(b)) if a < b => &v[a + 1..b],
             _ => v.trim(),
         };
-        if cand.contains('@')
-            && !cand.is_empty()
-            && cand.bytes().all(|b| b.is_ascii_graphic())
-        {
+        if cand.contains('@') && !cand.is_empty() && cand.bytes().all(|b| b.is_ascii_graphic()) {
             return cand.to_string();
         }
     }
@@ -158,9 +155,7 @@ pub fn run(
                 let rows = r.messages(mb.id)?;
                 let res = match format {
                     Format::Mbox => write_mbox(r, dir, &mb.name, &rows, &mut t, total, progress),
-                    Format::Maildir => {
-                        write_maildir(r, dir, &mb, &rows, &mut t, total, progress)
-                    }
+                    Format::Maildir => write_maildir(r, dir, &mb, &rows, &mut t, total, progress),
                 };
                 res.map_err(store::Error::Invalid)?;
                 t.mailboxes += 1;
@@ -270,7 +265,10 @@ mod tests {
         assert_eq!(mbox_path("INBOX"), PathBuf::from("INBOX.mbox"));
         assert_eq!(mbox_path("Work/2024"), PathBuf::from("Work/2024.mbox"));
         assert_eq!(mbox_path("../x"), PathBuf::from("%2E./x.mbox"));
-        assert_eq!(mbox_path(".hidden/50%"), PathBuf::from("%2Ehidden/50%25.mbox"));
+        assert_eq!(
+            mbox_path(".hidden/50%"),
+            PathBuf::from("%2Ehidden/50%25.mbox")
+        );
     }
 
     #[test]

@@ -145,7 +145,9 @@ fn header_fields(raw: &[u8]) -> (Vec<(String, String, std::ops::Range<usize>)>, 
         } else if let Some(colon) = text.iter().position(|&b| b == b':') {
             out.push((
                 String::from_utf8_lossy(&text[..colon]).trim().to_string(),
-                String::from_utf8_lossy(&text[colon + 1..]).trim().to_string(),
+                String::from_utf8_lossy(&text[colon + 1..])
+                    .trim()
+                    .to_string(),
                 pos..end,
             ));
         }
@@ -696,14 +698,16 @@ fn mbox_files(dir: &Path) -> Result<Vec<(PathBuf, String)>, String> {
     }
     out.sort();
     if out.is_empty() {
-        return Err(format!("{}: no *.mbox files in this directory", dir.display()));
+        return Err(format!(
+            "{}: no *.mbox files in this directory",
+            dir.display()
+        ));
     }
     Ok(out)
 }
 
 fn source_key(kind: &str, path: &Path, mailbox: Option<&str>) -> Result<String, String> {
-    let canon =
-        std::fs::canonicalize(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let canon = std::fs::canonicalize(path).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(format!(
         "{kind}:{}{}",
         canon.display(),
@@ -1019,7 +1023,14 @@ mod tests {
         let l = split_labels("Inbox,Important,\"Work, old\",Opened,Category Social,Starred");
         assert_eq!(
             l,
-            ["Inbox", "Important", "Work, old", "Opened", "Category Social", "Starred"]
+            [
+                "Inbox",
+                "Important",
+                "Work, old",
+                "Opened",
+                "Category Social",
+                "Starred"
+            ]
         );
         let (b, f, k) = map_labels(&l);
         assert_eq!(b, ["INBOX", "Work, old"]);
@@ -1051,7 +1062,10 @@ mod tests {
             b"Subject: hi\r\nX-Gmail-Labels: Unread,Inbox\r\n\r\nStatus: body line\r\n"
         );
         let p = place_mbox(b"Subject: x\n\ny", None);
-        assert_eq!((p.mailboxes.as_slice(), p.flags), (&["INBOX".to_string()][..], 0));
+        assert_eq!(
+            (p.mailboxes.as_slice(), p.flags),
+            (&["INBOX".to_string()][..], 0)
+        );
         assert_eq!(p.raw, b"Subject: x\r\n\r\ny");
     }
 

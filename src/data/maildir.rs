@@ -119,10 +119,7 @@ pub fn make_info(flags: u8, keywords: &[String], numbered: &mut Vec<String>) -> 
     }
     letters.sort_unstable();
     letters.dedup();
-    (
-        format!(":2,{}", String::from_utf8_lossy(&letters)),
-        dropped,
-    )
+    (format!(":2,{}", String::from_utf8_lossy(&letters)), dropped)
 }
 
 /// Parses a `dovecot-keywords` file: lines `N name`.
@@ -220,7 +217,10 @@ mod tests {
             assert_eq!(folder_to_mailbox(&dir).as_deref(), Some(name));
         }
         assert_eq!(mailbox_to_folder("INBOX"), None);
-        assert_eq!(folder_to_mailbox(".Sent.2024").as_deref(), Some("Sent/2024"));
+        assert_eq!(
+            folder_to_mailbox(".Sent.2024").as_deref(),
+            Some("Sent/2024")
+        );
         assert_eq!(folder_to_mailbox("cur"), None);
         assert_eq!(folder_to_mailbox(".."), None);
         assert_eq!(folder_to_mailbox(".a..b"), None);
@@ -230,7 +230,11 @@ mod tests {
     fn info_round_trips_with_keywords() {
         let mut numbered = Vec::new();
         let kws = vec!["$Important".to_string(), "work".into(), "$Forwarded".into()];
-        let (info, dropped) = make_info(flag::SEEN | flag::FLAGGED | flag::ANSWERED, &kws, &mut numbered);
+        let (info, dropped) = make_info(
+            flag::SEEN | flag::FLAGGED | flag::ANSWERED,
+            &kws,
+            &mut numbered,
+        );
         assert_eq!(dropped, 0);
         assert_eq!(info, ":2,FPRSab");
         let table = parse_keywords(&keywords_file(&numbered));

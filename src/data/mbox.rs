@@ -475,13 +475,7 @@ pub fn asctime(unix: i64) -> String {
 /// Writes one message in mboxrd form: the `From ` line, `extra` header lines (already
 /// terminated) before the message's own, the message with LF line ends and `^>*From `
 /// lines quoted with one more `>`, and the separating empty line.
-pub fn write_message(
-    out: &mut Vec<u8>,
-    sender: &str,
-    date: i64,
-    extra_headers: &[u8],
-    raw: &[u8],
-) {
+pub fn write_message(out: &mut Vec<u8>, sender: &str, date: i64, extra_headers: &[u8], raw: &[u8]) {
     out.extend_from_slice(b"From ");
     out.extend_from_slice(if sender.is_empty() {
         b"MAILER-DAEMON"
@@ -600,7 +594,10 @@ mod tests {
         let data = b"From a Mon Jan  1 12:00:00 2024\r\nA: 1\r\n\r\nx\r\n\r\nFrom me to you\r\n\r\nFrom b Mon Jan  1 12:00:00 2024\r\nB: 2\r\n\r\ny\r\n";
         check(
             data,
-            &[b"A: 1\r\n\r\nx\r\n\r\nFrom me to you\r\n", b"B: 2\r\n\r\ny\r\n"],
+            &[
+                b"A: 1\r\n\r\nx\r\n\r\nFrom me to you\r\n",
+                b"B: 2\r\n\r\ny\r\n",
+            ],
         );
     }
 
@@ -621,10 +618,7 @@ mod tests {
         let data = b"From a Mon Jan  1 12:00:00 2024\nContent-Length: 2\n\n>From body\nmore\n\nFrom b Mon Jan  1 12:00:00 2024\nX: y\n\nz\n";
         check(
             data,
-            &[
-                b"Content-Length: 2\n\nFrom body\nmore\n",
-                b"X: y\n\nz\n",
-            ],
+            &[b"Content-Length: 2\n\nFrom body\nmore\n", b"X: y\n\nz\n"],
         );
     }
 
@@ -644,7 +638,10 @@ mod tests {
             })
         );
         let counted = b"From a Mon Jan  1 12:00:00 2024\nContent-Length: 100\n\nshort\n";
-        assert!(matches!(split_all(counted, &[3]), Err(Error::Truncated { offset: 0, .. })));
+        assert!(matches!(
+            split_all(counted, &[3]),
+            Err(Error::Truncated { offset: 0, .. })
+        ));
     }
 
     #[test]
