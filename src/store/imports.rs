@@ -79,6 +79,19 @@ pub(super) fn apply(
     Ok(rows)
 }
 
+/// Forgets the import progress of a deleted account.
+pub(super) fn forget(tx: &WriteTransaction, account: u64) -> Result<()> {
+    let mut t = tx.open_table(IMPORTS)?;
+    let keys: Vec<String> = t
+        .range((account, "")..(account + 1, ""))?
+        .map(|r| r.map(|(k, _)| k.value().1.to_string()))
+        .collect::<std::result::Result<_, _>>()?;
+    for k in keys {
+        t.remove((account, k.as_str()))?;
+    }
+    Ok(())
+}
+
 /// The id of mailbox `name`, created (with its parents) when missing.
 fn mailbox_id(
     tx: &WriteTransaction,
@@ -102,5 +115,83 @@ impl Reader {
             Err(e) => return Err(e.into()),
         };
         Ok(t.get((account, source))?.map_or(0, |v| v.value()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Op, Output, Store};
+    use super::*;
+
+    fn batch(from: u64, to: u64, bodies: &[(&str, &[&str])]) -> Op {
+        Op::Import {
+            account: 1,
+            source: "mbox:/x".into(),
+            from,
+            to,
+            messages: bodies
+                .iter()
+                .map(|(b, boxes)| Imported {
+                    message: Arc::new(NewMessage::new(
+                        format!("Subject: {b}\r\n\r\n{b}\r\n").into_bytes(),
+                    )),
+                    mailboxes: boxes.iter().map(|s| s.to_string()).collect(),
+                    flags: 0,
+                    keywords: vec![],
+                    internal_date: 0,
+                })
+                .collect(),
+            create: vec!["Empty/Child".into()],
+        }
+    }
+
+    #[test]
+    fn progress_commits_with_the_messages_and_is_never_replayed() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path()).unwrap();
+        let acct = match s.write(Op::CreateAccount {
+            address: "a@home.arpa".into(),
+            password_hash: "x".into(),
+        }) {
+            Ok(Output::Id(id)) => id,
+            o => panic!("{o:?}"),
+        };
+        assert_eq!(acct, 1);
+        let op = batch(
+            0,
+            100,
+            &[("one", &["INBOX", "Work/Deep"]), ("two", &["INBOX"])],
+        );
+        assert_eq!(s.write(op.clone()), Ok(Output::Id(3)));
+        // The same batch again (a client that did not see the answer) is refused whole.
+        assert!(matches!(s.write(op), Err(Error::Invalid(_))));
+        let r = s.read(|r| {
+            Ok((
+                r.import_progress(1, "mbox:/x")?,
+                r.mailbox(1, "INBOX")?.map(|m| m.exists),
+                r.mailbox(1, "Work/Deep")?.map(|m| m.exists),
+                r.mailbox(1, "Empty/Child")?.is_some(),
+                r.stats(0)?.blobs,
+            ))
+        });
+        assert_eq!(r, Ok((100, Some(2), Some(1), true, 2)));
+        // A batch over the quota leaves the progress where it was.
+        s.write(Op::SetQuota {
+            address: "a@home.arpa".into(),
+            storage: None,
+            messages: Some(super::super::Limit::Max(3)),
+        })
+        .unwrap();
+        assert_eq!(
+            s.write(batch(100, 200, &[("three", &["INBOX"])])),
+            Err(Error::OverQuota)
+        );
+        assert_eq!(s.read(|r| r.import_progress(1, "mbox:/x")), Ok(100));
+        s.write(Op::DeleteAccount {
+            address: "a@home.arpa".into(),
+        })
+        .unwrap();
+        assert_eq!(s.read(|r| r.import_progress(1, "mbox:/x")), Ok(0));
+        s.close();
     }
 }
