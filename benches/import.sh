@@ -24,6 +24,7 @@ for t in python3 /usr/bin/time doveadm dovecot mbsync; do
 done
 
 tmp="$(mktemp -d /tmp/lb-import-bench.XXXXXX)"
+chmod 755 "$tmp" # Dovecot's mail user reads the mbox
 dpid=""
 cleanup() {
   [[ -n "$dpid" ]] && kill "$dpid" 2>/dev/null || true
@@ -104,10 +105,12 @@ for r in $(seq 1 "$runs"); do
   kill "$dpid"; wait "$dpid" 2>/dev/null || true; dpid=""
 done
 
-# Dovecot: passwd-file user owned by root's uid, Maildir storage.
+# Dovecot: a passwd-file user with the uid of the system user `mail`, Maildir storage;
+# its auth service must run for doveadm's user lookup.
 dc="$tmp/dovecot"; mkdir -p "$dc/run" "$dc/state" "$dc/mail"
+chown mail:mail "$dc/mail"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-echo "bench:{PLAIN}bench-pw:0:0::$dc/mail/bench::" >"$dc/users"
+echo "bench:{PLAIN}bench-pw:$(id -u mail):$(id -g mail)::$dc/mail/bench::" >"$dc/users"
 cat >"$dc/dovecot.conf" <<EOT
 protocols = imap
 listen = 127.0.0.1
@@ -138,34 +141,34 @@ service imap-login {
   }
 }
 EOT
-mkdir -p "$tmp/mboxdir"
+mkdir -p "$tmp/mboxdir"; chown mail:mail "$tmp/mboxdir"
+dovecot -F -c "$dc/dovecot.conf" &
+dcpid=$!
+for _ in $(seq 1 100); do python3 -c "import socket; socket.create_connection(('127.0.0.1', $port))" 2>/dev/null && break; sleep 0.1; done
 for r in $(seq 1 "$runs"); do
-  rm -rf "$dc/mail/bench"
+  rm -rf "$dc/mail/bench" "$tmp/mboxdir/.imap"
   timed doveadm -c "$dc/dovecot.conf" import -u bench "mbox:$tmp/mboxdir:INBOX=$tmp/mail.mbox" "" all
   record "doveadm import" "$secs" "$rss"
 done
 
 # mbsync: the same mail as a Maildir (letterbox's export), pushed over IMAP.
 "$bin" --config "$tmp/lb1/letterbox.toml" export alice@home.arpa --maildir "$tmp/md" >/dev/null
-dovecot -F -c "$dc/dovecot.conf" &
-dcpid=$!
-for _ in $(seq 1 100); do python3 -c "import socket; socket.create_connection(('127.0.0.1', $port))" 2>/dev/null && break; sleep 0.1; done
 for r in $(seq 1 "$runs"); do
   rm -rf "$dc/mail/bench" "$tmp/mbsync-state"; mkdir -p "$tmp/mbsync-state"
+  doveadm -c "$dc/dovecot.conf" user bench >/dev/null # warm the auth cache
   cat >"$tmp/mbsyncrc" <<EOT
 IMAPAccount dc
 Host 127.0.0.1
 Port $port
 User bench
 Pass bench-pw
-TLSType None
+SSLType None
 AuthMechs PLAIN
 
 IMAPStore far
 Account dc
 
 MaildirStore near
-Path $tmp/md/
 Inbox $tmp/md/
 SubFolders Maildir++
 
