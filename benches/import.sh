@@ -5,6 +5,7 @@
 # Maildir) over IMAP into Dovecot.
 #
 #   benches/import.sh [MESSAGES] [RUNS]      (defaults 100000 and 3)
+#   LETTERBOX_ONLY=1 benches/import.sh ...   without the Dovecot peers
 #
 # Prints one line per tool and run, then the medians: messages/s, MB/s (of the mbox
 # file's size) and peak RSS (GNU time's maximum resident set size; for the daemon path,
@@ -105,6 +106,12 @@ for r in $(seq 1 "$runs"); do
   kill "$dpid"; wait "$dpid" 2>/dev/null || true; dpid=""
 done
 
+if [[ "${LETTERBOX_ONLY:-0}" == 1 ]]; then
+  peers=0
+else
+  peers=1
+fi
+if ((peers)); then
 # Dovecot: a passwd-file user with the uid of the system user `mail`, Maildir storage;
 # its auth service must run for doveadm's user lookup.
 dc="$tmp/dovecot"; mkdir -p "$dc/run" "$dc/state" "$dc/mail"
@@ -183,6 +190,8 @@ EOT
   timed mbsync -c "$tmp/mbsyncrc" -q push
   record "mbsync push to Dovecot" "$secs" "$rss"
 done
+
+fi
 
 echo "--- medians ($n messages, $((bytes / 1000000)) MB, $runs runs)"
 python3 - "$tmp/raw" "$n" "$bytes" <<'EOF2'
