@@ -6,7 +6,7 @@
 //! Wire format: one JSON [`Request`] per line from the client, one JSON [`Response`]
 //! per line back. The socket is `data_dir/control.sock`, mode 0600.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -108,6 +108,24 @@ pub enum Request {
     },
     /// The DNS records to publish (DKIM keys, SPF, DMARC) for every domain.
     DkimDns,
+    /// Opens an import stream (`letterbox import`): batches follow on the same
+    /// connection (see [`crate::data::import`]).
+    Import {
+        /// The account.
+        address: String,
+        /// The source key (kind and canonical path).
+        source: String,
+    },
+    /// `letterbox export`: the daemon writes the files and reports progress lines
+    /// `{"done":N,"total":M}` before the final response.
+    Export {
+        /// The account.
+        address: String,
+        /// Absolute output directory.
+        dir: PathBuf,
+        /// mbox or Maildir.
+        format: crate::data::export::Format,
+    },
 }
 
 /// The answer to a request.
@@ -392,7 +410,42 @@ fn handle_inner(ctx: &Ctx, req: Request) -> Result<Response, String> {
             ))
         }
         Request::DkimDns => dkim_dns(ctx),
+        Request::Import { .. } => Err("import runs as a stream (letterbox import)".into()),
+        Request::Export {
+            address,
+            dir,
+            format,
+        } => export(ctx, &address, &dir, format, &mut |_, _| {}),
     }
+}
+
+/// `letterbox export` where the store is open; `progress(done, total)` per message.
+pub fn export(
+    ctx: &Ctx,
+    address: &str,
+    dir: &Path,
+    format: crate::data::export::Format,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Response, String> {
+    let t = crate::data::export::run(&ctx.store, address, dir, format, progress)?;
+    Ok(Response::ok(
+        format!(
+            "exported {} messages ({}) in {} mailboxes of {address} to {}{}",
+            t.messages,
+            human_bytes(t.bytes),
+            t.mailboxes,
+            dir.display(),
+            if t.dropped_keywords > 0 {
+                format!(
+                    "; {} keywords left out (a Maildir folder holds 26 at most)",
+                    t.dropped_keywords
+                )
+            } else {
+                String::new()
+            }
+        ),
+        serde_json::to_value(t).unwrap_or_default(),
+    ))
 }
 
 fn text_only(text: String) -> Response {
@@ -667,6 +720,91 @@ pub fn socket_path(cfg: &Config) -> PathBuf {
     cfg.server.data_dir.join(SOCKET)
 }
 
+/// Runs an export in the daemon, sending `{"done":N,"total":M}` lines (at most about
+/// four a second) and then the final response line.
+async fn export_stream(
+    ctx: Ctx,
+    address: String,
+    dir: PathBuf,
+    format: crate::data::export::Format,
+    wr: &mut tokio::net::unix::OwnedWriteHalf,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(u64, u64)>(4);
+    let job = tokio::task::spawn_blocking(move || {
+        let mut last = Instant::now();
+        let mut progress = |done: u64, total: u64| {
+            if last.elapsed() >= Duration::from_millis(250) {
+                last = Instant::now();
+                let _ = tx.try_send((done, total));
+            }
+        };
+        match export(&ctx, &address, &dir, format, &mut progress) {
+            Ok(r) => r,
+            Err(e) => Response::err(e),
+        }
+    });
+    while let Some((done, total)) = rx.recv().await {
+        let line = format!("{{\"done\":{done},\"total\":{total}}}\n");
+        if wr.write_all(line.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let resp = job
+        .await
+        .unwrap_or_else(|_| Response::err("internal error"));
+    if let Ok(mut out) = serde_json::to_vec(&resp) {
+        out.push(b'\n');
+        let _ = wr.write_all(&out).await;
+    }
+}
+
+/// Sends an export request and follows its progress lines; `None` when no daemon runs.
+pub fn send_export(
+    path: &Path,
+    req: &Request,
+    progress: &mut dyn FnMut(u64, u64),
+) -> std::io::Result<Option<Response>> {
+    let mut stream = match UnixStream::connect(path) {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(600)))?;
+    let mut line = serde_json::to_vec(req).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    stream.write_all(&line)?;
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut resp = String::new();
+        if reader
+            .by_ref()
+            .take(MAX_REQUEST as u64)
+            .read_line(&mut resp)?
+            == 0
+        {
+            return Err(std::io::Error::other("the daemon closed the connection"));
+        }
+        let v: serde_json::Value = serde_json::from_str(&resp)
+            .map_err(|e| std::io::Error::other(format!("bad reply from daemon: {e}")))?;
+        if v.get("ok").is_some() {
+            return serde_json::from_value(v)
+                .map(Some)
+                .map_err(|e| std::io::Error::other(format!("bad reply from daemon: {e}")));
+        }
+        progress(
+            v["done"].as_u64().unwrap_or(0),
+            v["total"].as_u64().unwrap_or(0),
+        );
+    }
+}
+
 /// Sends a request to a running daemon. `Ok(None)` means no daemon is listening.
 pub fn send(path: &Path, req: &Request) -> std::io::Result<Option<Response>> {
     let mut stream = match UnixStream::connect(path) {
@@ -724,6 +862,22 @@ pub async fn serve(
                 return;
             }
             let resp = match serde_json::from_str::<Request>(&line) {
+                Ok(Request::Import { address, source }) => {
+                    let max =
+                        usize::try_from(ctx.config.limits.max_message_size).unwrap_or(usize::MAX);
+                    let store = ctx.store.clone();
+                    let rd = rd.into_inner();
+                    crate::data::import::serve_stream(store, address, source, max, rd, wr).await;
+                    return;
+                }
+                Ok(Request::Export {
+                    address,
+                    dir,
+                    format,
+                }) => {
+                    export_stream(ctx.clone(), address, dir, format, &mut wr).await;
+                    return;
+                }
                 Ok(req) => {
                     let c = ctx.clone();
                     tokio::task::spawn_blocking(move || handle(&c, req))

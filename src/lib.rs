@@ -21,6 +21,8 @@
 //! - [`app`]: `serve`: wires the store, TLS, control socket and shutdown.
 //! - [`step`]: the step type every sans-I/O protocol session returns.
 //! - [`smtp`], [`pop3`]: sans-I/O protocol sessions; [`imap`]: the IMAP codec.
+//! - [`data`]: `import` and `export`: mbox (with Google Takeout labels) and Maildir, in
+//!   resumable batches through the daemon's control socket or straight into the store.
 //! - [`hw`]: LED patterns, button, watchdog, board files, simulated and Linux boards.
 
 #![deny(unsafe_code)]
@@ -31,6 +33,7 @@ pub mod auth;
 pub mod budget;
 pub mod config;
 pub mod control;
+pub mod data;
 pub mod fetch;
 pub mod hw;
 pub mod imap;

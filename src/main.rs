@@ -95,6 +95,11 @@ enum Command {
     /// DKIM signing keys.
     #[command(subcommand)]
     Dkim(DkimCmd),
+    /// Import mail into an account from an mbox (Google Takeout too) or a Maildir.
+    /// Resumable: run it again after an interruption.
+    Import(ImportArgs),
+    /// Export an account's mail: one mbox per mailbox, or a Maildir++ tree.
+    Export(ExportArgs),
     /// Developer tool: synthetic durable deliveries straight into a store (used by
     /// the crash-safety test and the throughput benchmark). Prints `ack W S` after
     /// each committed delivery with --print-acks.
@@ -106,6 +111,39 @@ enum Command {
     /// refused or a line cannot be opened).
     #[command(hide = true)]
     DebugGpio(GpioArgs),
+}
+
+/// Arguments of `import`.
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["mbox", "maildir"])))]
+struct ImportArgs {
+    /// The account.
+    address: String,
+    /// An mbox file (mboxo, mboxrd, Content-Length, Google Takeout), or a directory of
+    /// `*.mbox` files as `letterbox export --mbox` writes them.
+    #[arg(long, value_name = "FILE")]
+    mbox: Option<PathBuf>,
+    /// A Maildir or Maildir++ directory.
+    #[arg(long, value_name = "DIR")]
+    maildir: Option<PathBuf>,
+    /// Put every message into this mailbox (instead of INBOX, the Takeout labels or the
+    /// Maildir folders).
+    #[arg(long, value_name = "NAME")]
+    mailbox: Option<String>,
+}
+
+/// Arguments of `export`.
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("dest").required(true).args(["mbox", "maildir"])))]
+struct ExportArgs {
+    /// The account.
+    address: String,
+    /// Write one mbox (mboxrd) file per mailbox into this directory.
+    #[arg(long, value_name = "DIR")]
+    mbox: Option<PathBuf>,
+    /// Write a Maildir++ tree into this directory.
+    #[arg(long, value_name = "DIR")]
+    maildir: Option<PathBuf>,
 }
 
 /// Arguments of `debug-gpio`.
@@ -379,6 +417,133 @@ fn admin(cfg: Config, req: Request, json: bool) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+fn open_store(cfg: &Config) -> Result<Store, String> {
+    let store = Store::open(&cfg.server.data_dir).map_err(|e| {
+        format!(
+            "cannot open the store in {}: {e}",
+            cfg.server.data_dir.display()
+        )
+    })?;
+    store.set_default_quota(cfg.quota);
+    Ok(store)
+}
+
+fn import(cfg: Config, a: ImportArgs) -> ExitCode {
+    use letterbox::data::import::{self, Options, Source};
+    let source = match (a.mbox, a.maildir) {
+        (Some(p), _) => Source::Mbox(p),
+        (None, Some(p)) => Source::Maildir(p),
+        (None, None) => return ExitCode::from(2),
+    };
+    let opts = Options {
+        sock: control::socket_path(&cfg),
+        open_store: &|| open_store(&cfg),
+        address: a.address.clone(),
+        mailbox: a.mailbox,
+        max_message: usize::try_from(cfg.limits.max_message_size).unwrap_or(usize::MAX),
+        progress: true,
+    };
+    let started = std::time::Instant::now();
+    match import::run(&opts, &source) {
+        Ok(t) if t.already && t.messages == 0 => {
+            println!("already imported into {}: nothing to do", a.address);
+            ExitCode::SUCCESS
+        }
+        Ok(t) => {
+            let secs = started.elapsed().as_secs_f64().max(0.001);
+            println!(
+                "imported {} messages ({} mailbox entries, {:.1} MB) into {} in {:.1} s ({:.0} messages/s)",
+                t.messages,
+                t.rows,
+                t.bytes as f64 / 1e6,
+                a.address,
+                secs,
+                t.messages as f64 / secs
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("letterbox: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn export(cfg: Config, a: ExportArgs) -> ExitCode {
+    use letterbox::data::export::Format;
+    use std::io::IsTerminal;
+    let (dir, format) = match (a.mbox, a.maildir) {
+        (Some(d), _) => (d, Format::Mbox),
+        (None, Some(d)) => (d, Format::Maildir),
+        (None, None) => return ExitCode::from(2),
+    };
+    // The daemon may write the files: give it an absolute path.
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("letterbox: {}: {e}", dir.display());
+        return ExitCode::FAILURE;
+    }
+    let dir = match std::fs::canonicalize(&dir) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("letterbox: {}: {e}", dir.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let pb = if std::io::stderr().is_terminal() {
+        let pb = indicatif::ProgressBar::new(0);
+        if let Ok(s) = indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} messages {per_sec} eta {eta}",
+        ) {
+            pb.set_style(s);
+        }
+        pb
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut progress = |done: u64, total: u64| {
+        pb.set_length(total);
+        pb.set_position(done);
+    };
+    let req = Request::Export {
+        address: a.address.clone(),
+        dir: dir.clone(),
+        format,
+    };
+    let sock = control::socket_path(&cfg);
+    let resp = match control::send_export(&sock, &req, &mut progress) {
+        Ok(Some(r)) => Ok(r),
+        Ok(None) => open_store(&cfg).and_then(|store| {
+            let ctx = control::Ctx {
+                store: store.clone(),
+                config: Arc::new(cfg),
+                daemon: None,
+            };
+            let r = control::export(&ctx, &a.address, &dir, format, &mut progress);
+            store.close();
+            r
+        }),
+        Err(e) => Err(format!(
+            "cannot reach the daemon at {}: {e}",
+            sock.display()
+        )),
+    };
+    pb.finish_and_clear();
+    match resp {
+        Ok(r) if r.ok => {
+            println!("{}", r.text);
+            ExitCode::SUCCESS
+        }
+        Ok(r) => {
+            eprintln!("letterbox: {}", r.text);
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("letterbox: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -687,6 +852,8 @@ fn main() -> ExitCode {
         },
         Command::DebugStoreLoad(args) => return debug_store_load(args),
         Command::DebugGpio(args) => return debug_gpio(args),
+        Command::Import(args) => return import(cfg, args),
+        Command::Export(args) => return export(cfg, args),
     };
     admin(cfg, req, false)
 }

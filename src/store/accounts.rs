@@ -140,6 +140,7 @@ pub(super) fn delete(
     }
     tx.open_table(ACCOUNTS)?.remove(acct.id)?;
     super::quota::forget(tx, acct.id)?;
+    super::imports::forget(tx, acct.id)?;
     changes.push(Change::AccountsChanged);
     Ok(())
 }

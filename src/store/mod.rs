@@ -19,6 +19,7 @@ mod accounts;
 mod blobs;
 pub mod change;
 pub mod fetched;
+mod imports;
 pub mod load;
 mod mailboxes;
 mod messages;
@@ -37,6 +38,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 use tokio::sync::broadcast;
 
 pub use change::Change;
+pub use imports::Imported;
 pub use quota::{Limit, Quota, QuotaSetting, Usage};
 pub use records::{
     Account, DkimAlgorithm, DkimKey, Mailbox, MessageRow, QueueItem, RcptState, SpecialUse, flag,
@@ -374,6 +376,23 @@ pub enum Op {
     },
     /// Set a counter in the meta table.
     SetMeta(&'static str, u64),
+    /// A batch of `letterbox import`: the messages and the source's new progress in one
+    /// commit (imports.rs). Fails unless the recorded progress is `from`. Answers `Id(n)`
+    /// with the number of message rows added.
+    Import {
+        /// Owner.
+        account: u64,
+        /// Names the source (kind and canonical path).
+        source: String,
+        /// Progress before this batch.
+        from: u64,
+        /// Progress after it.
+        to: u64,
+        /// The messages.
+        messages: Vec<Imported>,
+        /// Mailboxes to create even if no message goes there.
+        create: Vec<String>,
+    },
     /// Daemon start: counts an unclean start if the last run did not end cleanly.
     MarkRunning,
     /// Clean shutdown.
@@ -401,6 +420,9 @@ impl Op {
                     .map(|m| m.raw.len() as u64)
                     .sum(),
             ),
+            Op::Import { messages, .. } => {
+                Some(messages.iter().map(|m| m.message.raw.len() as u64).sum())
+            }
             _ => None,
         }
     }
@@ -1071,6 +1093,17 @@ fn apply(
             migrate::set_meta(tx, key, *v)?;
             Ok(Output::None)
         }
+        Op::Import {
+            account,
+            source,
+            from,
+            to,
+            messages: list,
+            create,
+        } => imports::apply(
+            tx, *account, source, *from, *to, list, create, quota, changes,
+        )
+        .map(Output::Id),
         Op::MarkRunning => migrate::mark_running(tx).map(Output::Unclean),
         Op::MarkStopped => migrate::set_meta(tx, "running", 0).map(|_| Output::None),
     }

@@ -53,3 +53,7 @@ pub(crate) const PULL_STATE: TableDefinition<(u64, &str), &[u8]> =
 /// each source, so a UIDVALIDITY change does not deliver them again (fetched.rs).
 pub(crate) const PULL_HASHES: TableDefinition<(u64, &str, [u8; 32]), ()> =
     TableDefinition::new("pull_hashes");
+/// (account id, import source key) → how far `letterbox import` got in that source (a
+/// byte offset of an mbox, a message count of a Maildir), written in the same commit as
+/// the messages (imports.rs). Added without a version bump, like `QUOTAS`.
+pub(crate) const IMPORTS: TableDefinition<(u64, &str), u64> = TableDefinition::new("imports");
