@@ -21,6 +21,7 @@
 //! - [`app`]: `serve`: wires the store, TLS, control socket and shutdown.
 //! - [`step`]: the step type every sans-I/O protocol session returns.
 //! - [`smtp`], [`pop3`]: sans-I/O protocol sessions; [`imap`]: the IMAP codec.
+//! - [`data`]: the household's data in bulk: backup, verify, restore, scheduled backups.
 //! - [`hw`]: LED patterns, button, watchdog, board files, simulated and Linux boards.
 
 #![deny(unsafe_code)]
@@ -31,6 +32,7 @@ pub mod auth;
 pub mod budget;
 pub mod config;
 pub mod control;
+pub mod data;
 pub mod hw;
 pub mod imap;
 pub mod mail;

@@ -50,9 +50,11 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 use toml::de::{DeTable, DeValue};
 
+mod backup;
 mod compat;
 mod example;
 mod quota;
+pub use backup::{BackupConfig, parse_schedule};
 pub use compat::CompatRule;
 pub use example::{Flavor, example};
 
@@ -150,6 +152,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// `[quota]`: the limits of accounts that have none of their own (none by default).
     pub quota: crate::store::Quota,
+    /// `[backup]`: scheduled backups (none scheduled by default).
+    pub backup: BackupConfig,
     /// `[[imap_compat]]`: capabilities hidden from named IMAP clients (none by default).
     pub imap_compat: Vec<CompatRule>,
     /// `[board]`: which board (LEDs, button) to drive.
@@ -575,6 +579,7 @@ impl Config {
                 session_timeout: Duration::from_secs(30 * 60),
             },
             quota: crate::store::Quota::default(),
+            backup: BackupConfig::defaults(appliance),
             imap_compat: Vec::new(),
             watchdog: WatchdogConfig {
                 device: appliance.then(|| PathBuf::from("/dev/watchdog")),
@@ -655,6 +660,7 @@ struct RawConfig {
     queue: RawQueue,
     limits: RawLimits,
     quota: quota::RawQuota,
+    backup: backup::RawBackup,
     imap_compat: Vec<compat::RawCompat>,
     board: RawBoard,
     watchdog: RawWatchdog,
@@ -1100,6 +1106,7 @@ impl Builder<'_> {
         }
         self.limits(raw.limits, &mut config.limits)?;
         config.quota = self.quota(raw.quota)?;
+        self.backup(raw.backup, &mut config.backup)?;
         config.imap_compat = self.compat(raw.imap_compat)?;
         self.watchdog(raw.watchdog, &mut config.watchdog)?;
         if let Some(level) = raw.log.level {
@@ -2063,6 +2070,7 @@ level = "info,letterbox::smtp=debug"
                 session_timeout: Duration::from_secs(7200),
             },
             quota: crate::store::Quota::default(),
+            backup: BackupConfig::defaults(false),
             imap_compat: Vec::new(),
             board: BoardConfig {
                 name: "rpi5".into(),

@@ -1,0 +1,3 @@
+//! The household's data in bulk: backup, verify and restore ([`backup`]).
+
+pub mod backup;
