@@ -189,7 +189,7 @@ s.quit()
         ],
         "",
     );
-    assert!(verify.contains(": OK: 1 accounts"), "{verify}");
+    assert!(verify.contains(": OK: 2 accounts"), "{verify}");
 
     // Restore onto a fresh box: an empty data directory, no daemon.
     let fresh = tempfile::tempdir().unwrap();
@@ -409,7 +409,7 @@ fn the_schedule_writes_keeps_n_and_raises_fault_6() {
         "",
     );
     assert!(
-        v.contains("OK: 1 accounts") && v.contains(" encrypted"),
+        v.contains("OK: 2 accounts") && v.contains(" encrypted"),
         "{v}"
     );
     let st = server.status_json();

@@ -391,9 +391,10 @@ mod tests {
     use crate::store::{MailboxSel, NewMessage, Op, Target};
     use std::sync::Arc;
 
+    type Rows = Vec<(Vec<u8>, Vec<u8>)>;
     /// Collects a dump in memory.
     #[derive(Default)]
-    struct Mem(Vec<(String, Vec<(Vec<u8>, Vec<u8>)>, u64)>);
+    struct Mem(Vec<(String, Rows, u64)>);
     impl DumpSink for Mem {
         fn table(&mut self, name: &str) -> std::result::Result<(), String> {
             self.0.push((name.into(), Vec::new(), 0));

@@ -561,7 +561,10 @@ impl VerifyReport {
 
 /// A silent panic hook while a restore decodes rows: a damaged row makes redb's decoder
 /// panic, which [`Restorer`] turns into an error; the default hook would print it.
-struct QuietPanics(Option<Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send>>);
+/// A panic hook, as `std::panic::take_hook` returns it.
+type Hook = Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send>;
+
+struct QuietPanics(Option<Hook>);
 
 impl QuietPanics {
     fn new() -> QuietPanics {
@@ -579,13 +582,16 @@ impl Drop for QuietPanics {
     }
 }
 
+/// A file of a backup: where it goes, its mode and its bytes.
+type BackupFile = (FilePlace, u32, Vec<u8>);
+
 /// Rebuilds the store of a backup as `dir/letterbox.redb`, then opens it and checks
 /// it. Returns the report and the files of the backup.
 fn rebuild(
     path: &Path,
     pass: Option<&Passphrase>,
     dir: &Path,
-) -> Result<(VerifyReport, Vec<(FilePlace, u32, Vec<u8>)>), String> {
+) -> Result<(VerifyReport, Vec<BackupFile>), String> {
     let start = Instant::now();
     let db = dir.join(store::DB_FILE);
     let mut restorer = Some(Restorer::create(&db).map_err(|e| e.to_string())?);
