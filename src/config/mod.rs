@@ -2070,7 +2070,7 @@ level = "info,letterbox::smtp=debug"
                 session_timeout: Duration::from_secs(7200),
             },
             quota: crate::store::Quota::default(),
-            backup: BackupConfig::defaults(false),
+            backup: BackupConfig::defaults(true),
             imap_compat: Vec::new(),
             board: BoardConfig {
                 name: "rpi5".into(),
