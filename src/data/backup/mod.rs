@@ -457,7 +457,9 @@ pub fn read_backup(
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                return Err(if encrypted {
+                return Err(if read_total == 0 && !encrypted {
+                    format!("not a letterbox backup, or the file is damaged ({e})")
+                } else if encrypted {
                     format!(
                         "the file is damaged or was changed (decryption failed after {read_total} bytes: {e})"
                     )
