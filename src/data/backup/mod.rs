@@ -36,6 +36,10 @@ const ZSTD_LEVEL: i32 = 3;
 const CHUNK: usize = 256 * 1024;
 /// Files kept in memory during a restore until the store is in place (config, TLS).
 const MAX_FILES_BYTES: usize = 64 << 20;
+/// The scrypt work factor (N = 2^17: 128 MiB of memory, about a second on a Pi 4). age
+/// would otherwise calibrate it to a second on the machine that encrypts: 2^19 (512 MiB)
+/// on a desktop, too much memory for a 1 GB Pi that has to decrypt the file.
+const SCRYPT_LOG_N: u8 = 17;
 /// How an age file starts.
 const AGE_MAGIC: &[u8] = b"age-encryption.org/";
 
@@ -319,11 +323,13 @@ fn write_to(
     };
     let buf = BufWriter::with_capacity(CHUNK, file);
     let out = match pass {
-        Some(p) => Out::Age(
-            age::Encryptor::with_user_passphrase(p.secret())
-                .wrap_output(buf)
-                .map_err(werr)?,
-        ),
+        Some(p) => {
+            let mut r = age::scrypt::Recipient::new(p.secret());
+            r.set_work_factor(SCRYPT_LOG_N);
+            let enc = age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient))
+                .map_err(|e| write_err(tmp, std::io::Error::other(e.to_string())))?;
+            Out::Age(enc.wrap_output(buf).map_err(werr)?)
+        }
         None => Out::Plain(buf),
     };
     let mut z = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL).map_err(werr)?;
@@ -423,7 +429,10 @@ fn open_reader(path: &Path, pass: Option<&Passphrase>) -> Result<(Box<dyn Read>,
         if !d.is_scrypt() {
             return Err("the backup is not encrypted with a passphrase".into());
         }
-        let id = age::scrypt::Identity::new(p.secret());
+        let mut id = age::scrypt::Identity::new(p.secret());
+        // Our files use SCRYPT_LOG_N whatever the machine's speed; accept one step more
+        // (256 MiB) for files from `age -p`, and no more (a hostile file cannot ask for GiBs).
+        id.set_max_work_factor(SCRYPT_LOG_N + 1);
         let reader = d
             .decrypt(std::iter::once(&id as &dyn age::Identity))
             .map_err(age_err)?;
