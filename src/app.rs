@@ -467,6 +467,19 @@ pub async fn run(cfg: Arc<Config>, opts: &ServeOptions) -> i32 {
         .map(|(s, a)| (s.clone(), a.to_string()))
         .collect();
     let fetch_board = crate::fetch::Board::new(&cfg);
+    // Scheduled backups ([backup]): the tracker feeds `status` and fault 6.
+    let backups = crate::data::backup::schedule::Tracker::new(
+        crate::store::now_unix(),
+        cfg.backup.dir.as_deref(),
+    );
+    tracker.spawn(crate::data::backup::schedule::run(
+        store.clone(),
+        cfg.clone(),
+        opts.config_path.clone(),
+        backups.clone(),
+        supervisor.hw(),
+        stop.clone(),
+    ));
     let info = Arc::new(DaemonInfo {
         started,
         services,
@@ -481,6 +494,8 @@ pub async fn run(cfg: Arc<Config>, opts: &ServeOptions) -> i32 {
         ),
         hw: supervisor.hw(),
         fetch: fetch_board.clone(),
+        config_path: opts.config_path.clone(),
+        backups: backups.clone(),
     });
     let ctx = Ctx {
         store: store.clone(),

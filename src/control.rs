@@ -126,6 +126,30 @@ pub enum Request {
         /// mbox or Maildir.
         format: crate::data::export::Format,
     },
+    /// Write a backup of one consistent snapshot to `path` (`letterbox backup FILE`): the
+    /// daemon writes the file itself, so nothing large crosses the socket.
+    Backup {
+        /// Absolute path of the file to write.
+        path: PathBuf,
+        /// Encrypts the backup when present (never logged).
+        passphrase: Option<crate::data::backup::Passphrase>,
+        /// The CLI's config file (the daemon uses the one it was started with).
+        config_path: Option<PathBuf>,
+    },
+    /// Debug (hidden): run the scheduled backup now (tests: no waiting for the clock).
+    DebugBackupNow,
+}
+
+impl Request {
+    /// How long the client waits for the answer.
+    pub fn timeout(&self) -> Duration {
+        match self {
+            Request::Backup { .. } | Request::DebugBackupNow => {
+                crate::data::backup::REQUEST_TIMEOUT
+            }
+            _ => Duration::from_secs(120),
+        }
+    }
 }
 
 /// The answer to a request.
@@ -170,6 +194,10 @@ pub struct DaemonInfo {
     pub hw: Hw,
     /// `[[fetch]]`: how pulling from each remote account goes.
     pub fetch: crate::fetch::Board,
+    /// The config file the daemon was started with (backups hold it).
+    pub config_path: Option<PathBuf>,
+    /// The backups taken, for `status` (and fault 6).
+    pub backups: crate::data::backup::schedule::Tracker,
 }
 
 /// Everything a request may touch.
@@ -416,6 +444,30 @@ fn handle_inner(ctx: &Ctx, req: Request) -> Result<Response, String> {
             dir,
             format,
         } => export(ctx, &address, &dir, format, &mut |_, _| {}),
+        Request::Backup {
+            path,
+            passphrase,
+            config_path,
+        } => backup(ctx, &path, passphrase.as_ref(), config_path),
+        Request::DebugBackupNow => {
+            let d = ctx
+                .daemon
+                .as_ref()
+                .ok_or("no daemon is running (the schedule is the daemon's)")?;
+            let now = store::now_unix();
+            let r = crate::data::backup::schedule::run_once(
+                &ctx.store,
+                &ctx.config,
+                d.config_path.as_deref(),
+                &d.backups,
+                now,
+            );
+            d.hw.set_fault(
+                crate::hw::health::FaultClass::Backup,
+                d.backups.fault(ctx.config.backup.schedule.is_some(), now),
+            );
+            r.map(text_only)
+        }
     }
 }
 
@@ -563,7 +615,7 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-fn human_age(secs: i64) -> String {
+pub(crate) fn human_age(secs: i64) -> String {
     match secs {
         s if s < 120 => format!("{s} s"),
         s if s < 7200 => format!("{} min", s / 60),
@@ -585,6 +637,53 @@ fn parse_limit(
             n => Ok(store::Limit::Max(n)),
         },
     }
+}
+
+/// `letterbox backup FILE`: one consistent snapshot, written by whoever holds the store.
+fn backup(
+    ctx: &Ctx,
+    path: &Path,
+    pass: Option<&crate::data::backup::Passphrase>,
+    config_path: Option<PathBuf>,
+) -> Result<Response, String> {
+    let config_path = match &ctx.daemon {
+        Some(d) => d.config_path.clone(),
+        None => config_path,
+    };
+    let r = crate::data::backup::write_backup(
+        &ctx.store,
+        &ctx.config,
+        config_path.as_deref(),
+        path,
+        pass,
+    );
+    if let Some(d) = &ctx.daemon {
+        d.backups.record(crate::data::backup::schedule::LastBackup {
+            at: store::now_unix(),
+            file: path.to_path_buf(),
+            bytes: r.as_ref().map(|r| r.bytes).unwrap_or(0),
+            scheduled: false,
+            error: r.as_ref().err().cloned(),
+        });
+    }
+    let r = r.map_err(|e| format!("backup {}: {e}", path.display()))?;
+    Ok(Response::ok(
+        format!(
+            "wrote {} ({} bytes, {} tables, {} rows, {} files, {}) in {:.1} s",
+            r.path.display(),
+            r.bytes,
+            r.tables,
+            r.rows,
+            r.files,
+            if r.encrypted {
+                "encrypted"
+            } else {
+                "NOT encrypted"
+            },
+            r.seconds
+        ),
+        serde_json::to_value(&r).unwrap_or_default(),
+    ))
 }
 
 fn status(ctx: &Ctx) -> Result<Response, String> {
@@ -611,6 +710,7 @@ fn status(ctx: &Ctx) -> Result<Response, String> {
             lines.push(format!("certificate: {}", d.cert));
             lines.extend(d.hw.status_lines());
             lines.extend(d.fetch.status_lines(now));
+            lines.extend(d.backups.status_lines(&ctx.config, store::now_unix()));
             board = d.hw.status_json();
             serde_json::json!({
                 "running": true,
@@ -618,6 +718,7 @@ fn status(ctx: &Ctx) -> Result<Response, String> {
                 "services": d.services.iter().map(|(n, a)| serde_json::json!({"name": n, "addr": a})).collect::<Vec<_>>(),
                 "certificate": d.cert,
                 "fetch": d.fetch.entries(),
+                "backup": d.backups.status_json(&ctx.config, store::now_unix()),
             })
         }
         None => {
@@ -819,7 +920,7 @@ pub fn send(path: &Path, req: &Request) -> std::io::Result<Option<Response>> {
         }
         Err(e) => return Err(e),
     };
-    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+    stream.set_read_timeout(Some(req.timeout()))?;
     let mut line = serde_json::to_vec(req).map_err(std::io::Error::other)?;
     line.push(b'\n');
     stream.write_all(&line)?;

@@ -21,8 +21,9 @@
 //! - [`app`]: `serve`: wires the store, TLS, control socket and shutdown.
 //! - [`step`]: the step type every sans-I/O protocol session returns.
 //! - [`smtp`], [`pop3`]: sans-I/O protocol sessions; [`imap`]: the IMAP codec.
-//! - [`data`]: `import` and `export`: mbox (with Google Takeout labels) and Maildir, in
-//!   resumable batches through the daemon's control socket or straight into the store.
+//! - [`data`]: the household's data in bulk: `import` and `export` (mbox with Google
+//!   Takeout labels, Maildir; resumable batches through the daemon's control socket or
+//!   straight into the store), and backup, verify, restore and scheduled backups.
 //! - [`hw`]: LED patterns, button, watchdog, board files, simulated and Linux boards.
 
 #![deny(unsafe_code)]

@@ -100,6 +100,34 @@ enum Command {
     Import(ImportArgs),
     /// Export an account's mail: one mbox per mailbox, or a Maildir++ tree.
     Export(ExportArgs),
+    /// Write a backup of everything (one consistent snapshot; the daemon keeps serving),
+    /// or with --verify check a backup completely without restoring it.
+    Backup {
+        /// The backup file.
+        file: PathBuf,
+        /// Check FILE: decrypt, decompress, every hash and count, and rebuild the store
+        /// in a scratch directory to prove it opens.
+        #[arg(long)]
+        verify: bool,
+        /// A file whose first line is the passphrase (default: [backup] passphrase_file).
+        /// Without one the backup is not encrypted.
+        #[arg(long, value_name = "F")]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Restore a backup onto this box (the daemon must be stopped).
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// Replace a store that already has mail.
+        #[arg(long)]
+        force: bool,
+        /// A file whose first line is the passphrase (default: [backup] passphrase_file).
+        #[arg(long, value_name = "F")]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Developer tool: run the daemon's scheduled backup now.
+    #[command(hide = true)]
+    DebugBackupNow,
     /// Developer tool: synthetic durable deliveries straight into a store (used by
     /// the crash-safety test and the throughput benchmark). Prints `ack W S` after
     /// each committed delivery with --print-acks.
@@ -547,6 +575,118 @@ fn export(cfg: Config, a: ExportArgs) -> ExitCode {
     }
 }
 
+/// The passphrase: `--passphrase-file`, else `[backup] passphrase_file`.
+fn backup_passphrase(
+    cfg: &Config,
+    file: Option<PathBuf>,
+) -> Result<Option<letterbox::data::backup::Passphrase>, String> {
+    file.or_else(|| cfg.backup.passphrase_file.clone())
+        .map(|p| letterbox::data::backup::Passphrase::from_file(&p))
+        .transpose()
+}
+
+/// `letterbox backup FILE` (through the daemon when one runs) and `backup --verify FILE`.
+fn backup_cmd(
+    cfg: Config,
+    config_path: Option<PathBuf>,
+    file: PathBuf,
+    verify: bool,
+    passphrase_file: Option<PathBuf>,
+) -> ExitCode {
+    use letterbox::data::backup;
+    let pass = match backup_passphrase(&cfg, passphrase_file) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("letterbox: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if verify {
+        let scratch = if cfg.server.data_dir.is_dir() {
+            cfg.server.data_dir.clone()
+        } else {
+            file.parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."))
+                .to_path_buf()
+        };
+        return match backup::verify(&file, pass.as_ref(), &scratch) {
+            Ok(r) => {
+                println!("{}: OK: {}", file.display(), r.line());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("letterbox: {}: {e}", file.display());
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if pass.is_none() {
+        eprintln!("letterbox: {}", backup::UNENCRYPTED_WARNING);
+    }
+    let path = match std::path::absolute(&file) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("letterbox: {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let config_path = config_path.and_then(|p| std::path::absolute(p).ok());
+    admin(
+        cfg,
+        Request::Backup {
+            path,
+            passphrase: pass,
+            config_path,
+        },
+        false,
+    )
+}
+
+/// `letterbox restore FILE [--force]`.
+fn restore_cmd(
+    cfg: Config,
+    config_path: Option<PathBuf>,
+    file: PathBuf,
+    force: bool,
+    passphrase_file: Option<PathBuf>,
+) -> ExitCode {
+    let pass = match backup_passphrase(&cfg, passphrase_file) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("letterbox: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match letterbox::data::backup::restore(
+        &file,
+        pass.as_ref(),
+        &cfg,
+        config_path.as_deref(),
+        force,
+    ) {
+        Ok(r) => {
+            println!(
+                "restored {} into {}: {}",
+                file.display(),
+                cfg.server.data_dir.display(),
+                r.verify.line()
+            );
+            if let Some(p) = &r.previous {
+                println!("the replaced database was kept as {}", p.display());
+            }
+            for l in &r.files {
+                println!("  {l}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("letterbox: {}: {e}", file.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn debug_gpio(a: GpioArgs) -> ExitCode {
     use letterbox::hw::{self, LinuxBoard, selftest};
     use std::time::{Duration, Instant};
@@ -850,6 +990,23 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         },
+        Command::Backup {
+            file,
+            verify,
+            passphrase_file,
+        } => {
+            let config_path = config_path(cli.config.as_ref());
+            return backup_cmd(cfg, config_path, file, verify, passphrase_file);
+        }
+        Command::Restore {
+            file,
+            force,
+            passphrase_file,
+        } => {
+            let config_path = config_path(cli.config.as_ref());
+            return restore_cmd(cfg, config_path, file, force, passphrase_file);
+        }
+        Command::DebugBackupNow => Request::DebugBackupNow,
         Command::DebugStoreLoad(args) => return debug_store_load(args),
         Command::DebugGpio(args) => return debug_gpio(args),
         Command::Import(args) => return import(cfg, args),

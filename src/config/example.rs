@@ -431,6 +431,44 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "backup",
+        array: false,
+        optional: false,
+        doc: "Scheduled backups: once a day at `schedule` the daemon writes a complete backup \
+              (accounts, mail, DKIM and TLS keys, queue, this file) into `dir` and keeps the \
+              newest `keep` files. A failed backup, or none for over two days, is fault 6 on \
+              the red LED. `letterbox backup FILE` takes one by hand, `letterbox backup \
+              --verify FILE` checks one, `letterbox restore FILE` brings one back.",
+        keys: &[
+            Key {
+                name: "dir",
+                doc: "The directory to write to. None on a development host; on the appliance \
+                      /mnt/lbbackup, where the image mounts a USB stick labelled LBBACKUP \
+                      when one is plugged in:",
+                shown: E("\"/mnt/lbbackup\""),
+            },
+            Key {
+                name: "schedule",
+                doc: "The local time of the daily backup, HH:MM (none by default: no \
+                      scheduled backups):",
+                shown: E("\"03:30\""),
+            },
+            Key {
+                name: "keep",
+                doc: "How many scheduled backups to keep (the newest).",
+                shown: D(|c| c.backup.keep.to_string()),
+            },
+            Key {
+                name: "passphrase_file",
+                doc: "A file whose first line is the passphrase that encrypts the backups \
+                      (age, scrypt). Without one the backups are NOT encrypted and anyone \
+                      holding the stick can read the mail. Keep a copy of the passphrase \
+                      off the box:",
+                shown: E("\"/etc/letterbox/backup-passphrase\""),
+            },
+        ],
+    },
+    Table {
         name: "imap_compat",
         array: true,
         optional: true,
@@ -709,6 +747,7 @@ mod tests {
             ("queue", fields::<RawQueue>()),
             ("limits", fields::<RawLimits>()),
             ("quota", fields::<crate::config::quota::RawQuota>()),
+            ("backup", fields::<crate::config::backup::RawBackup>()),
             ("imap_compat", fields::<crate::config::compat::RawCompat>()),
             ("fetch", fields::<crate::config::fetch::RawFetch>()),
             ("board", fields::<RawBoard>()),

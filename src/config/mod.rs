@@ -50,10 +50,12 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 use toml::de::{DeTable, DeValue};
 
+mod backup;
 mod compat;
 mod example;
 mod fetch;
 mod quota;
+pub use backup::{BackupConfig, parse_schedule};
 pub use compat::CompatRule;
 pub use example::{Flavor, example};
 pub use fetch::{FetchConfig, RemoteAction};
@@ -152,6 +154,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// `[quota]`: the limits of accounts that have none of their own (none by default).
     pub quota: crate::store::Quota,
+    /// `[backup]`: scheduled backups (none scheduled by default).
+    pub backup: BackupConfig,
     /// `[[imap_compat]]`: capabilities hidden from named IMAP clients (none by default).
     pub imap_compat: Vec<CompatRule>,
     /// `[[fetch]]`: remote accounts whose mail is pulled in (none by default).
@@ -579,6 +583,7 @@ impl Config {
                 session_timeout: Duration::from_secs(30 * 60),
             },
             quota: crate::store::Quota::default(),
+            backup: BackupConfig::defaults(appliance),
             imap_compat: Vec::new(),
             fetch: Vec::new(),
             watchdog: WatchdogConfig {
@@ -660,6 +665,7 @@ struct RawConfig {
     queue: RawQueue,
     limits: RawLimits,
     quota: quota::RawQuota,
+    backup: backup::RawBackup,
     imap_compat: Vec<compat::RawCompat>,
     fetch: Vec<fetch::RawFetch>,
     board: RawBoard,
@@ -1106,6 +1112,7 @@ impl Builder<'_> {
         }
         self.limits(raw.limits, &mut config.limits)?;
         config.quota = self.quota(raw.quota)?;
+        self.backup(raw.backup, &mut config.backup)?;
         config.imap_compat = self.compat(raw.imap_compat)?;
         config.fetch = self.fetch(raw.fetch, &config)?;
         self.watchdog(raw.watchdog, &mut config.watchdog)?;
@@ -2070,6 +2077,7 @@ level = "info,letterbox::smtp=debug"
                 session_timeout: Duration::from_secs(7200),
             },
             quota: crate::store::Quota::default(),
+            backup: BackupConfig::defaults(true),
             imap_compat: Vec::new(),
             fetch: Vec::new(),
             board: BoardConfig {

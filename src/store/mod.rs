@@ -16,6 +16,7 @@
 //! writer. redb calls block, so async callers go through [`Store::call`].
 
 mod accounts;
+pub mod backup;
 mod blobs;
 pub mod change;
 pub mod fetched;
