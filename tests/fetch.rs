@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{RUN_TIMEOUT, Server, run_bounded, wait_until};
+use common::dovecot::{DC_PW, DC_USER, Dovecot};
+use common::{Server, wait_until};
 
 const BOB_PW: &str = "remote-password-1";
 const ALICE_PW: &str = "local-password-1";
@@ -351,138 +352,20 @@ fn a_wrong_password_and_an_unreachable_remote_show_in_status() {
     assert!(!text.contains("pulling mail failing"), "{text}");
 }
 
-/// Dovecot from Debian as the remote, over TLS with its own certificate for `localhost`.
-struct Dovecot {
-    child: Child,
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-const DC_USER: &str = "alice";
-const DC_PW: &str = "dovecot-password-1";
-
-impl Dovecot {
-    fn start() -> Dovecot {
-        assert!(
-            Path::new("/usr/lib/dovecot/imap").exists(),
-            "Dovecot's IMAP server is not installed (apt-get install dovecot-imapd)"
-        );
-        common::retry_start("dovecot", Dovecot::try_start)
-    }
-
-    fn try_start() -> Result<Dovecot, String> {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let d = dir.path();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
-        let id = |args: &[&str]| {
-            let mut c = Command::new("id");
-            c.args(args);
-            String::from_utf8_lossy(&run_bounded(c, b"", RUN_TIMEOUT).stdout)
-                .trim()
-                .to_string()
-        };
-        // As root, mail owned by `nobody` (Dovecot refuses mail access as uid 0).
-        let (mail_user, mail_group, users) = if id(&["-u"]) == "0" {
-            ("nobody".to_string(), id(&["-gn", "nobody"]), String::new())
-        } else {
-            let user = id(&["-un"]);
-            let users = format!("default_internal_user = {user}\ndefault_login_user = {user}\n");
-            (user, id(&["-gn"]), users)
-        };
-        for sub in ["run", "state", "mail"] {
-            std::fs::create_dir(d.join(sub)).map_err(|e| e.to_string())?;
-        }
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| e.to_string())?;
-        let mut chown = Command::new("chown");
-        chown
-            .arg(format!("{mail_user}:{mail_group}"))
-            .arg(d.join("mail"));
-        if !run_bounded(chown, b"", RUN_TIMEOUT).status.success() {
-            return Err("chown mail".into());
-        }
-        std::fs::write(
-            d.join("users"),
-            format!("{DC_USER}:{{PLAIN}}{DC_PW}::::::\n"),
-        )
-        .map_err(|e| e.to_string())?;
-        let (cert, key) = self_signed(&d.join("tls"));
-        let conf = format!(
-            "protocols = imap\nlisten = 127.0.0.1\nbase_dir = {d}/run\nstate_dir = {d}/state\n\
-             instance_name = lbfetch-{port}\nlog_path = {d}/dovecot.log\n\
-             ssl = required\nssl_cert = <{cert}\nssl_key = <{key}\n\
-             auth_mechanisms = plain login\nmail_location = maildir:~/Maildir\n{users}\
-             passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {d}/users\n}}\n\
-             userdb {{\n  driver = passwd-file\n  args = username_format=%u {d}/users\n  \
-             default_fields = uid={mail_user} gid={mail_group} home={d}/mail/%u\n}}\n\
-             service imap-login {{\n  inet_listener imap {{\n    port = 0\n  }}\n  \
-             inet_listener imaps {{\n    address = 127.0.0.1\n    port = {port}\n    ssl = yes\n  }}\n}}\n",
-            d = d.display(),
-            cert = cert.display(),
-            key = key.display(),
-        );
-        std::fs::write(d.join("dovecot.conf"), conf).map_err(|e| e.to_string())?;
-        let child = Command::new("dovecot")
-            .arg("-F")
-            .arg("-c")
-            .arg(d.join("dovecot.conf"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("dovecot: {e}"))?;
-        let mut dc = Dovecot { child, dir, port };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = dc.child.try_wait() {
-                return Err(format!("dovecot exited with {status}: {}", dc.log()));
-            }
-            if Instant::now() > deadline {
-                return Err(format!("dovecot not listening after 30 s: {}", dc.log()));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(dc)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("dovecot.log")).unwrap_or_default()
-    }
-
-    /// Runs a Python imaplib script logged in to Dovecot as `M`.
-    fn python(&self, server: &Server, script: &str) -> String {
-        server.python(&format!(
-            "import imaplib\nM = imaplib.IMAP4_SSL(H, {}, ssl_context=CTX, timeout=TIMEOUT)\n\
-             M.login({DC_USER:?}, {DC_PW:?})\n{script}\nM.logout()\n",
-            self.port
-        ))
-    }
-}
-
-impl Drop for Dovecot {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Runs a Python imaplib script logged in to Dovecot (over IMAPS) as `M`.
+fn dc_python(dc: &Dovecot, server: &Server, script: &str) -> String {
+    server.python(&format!(
+        "import imaplib\nM = imaplib.IMAP4_SSL(H, {}, ssl_context=CTX, timeout=TIMEOUT)\n\
+         M.login({DC_USER:?}, {DC_PW:?})\n{script}\nM.logout()\n",
+        dc.port
+    ))
 }
 
 #[test]
 fn pulls_from_dovecot_over_verified_tls_and_moves_there() {
-    let dc = Dovecot::start();
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(certs.path());
+    let dc = Dovecot::start_tls(&cert, &key);
     let pw = dc.dir.path().join("pw");
     std::fs::write(&pw, DC_PW).unwrap();
     let table = format!(
@@ -491,10 +374,11 @@ fn pulls_from_dovecot_over_verified_tls_and_moves_there() {
          remote_action = \"move:Pulled\"\n",
         dc.port,
         pw.display(),
-        dc.dir.path().join("tls/cert.pem").display()
+        cert.display()
     );
     let local = local(&table);
-    dc.python(
+    dc_python(
+        &dc,
         &local,
         "check(M.create('Pulled')[0] == 'OK')\n\
          for i in range(3):\n    \
@@ -505,7 +389,8 @@ fn pulls_from_dovecot_over_verified_tls_and_moves_there() {
         local_mids(&local).len() >= 3
     });
     let count = |mb: &str| {
-        dc.python(
+        dc_python(
+            &dc,
             &local,
             &format!("typ, data = M.select({mb:?}, readonly=True)\nprint(int(data[0]))\n"),
         )

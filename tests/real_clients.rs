@@ -37,10 +37,11 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use common::{RUN_TIMEOUT, Server, py_deliver, run_bounded};
+use common::dovecot::{DC_PW, DC_USER, Dovecot};
+use common::{Server, py_deliver, run_bounded};
 
 const ALICE: &str = "alice@home.arpa";
 const PW: &str = "alice-password-1";
@@ -361,153 +362,6 @@ fn mutt_reads_a_forward_flags_and_moves_to_junk() {
          check(base64.b64decode(data[0][1]) == PDF, 'BODY[3] is not the PDF')\n\
          print('Junk:', sorted(fl))\n"
     ));
-}
-
-/// A Dovecot of the test's own: config, passwd-file, Maildirs and runtime files in a temp
-/// dir, IMAP on a free loopback port, no TLS. Stopped on drop (SIGTERM, then SIGKILL).
-struct Dovecot {
-    child: Child,
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-/// The Dovecot account.
-const DC_USER: &str = "alice";
-const DC_PW: &str = "dovecot-password-1";
-
-impl Dovecot {
-    fn start() -> Dovecot {
-        require("dovecot", "--version", "dovecot-imapd");
-        assert!(
-            Path::new("/usr/lib/dovecot/imap").exists(),
-            "Dovecot's IMAP server is not installed (apt-get install dovecot-imapd)"
-        );
-        common::retry_start("dovecot", Dovecot::try_start)
-    }
-
-    fn try_start() -> Result<Dovecot, String> {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let d = dir.path();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
-        let id = |arg: &str| {
-            let out = run_bounded(
-                {
-                    let mut c = Command::new("id");
-                    c.arg(arg);
-                    c
-                },
-                b"",
-                RUN_TIMEOUT,
-            );
-            String::from_utf8_lossy(&out.stdout).trim().to_string()
-        };
-        // As root, Dovecot's usual unprivileged helpers and mail owned by `nobody` (Dovecot
-        // refuses mail access as uid 0); otherwise everything runs as the current user.
-        let (mail_user, mail_group, users) = if id("-u") == "0" {
-            ("nobody".to_string(), id_group("nobody"), String::new())
-        } else {
-            let user = id("-un");
-            let users = format!("default_internal_user = {user}\ndefault_login_user = {user}\n");
-            (user, id("-gn"), users)
-        };
-        for sub in ["run", "state", "mail"] {
-            std::fs::create_dir(d.join(sub)).map_err(|e| e.to_string())?;
-        }
-        // Dovecot's unprivileged processes must reach into the temp dir.
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| e.to_string())?;
-        let chown = run_bounded(
-            {
-                let mut c = Command::new("chown");
-                c.arg(format!("{mail_user}:{mail_group}"))
-                    .arg(d.join("mail"));
-                c
-            },
-            b"",
-            RUN_TIMEOUT,
-        );
-        if !chown.status.success() {
-            return Err(format!(
-                "chown mail: {}",
-                String::from_utf8_lossy(&chown.stderr)
-            ));
-        }
-        std::fs::write(
-            d.join("users"),
-            format!("{DC_USER}:{{PLAIN}}{DC_PW}::::::\n"),
-        )
-        .map_err(|e| e.to_string())?;
-        std::fs::set_permissions(d.join("users"), std::fs::Permissions::from_mode(0o644))
-            .map_err(|e| e.to_string())?;
-        let conf = format!(
-            "protocols = imap\nlisten = 127.0.0.1\nbase_dir = {d}/run\nstate_dir = {d}/state\n\
-             instance_name = lbtest-{port}\nlog_path = {d}/dovecot.log\nssl = no\n\
-             disable_plaintext_auth = no\nauth_mechanisms = plain login\n\
-             mail_location = maildir:~/Maildir\n{users}\
-             passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {d}/users\n}}\n\
-             userdb {{\n  driver = passwd-file\n  args = username_format=%u {d}/users\n  \
-             default_fields = uid={mail_user} gid={mail_group} home={d}/mail/%u\n}}\n\
-             service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    \
-             port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n",
-            d = d.display()
-        );
-        std::fs::write(d.join("dovecot.conf"), conf).map_err(|e| e.to_string())?;
-        let child = Command::new("dovecot")
-            .arg("-F")
-            .arg("-c")
-            .arg(d.join("dovecot.conf"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("dovecot: {e}"))?;
-        let mut dc = Dovecot { child, dir, port };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = dc.child.try_wait() {
-                return Err(format!("dovecot exited with {status}: {}", dc.log()));
-            }
-            if Instant::now() > deadline {
-                return Err(format!("dovecot not listening after 30 s: {}", dc.log()));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(dc)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("dovecot.log")).unwrap_or_default()
-    }
-}
-
-/// The primary group of `user`.
-fn id_group(user: &str) -> String {
-    let mut c = Command::new("id");
-    c.args(["-gn", user]);
-    let out = run_bounded(c, b"", RUN_TIMEOUT);
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-impl Drop for Dovecot {
-    fn drop(&mut self) {
-        // SIGTERM: the master stops its children; SIGKILL if it does not end in 10 s.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Python: `lb()` and `dc()` log in to both servers; `msg(side, i)` is message `i` of a side

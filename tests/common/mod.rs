@@ -11,6 +11,7 @@
 
 #![allow(dead_code)]
 
+pub mod dovecot;
 pub mod tmux;
 
 use std::io::{BufRead, BufReader, Read, Write};
