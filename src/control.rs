@@ -147,6 +147,8 @@ impl Request {
             Request::Backup { .. } | Request::DebugBackupNow => {
                 crate::data::backup::REQUEST_TIMEOUT
             }
+            // Between two progress lines of an export.
+            Request::Export { .. } => Duration::from_secs(600),
             _ => Duration::from_secs(120),
         }
     }
@@ -859,12 +861,9 @@ async fn export_stream(
     }
 }
 
-/// Sends an export request and follows its progress lines; `None` when no daemon runs.
-pub fn send_export(
-    path: &Path,
-    req: &Request,
-    progress: &mut dyn FnMut(u64, u64),
-) -> std::io::Result<Option<Response>> {
+/// Connects to the daemon and sends `req` (one JSON line); answers are read with
+/// [`Request::timeout`] per read. `Ok(None)` means no daemon is listening.
+fn request(path: &Path, req: &Request) -> std::io::Result<Option<UnixStream>> {
     let mut stream = match UnixStream::connect(path) {
         Ok(s) => s,
         Err(e)
@@ -877,10 +876,22 @@ pub fn send_export(
         }
         Err(e) => return Err(e),
     };
-    stream.set_read_timeout(Some(Duration::from_secs(600)))?;
+    stream.set_read_timeout(Some(req.timeout()))?;
     let mut line = serde_json::to_vec(req).map_err(std::io::Error::other)?;
     line.push(b'\n');
     stream.write_all(&line)?;
+    Ok(Some(stream))
+}
+
+/// Sends an export request and follows its progress lines; `None` when no daemon runs.
+pub fn send_export(
+    path: &Path,
+    req: &Request,
+    progress: &mut dyn FnMut(u64, u64),
+) -> std::io::Result<Option<Response>> {
+    let Some(stream) = request(path, req)? else {
+        return Ok(None);
+    };
     let mut reader = BufReader::new(stream);
     loop {
         let mut resp = String::new();
@@ -908,22 +919,9 @@ pub fn send_export(
 
 /// Sends a request to a running daemon. `Ok(None)` means no daemon is listening.
 pub fn send(path: &Path, req: &Request) -> std::io::Result<Option<Response>> {
-    let mut stream = match UnixStream::connect(path) {
-        Ok(s) => s,
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            return Ok(None);
-        }
-        Err(e) => return Err(e),
+    let Some(stream) = request(path, req)? else {
+        return Ok(None);
     };
-    stream.set_read_timeout(Some(req.timeout()))?;
-    let mut line = serde_json::to_vec(req).map_err(std::io::Error::other)?;
-    line.push(b'\n');
-    stream.write_all(&line)?;
     let mut reader = BufReader::new(stream);
     let mut resp = String::new();
     reader.read_line(&mut resp)?;
