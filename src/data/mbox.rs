@@ -410,7 +410,11 @@ pub fn parse_from_line(line: &[u8]) -> Option<i64> {
     if day == 0 || day > 31 || h > 23 || m > 59 || s > 60 {
         return None;
     }
-    Some(days_from_civil(year, mon, day) * 86400 + i64::from(h * 3600 + m * 60 + s) - zone)
+    Some(
+        crate::imap::fetch::days_from_civil(year, mon, day) * 86400
+            + i64::from(h * 3600 + m * 60 + s)
+            - zone,
+    )
 }
 
 fn month(t: &str) -> Option<u32> {
@@ -429,17 +433,6 @@ fn numeric_zone(t: &str) -> Option<i64> {
     }
     let n: i64 = digits.parse().ok()?;
     Some(sign * ((n / 100) * 3600 + (n % 100) * 60))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
 }
 
 /// The asctime date of a `From ` line for `unix` seconds (UTC).
