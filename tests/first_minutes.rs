@@ -261,22 +261,10 @@ impl Tmux {
     }
 }
 
-/// Panics naming the Debian package unless `program` runs.
-fn require(program: &str, arg: &str, package: &str) {
-    let ok = Command::new(program)
-        .arg(arg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "{program} is not installed (apt-get install {package})");
-}
-
 #[test]
 fn first_five_minutes_with_mutt() {
-    require("mutt", "-v", "mutt");
-    require("tmux", "-V", "tmux");
+    common::require("mutt", "-v", "mutt");
+    common::require("tmux", "-V", "tmux");
 
     let section = readme_section();
     let muttrc = fenced_blocks(&section, "muttrc");

@@ -37,7 +37,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::dovecot::{DC_PW, DC_USER, Dovecot};
@@ -50,18 +50,6 @@ const PW: &str = "alice-password-1";
 const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
 /// mutt's certificate prompt (GnuTLS build), answered with `a` should it appear.
 const CERT_PROMPT: &str = "(r)eject, accept (o)nce, (a)ccept always";
-
-/// Panics naming the Debian package unless `program` runs.
-fn require(program: &str, arg: &str, package: &str) {
-    let ok = Command::new(program)
-        .arg(arg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "{program} is not installed (apt-get install {package})");
-}
 
 /// mutt in tmux (tests/common/tmux.rs); failures show mutt's IMAP exchange and the daemon's
 /// log, and a certificate prompt on the way is answered with `a`.
@@ -188,8 +176,8 @@ def poll(what, fn):
 
 #[test]
 fn mutt_reads_a_forward_flags_and_moves_to_junk() {
-    require("mutt", "-v", "mutt");
-    require("tmux", "-V", "tmux");
+    common::require("mutt", "-v", "mutt");
+    common::require("tmux", "-V", "tmux");
     let s = Server::start();
     s.add_user(ALICE, PW);
     let pdf_path = s.dir.path().join("sent.pdf");
@@ -545,7 +533,7 @@ fn offlineimap(rc: &Path, s: &Server, dc: &Dovecot) -> String {
 
 #[test]
 fn offlineimap3_syncs_keywords_both_ways_with_dovecot() {
-    require("offlineimap", "--version", "offlineimap3");
+    common::require("offlineimap", "--version", "offlineimap3");
     let s = Server::start();
     s.add_user(ALICE, PW);
     let dc = Dovecot::start();

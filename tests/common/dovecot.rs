@@ -36,8 +36,9 @@ impl Dovecot {
     }
 
     fn start_with(tls: Option<(PathBuf, PathBuf)>) -> Dovecot {
+        super::require("dovecot", "--version", "dovecot-imapd");
         assert!(
-            Path::new("/usr/lib/dovecot/imap").exists() && which("dovecot"),
+            Path::new("/usr/lib/dovecot/imap").exists(),
             "Dovecot's IMAP server is not installed (apt-get install dovecot-imapd)"
         );
         super::retry_start("dovecot", || Dovecot::try_start(tls.as_ref()))
@@ -149,11 +150,6 @@ impl Dovecot {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("dovecot.log")).unwrap_or_default()
     }
-}
-
-fn which(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
 }
 
 impl Drop for Dovecot {

@@ -22,6 +22,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Panics naming the Debian package unless `program` runs.
+pub fn require(program: &str, arg: &str, package: &str) {
+    let ok = Command::new(program)
+        .arg(arg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "{program} is not installed (apt-get install {package})");
+}
+
 /// How long the daemon may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long one CLI command or client script may run.
