@@ -12,9 +12,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::dnsmasq::{Dnsmasq, txt_record};
 use common::dovecot::{DC_PW, DC_USER, Dovecot};
 use common::{Server, wait_until};
 
@@ -437,64 +437,12 @@ fn a_message_over_the_size_limit_is_skipped_recorded_and_left_on_the_remote() {
     assert!(local.log().contains("larger than max_message_size"));
 }
 
-/// dnsmasq (Debian's `dnsmasq-base`) serving DMARC records for `quarantine.test` and
-/// `reject.test`, authoritative for `.test` (every other name there is NXDOMAIN).
-struct Dnsmasq {
-    child: Child,
-    port: u16,
-}
-
-impl Dnsmasq {
-    fn start() -> Dnsmasq {
-        common::retry_start("dnsmasq", || {
-            let port = std::net::UdpSocket::bind("127.0.0.1:0")
-                .and_then(|s| s.local_addr())
-                .map_err(|e| e.to_string())?
-                .port();
-            let mut child = Command::new("dnsmasq")
-                .args([
-                    "--no-resolv",
-                    "--no-hosts",
-                    "--keep-in-foreground",
-                    "--conf-file=/dev/null",
-                    "--pid-file=",
-                    "--bind-interfaces",
-                    "--listen-address=127.0.0.1",
-                    "--local=/test/",
-                    "--txt-record=_dmarc.quarantine.test,v=DMARC1; p=quarantine",
-                    "--txt-record=_dmarc.reject.test,v=DMARC1; p=reject",
-                ])
-                .arg(format!("--port={port}"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .map_err(|e| format!("dnsmasq (apt-get install dnsmasq-base): {e}"))?;
-            // Bound once the port can no longer be bound by us.
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-                if Instant::now() > deadline || !matches!(child.try_wait(), Ok(None)) {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err("dnsmasq did not bind its port".into());
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Ok(Dnsmasq { child, port })
-        })
-    }
-}
-
-impl Drop for Dnsmasq {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn pulled_mail_gets_the_dmarc_treatment_of_port_25() {
-    let dns = Dnsmasq::start();
+    let dns = Dnsmasq::start(&[
+        txt_record("_dmarc.quarantine.test", "v=DMARC1; p=quarantine"),
+        txt_record("_dmarc.reject.test", "v=DMARC1; p=reject"),
+    ]);
     let (remote, _rdir) = remote(&["bob@home.arpa"]);
     remote.python(&format!(
         "{PY}\nM = login('bob@home.arpa', {BOB_PW:?})\n\

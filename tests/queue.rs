@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::dnsmasq::{Dnsmasq, free_port, txt_record};
 use common::{Server, run_bounded};
 
 const PW: &str = "correct horse battery";
@@ -134,18 +135,6 @@ impl Drop for Proc {
     }
 }
 
-fn free_port() -> u16 {
-    // Both UDP and TCP must be free for the DNS server.
-    for _ in 0..50 {
-        let t = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let p = t.local_addr().expect("addr").port();
-        if std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok() {
-            return p;
-        }
-    }
-    panic!("no free port");
-}
-
 /// A port free on every 127.0.0.x the receivers use.
 fn free_mx_port(ips: &[&str]) -> u16 {
     for _ in 0..50 {
@@ -172,38 +161,12 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool, log: impl Fn() -> String) {
     }
 }
 
-/// dnsmasq on 127.0.0.1:`port` with `records` (dnsmasq options, e.g. `--mx-host=...`).
-fn start_dns(port: u16, records: &[String]) -> Proc {
-    let mut cmd = Command::new("/usr/sbin/dnsmasq");
-    cmd.args([
-        "--no-resolv",
-        "--no-hosts",
-        "--keep-in-foreground",
-        "--conf-file=/dev/null",
-        "--listen-address=127.0.0.1",
-        "--bind-interfaces",
-        "--no-daemon",
-        "--log-facility=-",
-        // Answer for these zones alone: NODATA / NXDOMAIN rather than REFUSED.
-        "--local=/test/",
-        "--local=/home.arpa/",
-    ])
-    .arg(format!("--port={port}"))
-    .args(records)
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
-    let child = Proc(
-        cmd.spawn()
-            .expect("run dnsmasq (apt-get install dnsmasq-base)"),
-    );
-    // Ready once it answers over TCP.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "dnsmasq did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child
+/// dnsmasq on the port already written into the daemon's config, also authoritative for
+/// `home.arpa` (NODATA / NXDOMAIN there rather than no answer).
+fn start_dns_on(port: u16, records: &[String]) -> Dnsmasq {
+    let mut options = vec!["--local=/home.arpa/".to_string()];
+    options.extend_from_slice(records);
+    Dnsmasq::start_on(port, &options).expect("dnsmasq")
 }
 
 /// The TXT records of `letterbox dkim dns --json` as dnsmasq options (long values split
@@ -214,12 +177,7 @@ fn txt_options(records: &serde_json::Value) -> Vec<String> {
         let name = r["name"].as_str().expect("name");
         let value = r["value"].as_str().expect("value");
         assert!(!value.contains(','), "dnsmasq splits on commas: {value}");
-        let chunks: Vec<String> = value
-            .as_bytes()
-            .chunks(255)
-            .map(|c| String::from_utf8_lossy(c).into_owned())
-            .collect();
-        out.push(format!("--txt-record={name},{}", chunks.join(",")));
+        out.push(txt_record(name, value));
     }
     out
 }
@@ -373,7 +331,7 @@ fn direct_mx_delivery_signed_retried_and_bounced() {
         "--mx-host=nullmx.test,.,0".to_string(),
     ];
     dns.extend(txt_options(&records));
-    let _dns = start_dns(dns_port, &dns);
+    let _dns = start_dns_on(dns_port, &dns);
     // ok.test offers STARTTLS with a certificate nobody could verify: used anyway.
     let (cert, key) = self_signed(s.dir.path(), "mx.ok.test");
     let peers = Peers::start(
@@ -516,7 +474,7 @@ fn relay_gets_auth_only_inside_tls() {
         &[("SSL_CERT_FILE", cert.to_str().expect("path"))],
     );
     s.add_user("alice@home.arpa", PW);
-    let _dns = start_dns(
+    let _dns = start_dns_on(
         dns_port,
         &["--host-record=relay.test,127.0.0.5".to_string()],
     );
@@ -632,7 +590,7 @@ fn kill_9_during_deliveries_loses_nothing() {
          [queue]\nretry_scale = 0.001\nmx_port = {mx_port}\ntimeout = \"10s\"\n"
     ));
     s.add_user("alice@home.arpa", PW);
-    let _dns = start_dns(
+    let _dns = start_dns_on(
         dns_port,
         &[
             "--mx-host=slow.test,mx.slow.test,10".to_string(),
@@ -696,7 +654,7 @@ fn delay_notice_then_expiry_bounce() {
          [queue]\nretry_scale = 0.0001\nmx_port = {mx_port}\ntimeout = \"10s\"\n"
     ));
     s.add_user("alice@home.arpa", PW);
-    let _dns = start_dns(
+    let _dns = start_dns_on(
         dns_port,
         &[
             "--mx-host=busy.test,mx.busy.test,10".to_string(),

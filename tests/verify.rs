@@ -10,12 +10,11 @@
 
 mod common;
 
+use common::dnsmasq::{Dnsmasq, txt_record};
 use common::{RUN_TIMEOUT, Server, run_bounded};
-use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const PW: &str = "secret-password-1";
@@ -39,140 +38,6 @@ fn tool(name: &str, package: &str) -> PathBuf {
         "`{name}` is not installed: these tests need Debian's {package} \
          (apt-get install -y {package})"
     );
-}
-
-/// A dnsmasq serving only the given TXT records, authoritative ("local") for `.test` so
-/// every other name under it is NXDOMAIN. Killed on drop.
-struct Dnsmasq {
-    child: Option<Child>,
-    port: u16,
-    log: Arc<Mutex<String>>,
-}
-
-impl Dnsmasq {
-    /// Starts it on a free port and waits (bounded) until it answers.
-    fn start(records: &[(String, String)]) -> Dnsmasq {
-        let exe = tool("dnsmasq", "dnsmasq-base");
-        let mut last = String::new();
-        for _ in 0..5 {
-            let port = free_udp_port();
-            let mut cmd = Command::new(&exe);
-            cmd.args([
-                "--no-resolv",
-                "--no-hosts",
-                "--keep-in-foreground",
-                "--conf-file=/dev/null",
-                "--pid-file=",
-                "--bind-interfaces",
-                "--listen-address=127.0.0.1",
-                "--local=/test/",
-                "--log-facility=-",
-                "--log-queries",
-            ])
-            .arg(format!("--port={port}"));
-            for (name, text) in records {
-                // A TXT record is a list of strings of at most 255 octets (RFC 1035
-                // §3.3.14); dnsmasq separates them with commas.
-                let chunks: Vec<String> = text
-                    .as_bytes()
-                    .chunks(200)
-                    .map(|c| String::from_utf8_lossy(c).into_owned())
-                    .collect();
-                cmd.arg(format!("--txt-record={name},{}", chunks.join(",")));
-            }
-            let mut child = cmd
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot run {exe:?}: {e}"));
-            let log = Arc::new(Mutex::new(String::new()));
-            if let Some(pipe) = child.stderr.take() {
-                let log = log.clone();
-                std::thread::spawn(move || {
-                    for line in BufReader::new(pipe).lines() {
-                        let Ok(line) = line else { break };
-                        if let Ok(mut l) = log.lock() {
-                            l.push_str(&line);
-                            l.push('\n');
-                        }
-                    }
-                });
-            }
-            let mut dns = Dnsmasq {
-                child: Some(child),
-                port,
-                log,
-            };
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while Instant::now() < deadline {
-                if dns.exited() {
-                    break;
-                }
-                if txt_rcode(port, "ready.test").is_some() {
-                    return dns;
-                }
-            }
-            last = dns.log();
-        }
-        panic!("dnsmasq did not start: {last}");
-    }
-
-    fn exited(&mut self) -> bool {
-        match &mut self.child {
-            Some(c) => !matches!(c.try_wait(), Ok(None)),
-            None => true,
-        }
-    }
-
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().map(|l| l.clone()).unwrap_or_default()
-    }
-
-    /// Kills it and waits until the port no longer answers.
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        assert_eq!(txt_rcode(self.port, "ready.test"), None, "still answering");
-    }
-}
-
-impl Drop for Dnsmasq {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// A UDP port that was free a moment ago.
-fn free_udp_port() -> u16 {
-    let s = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-    s.local_addr().expect("local addr").port()
-}
-
-/// Asks 127.0.0.1:`port` for the TXT records of `name`; the RCODE of the answer, or
-/// `None` if none came within 200 ms.
-fn txt_rcode(port: u16, name: &str) -> Option<u8> {
-    let s = UdpSocket::bind("127.0.0.1:0").ok()?;
-    s.set_read_timeout(Some(Duration::from_millis(200))).ok()?;
-    let mut q = vec![0x4c, 0x42, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
-    for label in name.split('.') {
-        q.push(label.len() as u8);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.extend_from_slice(&[0, 0, 16, 0, 1]);
-    s.send_to(&q, ("127.0.0.1", port)).ok()?;
-    let mut buf = [0u8; 2048];
-    let (n, _) = s.recv_from(&mut buf).ok()?;
-    (n >= 12 && buf[..2] == [0x4c, 0x42]).then(|| buf[3] & 0x0f)
 }
 
 /// An RSA-2048 DKIM key made by python3-dkim's `dknewkey`: the private key file and the
@@ -213,7 +78,7 @@ fn dkim_sign(key: &Path, domain: &str, message: &[u8]) -> Vec<u8> {
 ///   p=quarantine.
 /// - tempspf.test, tempnone.test: SPF includes a name outside `.test`, which dnsmasq (no
 ///   upstream) refuses, so SPF is `temperror` (RFC 7208 §5.2); DMARC p=reject and p=none.
-fn zone(dkim_record: &str) -> Vec<(String, String)> {
+fn zone(dkim_record: &str) -> Vec<String> {
     let other = "v=spf1 ip4:192.0.2.1 -all";
     [
         ("good.test", "v=spf1 ip4:127.0.0.1 -all"),
@@ -237,7 +102,7 @@ fn zone(dkim_record: &str) -> Vec<(String, String)> {
         ("ready.test", "v=spf1 -all"),
     ]
     .iter()
-    .map(|(n, t)| (n.to_string(), t.to_string()))
+    .map(|(n, t)| txt_record(n, t))
     .collect()
 }
 

@@ -11,6 +11,7 @@
 
 #![allow(dead_code)]
 
+pub mod dnsmasq;
 pub mod dovecot;
 pub mod tmux;
 
