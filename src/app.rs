@@ -440,6 +440,7 @@ pub async fn run(cfg: Arc<Config>, opts: &ServeOptions) -> i32 {
         limiter: Arc::new(auth::Limiter::default()),
         budget: crate::budget::Budget::new(cfg.limits.message_memory()),
         stop: stop.clone(),
+        spam_counts: Default::default(),
     };
     let listeners = match bind_listeners(&shared).await {
         Ok(l) => l,
@@ -496,6 +497,7 @@ pub async fn run(cfg: Arc<Config>, opts: &ServeOptions) -> i32 {
         fetch: fetch_board.clone(),
         config_path: opts.config_path.clone(),
         backups: backups.clone(),
+        spam_counts: shared.spam_counts.clone(),
     });
     let ctx = Ctx {
         store: store.clone(),

@@ -200,6 +200,8 @@ pub struct DaemonInfo {
     pub config_path: Option<PathBuf>,
     /// The backups taken, for `status` (and fault 6).
     pub backups: crate::data::backup::schedule::Tracker,
+    /// The spam counts of the last day.
+    pub spam_counts: Arc<crate::spam::Counts>,
 }
 
 /// Everything a request may touch.
@@ -713,6 +715,7 @@ fn status(ctx: &Ctx) -> Result<Response, String> {
             lines.extend(d.hw.status_lines());
             lines.extend(d.fetch.status_lines(now));
             lines.extend(d.backups.status_lines(&ctx.config, store::now_unix()));
+            lines.push(d.spam_counts.status_line(now));
             board = d.hw.status_json();
             serde_json::json!({
                 "running": true,
@@ -721,6 +724,7 @@ fn status(ctx: &Ctx) -> Result<Response, String> {
                 "certificate": d.cert,
                 "fetch": d.fetch.entries(),
                 "backup": d.backups.status_json(&ctx.config, store::now_unix()),
+                "spam": d.spam_counts.status_json(now),
             })
         }
         None => {

@@ -55,10 +55,12 @@ mod compat;
 mod example;
 mod fetch;
 mod quota;
+mod spam;
 pub use backup::{BackupConfig, parse_schedule};
 pub use compat::CompatRule;
 pub use example::{Flavor, example};
 pub use fetch::{FetchConfig, RemoteAction};
+pub use spam::{DnsList, SpamConfig, TimeScale};
 
 /// The `[board] name` of the simulated board; it selects the host defaults.
 pub const SIM_BOARD: &str = "sim";
@@ -170,6 +172,8 @@ pub struct Config {
     pub users: Vec<UserEntry>,
     /// `[ssh]`: remote shell access on the image (read by the image, not by the daemon).
     pub ssh: SshConfig,
+    /// `[spam]`: connection and SMTP-level checks of port 25.
+    pub spam: SpamConfig,
 }
 
 /// One `[[user]]` table: an account the daemon creates (or whose password it sets) at start.
@@ -596,6 +600,7 @@ impl Config {
             },
             users: Vec::new(),
             ssh: SshConfig::default(),
+            spam: SpamConfig::default(),
         }
     }
 }
@@ -673,6 +678,7 @@ struct RawConfig {
     log: RawLog,
     user: Vec<RawUser>,
     ssh: RawSsh,
+    spam: spam::RawSpam,
 }
 
 #[derive(Deserialize)]
@@ -1112,6 +1118,7 @@ impl Builder<'_> {
         }
         self.limits(raw.limits, &mut config.limits)?;
         config.quota = self.quota(raw.quota)?;
+        config.spam = self.spam(raw.spam)?;
         self.backup(raw.backup, &mut config.backup)?;
         config.imap_compat = self.compat(raw.imap_compat)?;
         config.fetch = self.fetch(raw.fetch, &config)?;
@@ -2092,6 +2099,7 @@ level = "info,letterbox::smtp=debug"
             },
             users: Vec::new(),
             ssh: SshConfig::default(),
+            spam: SpamConfig::default(),
         };
         assert_eq!(c, expected);
         assert_eq!(c.primary_domain(), "example.org");

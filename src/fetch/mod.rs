@@ -550,6 +550,7 @@ impl Task {
         let outcome = self
             .verifier
             .verify(&verify::Input {
+                extra: "",
                 ip,
                 helo: &helo,
                 mail_from: &mail_from,

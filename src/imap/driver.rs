@@ -383,6 +383,7 @@ mod tests {
             limiter: Arc::new(auth::Limiter::default()),
             budget: crate::budget::Budget::new(64 << 20),
             stop: tokio_util::sync::CancellationToken::new(),
+            spam_counts: Default::default(),
         };
         let imap = Imap::new(shared.clone());
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -59,6 +59,9 @@ pub struct Verifier {
 /// What a verification looks at.
 #[derive(Debug, Clone, Copy)]
 pub struct Input<'a> {
+    /// More resinfo for `Authentication-Results`, appended as is (`;\r\n\tiprev=...`,
+    /// from `crate::spam`); empty for none.
+    pub extra: &'a str,
     /// The SMTP client's address; unspecified (`0.0.0.0`) when unknown (pulled mail whose
     /// trace names no client): SPF is then `none`.
     pub ip: IpAddr,
@@ -127,6 +130,8 @@ pub struct Outcome {
     pub verdict: Verdict,
     /// One line for the log: `spf=... dkim=... arc=... dmarc=...`.
     pub summary: String,
+    /// The `From:` domain when DMARC passed (RFC 7489 §3.1 alignment), lower case.
+    pub dmarc_pass: Option<String>,
 }
 
 impl Verifier {
@@ -255,6 +260,7 @@ impl Verifier {
             }
         }
 
+        let mut dmarc_pass = None;
         let verdict = match &message {
             Some(m) => {
                 let dmarc = auth
@@ -268,6 +274,9 @@ impl Verifier {
                     policy_word(dmarc.policy())
                 ));
                 let from_domain = dmarc.domain().to_string();
+                if matches!(result, DmarcResult::Pass) {
+                    dmarc_pass = Some(from_domain.to_ascii_lowercase());
+                }
                 let facts = Facts {
                     result: Res::of(&result),
                     record: dmarc.dmarc_record().is_some(),
@@ -283,11 +292,13 @@ impl Verifier {
                 Verdict::Deliver
             }
         };
+        header.push_str(input.extra);
         header.push_str("\r\n");
         Outcome {
             header: sanitize_header(header),
             verdict,
             summary,
+            dmarc_pass,
         }
     }
 }
@@ -298,6 +309,7 @@ impl Outcome {
             header: String::new(),
             verdict: Verdict::Defer(cause),
             summary: cause.describe().to_string(),
+            dmarc_pass: None,
         }
     }
 }
@@ -748,6 +760,7 @@ mod tests {
             helo: "client.test",
             mail_from: "a@b.test",
             message: b"From: a@b.test\r\n\r\nx\r\n",
+            extra: "",
         };
         let o = v.verify(&input).await;
         assert_eq!(o.verdict, Verdict::Defer(TempCause::NoResolver));

@@ -48,6 +48,8 @@ pub struct Shared {
     pub budget: Arc<crate::budget::Budget>,
     /// Fires on shutdown.
     pub stop: CancellationToken,
+    /// The spam counts of the last day (`status`), kept by the SMTP driver.
+    pub spam_counts: Arc<crate::spam::Counts>,
 }
 
 impl Shared {

@@ -338,6 +338,7 @@ mod tests {
             limiter: Arc::new(auth::Limiter::default()),
             budget: crate::budget::Budget::new(64 << 20),
             stop: tokio_util::sync::CancellationToken::new(),
+            spam_counts: Default::default(),
         }
     }
 

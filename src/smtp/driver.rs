@@ -34,6 +34,13 @@
 //! - Failed AUTH is slowed by the shared failed-login limiter (per IP and per account).
 //! - Timers: `[limits] smtp_idle_timeout` between reads, `session_timeout` for the whole
 //!   connection (RFC 5321 §4.5.3.2).
+//! - Spam checks (`crate::spam`, `[spam]`), on `smtp` only and only for clients outside
+//!   `plaintext_networks` and `[spam] exempt_networks`: before the greeting, the DNS lists
+//!   and iprev are looked up while the greeting waits `greet_delay` (a client that talks
+//!   first, or a refusing blocklist, gets `554 5.7.1` and the connection closes); the
+//!   session refuses pipelining after HELO; RCPT to a local account is greylisted
+//!   (`451 4.7.1`); iprev goes into `Authentication-Results` and the score into
+//!   `X-Spam-Connection`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -47,6 +54,7 @@ use crate::auth;
 use crate::mail::verify::{self, TempCause, Verdict, Verifier};
 use crate::net::{self, Busy, ConnInfo, ConnLimits, Listener, Shared, Stream, pump};
 use crate::sasl::Credentials;
+use crate::spam::{self, counts::Kind, dnsbl::Lists, greylist};
 use crate::store::{self, MailboxSel, NewMessage, Op, Store, Target};
 
 /// The line for connections over the caps.
@@ -59,13 +67,20 @@ pub struct Smtp {
     shared: Shared,
     /// Sender verification for the MX listener, with its resolver and DNS cache.
     verifier: Verifier,
+    /// DNS lists and iprev for the MX listener (`crate::spam`).
+    lists: Lists,
 }
 
 impl Smtp {
     /// The SMTP service over the daemon's shared state.
     pub fn new(shared: Shared) -> Arc<Smtp> {
         let verifier = Verifier::new(&shared.config.server.hostname, &shared.config.dns);
-        Arc::new(Smtp { shared, verifier })
+        let lists = Lists::new(&shared.config.dns);
+        Arc::new(Smtp {
+            shared,
+            verifier,
+            lists,
+        })
     }
 
     /// Accepts on `listener`, serving `mode`, until shutdown.
@@ -84,10 +99,19 @@ impl Smtp {
             .await;
     }
 
-    async fn connection(self: Arc<Self>, stream: Stream, info: ConnInfo, mode: Mode) {
+    async fn connection(self: Arc<Self>, mut stream: Stream, info: ConnInfo, mode: Mode) {
         let config = &self.shared.config;
         let limits = &config.limits;
         let ip = info.peer.ip();
+        let checked = mode == Mode::Mx && spam::is_checked(config, ip);
+        let report = if checked {
+            match self.screen(&mut stream, ip).await {
+                Some(report) => report,
+                None => return,
+            }
+        } else {
+            spam::Report::default()
+        };
         let mut scfg = SessionConfig::new(config.server.hostname.clone(), mode);
         scfg.max_message_size = limits.max_message_size;
         scfg.max_recipients = limits.max_recipients as usize;
@@ -95,6 +119,7 @@ impl Smtp {
         scfg.budget = Some(self.shared.budget.clone());
         scfg.tls_available = true;
         scfg.plaintext_auth_allowed = config.is_plaintext_allowed(ip);
+        scfg.refuse_unadvertised_pipelining = checked && config.spam.early_talkers;
         let session = SmtpSession {
             inner: Session::new(scfg, stream.is_tls()),
             idle: limits.smtp_idle_timeout,
@@ -105,6 +130,12 @@ impl Smtp {
             peer: info.peer,
             tls: stream.tls_description(),
             account: None,
+            spam: SpamState {
+                checked,
+                report,
+                sender: String::new(),
+                wrote_to: Vec::new(),
+            },
         };
         let cfg = net::PumpConfig {
             acceptor: Some(self.shared.tls.acceptor()),
@@ -115,11 +146,90 @@ impl Smtp {
     }
 }
 
+impl Smtp {
+    /// The checks before the greeting (`crate::spam`): DNS lists and iprev, while waiting
+    /// `greet_delay` for a client that talks first. `None` when the connection was refused
+    /// (or the client left).
+    async fn screen(&self, stream: &mut Stream, ip: IpAddr) -> Option<spam::Report> {
+        use tokio::io::AsyncWriteExt;
+        let config = &self.shared.config;
+        let early = async {
+            if !config.spam.early_talkers {
+                return Ok(false);
+            }
+            let Stream::Plain(tcp) = &*stream else {
+                return Ok(false);
+            };
+            let mut byte = [0u8; 1];
+            match tokio::time::timeout(config.spam.greet_delay, tcp.peek(&mut byte)).await {
+                Err(_) => Ok(false),
+                Ok(Ok(0)) | Ok(Err(_)) => Err(()),
+                Ok(Ok(_)) => Ok(true),
+            }
+        };
+        let (early, lists) = tokio::join!(early, self.lists.check(&config.spam, ip));
+        let now = store::now_unix();
+        let host = &config.server.hostname;
+        let refusal = match (early, lists) {
+            (Err(()), _) => return None,
+            (Ok(true), _) => {
+                tracing::info!(%ip, "spam: refused, talked before the greeting");
+                self.shared.spam_counts.add(Kind::RefusedEarlyTalk, now);
+                Reply::new(
+                    C554_TRANSACTION_FAILED,
+                    SE_SEC_NOT_AUTHORIZED,
+                    format!(
+                        "{host} Refused: you talked before the greeting (RFC 5321 section 4.3.1)"
+                    ),
+                )
+            }
+            (Ok(false), Err(r)) => {
+                tracing::info!(%ip, zone = %r.zone, reason = %r.reason, "spam: refused, DNS blocklist");
+                self.shared.spam_counts.add(Kind::RefusedDnsbl, now);
+                Reply::new(
+                    C554_TRANSACTION_FAILED,
+                    SE_SEC_NOT_AUTHORIZED,
+                    format!(
+                        "{host} Refused: {} is listed by {}: {}",
+                        ip.to_canonical(),
+                        r.zone,
+                        r.reason
+                    ),
+                )
+            }
+            (Ok(false), Ok(report)) => {
+                tracing::debug!(%ip, score = report.score(), "spam: connection checks passed");
+                return Some(report);
+            }
+        };
+        let bytes = refusal.to_bytes();
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(5), stream.write_all(&bytes)).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stream.shutdown()).await;
+        None
+    }
+}
+
 net::session_adapter!(SmtpSession, Session, Event, Decision);
+
+/// What the spam checks know about one connection.
+struct SpamState {
+    /// Port 25 and a client outside the exempt networks.
+    checked: bool,
+    /// The connection checks' findings.
+    report: spam::Report,
+    /// The envelope sender of the current transaction.
+    sender: String,
+    /// Triples let through at RCPT because the recipient wrote to the sender's domain:
+    /// (triple key, that domain); DMARC must pass for it at the end of DATA.
+    wrote_to: Vec<(String, String)>,
+}
 
 /// The authenticated account of a submission connection.
 #[derive(Debug, Clone)]
 struct Account {
+    /// Its id.
+    id: u64,
     /// Every address (normalised) the account owns, `@domain` for catch-alls.
     addresses: Vec<String>,
 }
@@ -132,6 +242,7 @@ struct Conn {
     /// TLS version and cipher, when TLS is active.
     tls: Option<String>,
     account: Option<Account>,
+    spam: SpamState,
 }
 
 impl net::Handler<SmtpSession> for Conn {
@@ -148,6 +259,15 @@ impl net::Handler<SmtpSession> for Conn {
                 data,
                 bare_line_endings,
             } => self.message(envelope, data, bare_line_endings).await,
+            Event::Pipelined { verb } => {
+                tracing::info!(peer = %self.peer.ip(), %verb, "spam: refused, pipelining after HELO");
+                let now = store::now_unix();
+                self.smtp
+                    .shared
+                    .spam_counts
+                    .add(Kind::RefusedEarlyTalk, now);
+                Decision::Accept
+            }
         }
     }
 
@@ -187,7 +307,10 @@ impl Conn {
         match result {
             Ok(Some((account, addresses))) => {
                 shared.limiter.success(&login);
-                self.account = Some(Account { addresses });
+                self.account = Some(Account {
+                    id: account.id,
+                    addresses,
+                });
                 Decision::AuthOk {
                     account: account.address,
                 }
@@ -210,6 +333,8 @@ impl Conn {
 
     /// RFC 5321 §4.1.1.2. On submission the sender must be the account's own (SPEC §5).
     async fn mail_from(&mut self, address: String) -> Decision {
+        self.spam.sender = address.clone();
+        self.spam.wrote_to.clear();
         if !self.mode.is_submission() {
             return Decision::Accept;
         }
@@ -247,7 +372,7 @@ impl Conn {
                     .await;
                 match room {
                     Ok(false) => Decision::Reject(over_quota()),
-                    _ => Decision::Accept,
+                    _ => self.greylist(account, &address).await,
                 }
             }
             Ok(Recipient::Remote(_)) if self.mode.is_submission() => Decision::Accept,
@@ -262,6 +387,89 @@ impl Conn {
                 tracing::warn!(error = %e, "smtp RCPT: store unavailable");
                 Decision::Reject(Reply::temporary_failure())
             }
+        }
+    }
+
+    /// Greylisting of one accepted local recipient (`crate::spam::greylist`). A store
+    /// error lets the recipient through (greylisting only delays; it must not lose mail).
+    async fn greylist(&mut self, account: u64, rcpt: &str) -> Decision {
+        let config = self.smtp.shared.config.clone();
+        let cfg = &config.spam;
+        if !self.spam.checked || !cfg.greylist {
+            return Decision::Accept;
+        }
+        let network = spam::network_of(self.peer.ip());
+        let triple = spam::triple_key(&network, &self.spam.sender, rcpt);
+        let domain = spam::domain_of(&self.spam.sender);
+        let (n, t, d) = (network.clone(), triple.clone(), domain.clone());
+        let known = self
+            .store()
+            .call(move |s| s.read(|r| r.greylist_known(&n, &t, account, d.as_deref())))
+            .await;
+        let known = match known {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!(error = %e, "greylist: store unavailable; not greylisting");
+                return Decision::Accept;
+            }
+        };
+        let now = store::now_unix();
+        let scale = cfg.time_scale;
+        let delay = scale.apply(cfg.greylist_delay);
+        let decision = greylist::decide(
+            known,
+            self.spam.report.allowlisted(),
+            now,
+            delay,
+            scale.apply(cfg.greylist_remember),
+            scale.apply(greylist::RETRY_WINDOW),
+        );
+        tracing::debug!(peer = %self.peer.ip(), %triple, ?decision, "greylist");
+        let update = match decision {
+            greylist::Decision::KnownNetwork => Some(store::greylist::Update::Renew { network }),
+            greylist::Decision::Allowlisted => None,
+            greylist::Decision::WroteTo => {
+                if let Some(d) = domain {
+                    self.spam.wrote_to.push((triple, d));
+                }
+                None
+            }
+            greylist::Decision::Passed => {
+                self.smtp.shared.spam_counts.add(Kind::PassedGreylist, now);
+                Some(store::greylist::Update::Passed { network, triple })
+            }
+            greylist::Decision::Defer { new } => {
+                self.smtp.shared.spam_counts.add(Kind::Greylisted, now);
+                new.then_some(store::greylist::Update::Deferred { triple })
+            }
+        };
+        if let Some(update) = update {
+            self.greylist_write(update, now).await;
+        }
+        if decision.accepts() {
+            Decision::Accept
+        } else {
+            Decision::Reject(greylisted(delay))
+        }
+    }
+
+    /// Applies one greylist change (lazy: it does not wait for an fsync).
+    async fn greylist_write(&self, update: store::greylist::Update, now: i64) {
+        let cfg = &self.smtp.shared.config.spam;
+        let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        let scale = cfg.time_scale;
+        let limits = store::greylist::Limits {
+            max_entries: cfg.greylist_max_entries,
+            triple_ttl: secs(scale.apply(cfg.greylist_delay + greylist::RETRY_WINDOW)),
+            network_ttl: secs(scale.apply(cfg.greylist_remember)),
+        };
+        let op = Op::Greylist {
+            update,
+            limits,
+            now,
+        };
+        if let Err(e) = self.store().call(move |s| s.write(op)).await {
+            tracing::warn!(error = %e, "greylist: state not stored");
         }
     }
 
@@ -336,10 +544,16 @@ impl Conn {
         };
         let mut mailbox = MailboxSel::Inbox;
         let mut auth_results = String::new();
+        let mut spam_header = String::new();
         if self.mode == Mode::Mx {
+            let iprev = match &self.spam.report.iprev {
+                Some(i) if self.spam.checked => i.resinfo(self.peer.ip()),
+                _ => String::new(),
+            };
             let verifier = &self.smtp.verifier;
             let outcome = verifier
                 .verify(&verify::Input {
+                    extra: &iprev,
                     ip: self.peer.ip().to_canonical(),
                     helo: &envelope.helo,
                     mail_from: &envelope.mail_from,
@@ -358,6 +572,25 @@ impl Conn {
                 Verdict::Junk { .. } => mailbox = MailboxSel::Junk,
                 Verdict::Reject { domain } => return Decision::Reject(dmarc_reject(&domain)),
                 Verdict::Defer(cause) => return Decision::Reject(verify_deferred(cause)),
+            }
+            // Recipients let through because they wrote to the sender's domain: only if
+            // DMARC passed for that domain; otherwise greylisted now (crate::spam::greylist).
+            let pending = std::mem::take(&mut self.spam.wrote_to);
+            if pending
+                .iter()
+                .any(|(_, d)| outcome.dmarc_pass.as_deref() != Some(d.as_str()))
+            {
+                let now = store::now_unix();
+                for (triple, _) in pending {
+                    self.smtp.shared.spam_counts.add(Kind::Greylisted, now);
+                    self.greylist_write(store::greylist::Update::Deferred { triple }, now)
+                        .await;
+                }
+                let cfg = &config.spam;
+                return Decision::Reject(greylisted(cfg.time_scale.apply(cfg.greylist_delay)));
+            }
+            if self.spam.checked {
+                spam_header = self.spam.report.header();
             }
             auth_results = outcome.header;
             if let Some(stripped) = verify::strip_forged(&data, verifier.hostname()) {
@@ -395,7 +628,9 @@ impl Conn {
                 ));
             }
         }
-        let mut raw = Vec::with_capacity(auth_results.len() + head.len() + data.len());
+        let mut raw =
+            Vec::with_capacity(spam_header.len() + auth_results.len() + head.len() + data.len());
+        raw.extend_from_slice(spam_header.as_bytes());
         // RFC 8601 §4: Authentication-Results goes above the trace fields of its hop.
         raw.extend_from_slice(auth_results.as_bytes());
         raw.extend_from_slice(head.as_bytes());
@@ -406,6 +641,20 @@ impl Conn {
             Err(_) => return Decision::Reject(Reply::temporary_failure()),
         };
         let queued = remote.len();
+        // The domains this account writes to: their DMARC-passing senders skip greylisting.
+        let sent_to = match &self.account {
+            Some(a) if !remote.is_empty() => {
+                let mut domains: Vec<String> =
+                    remote.iter().filter_map(|r| spam::domain_of(r)).collect();
+                domains.sort_unstable();
+                domains.dedup();
+                Some(store::greylist::Update::SentTo {
+                    account: a.id,
+                    domains,
+                })
+            }
+            _ => None,
+        };
         if !remote.is_empty() {
             let op = Op::Enqueue {
                 message: message.clone(),
@@ -415,6 +664,9 @@ impl Conn {
             };
             if let Err(e) = self.store().call(move |s| s.write(op)).await {
                 return store_error(&e);
+            }
+            if let Some(update) = sent_to {
+                self.greylist_write(update, now).await;
             }
         }
         if !local.is_empty() {
@@ -484,6 +736,18 @@ fn over_quota() -> Reply {
         C452_STORAGE_FULL,
         SE_MAILBOX_FULL,
         "Mailbox full (over quota), try again later",
+    )
+}
+
+/// `451 4.7.1`: greylisted (the client should retry after `delay`).
+fn greylisted(delay: std::time::Duration) -> Reply {
+    Reply::new(
+        C451_LOCAL_ERROR,
+        SE_SEC_NOT_AUTHORIZED,
+        format!(
+            "Greylisted, please try again in {} seconds",
+            delay.as_secs().max(1)
+        ),
     )
 }
 

@@ -120,6 +120,10 @@ pub struct SessionConfig {
     /// The daemon-wide budget for message data in memory ([`crate::budget`]); `None`:
     /// no bound beyond `max_message_size`.
     pub budget: Option<std::sync::Arc<crate::budget::Budget>>,
+    /// Refuse a client that pipelines without PIPELINING having been advertised (after
+    /// HELO, or on the HELO line itself; RFC 2920 §3.1): [`Event::Pipelined`], then
+    /// `554 5.7.1` and close. Port 25 for checked clients only (`crate::spam`).
+    pub refuse_unadvertised_pipelining: bool,
 }
 
 impl SessionConfig {
@@ -137,6 +141,7 @@ impl SessionConfig {
             max_auth_failures: 3,
             max_errors: DEFAULT_MAX_ERRORS,
             budget: None,
+            refuse_unadvertised_pipelining: false,
         }
     }
 }
@@ -221,6 +226,13 @@ pub enum Event {
         address: String,
         /// The SIZE the client declared in MAIL FROM (RFC 1870), for the quota check.
         size: Option<u64>,
+    },
+    /// The client sent more after a command before its reply, without PIPELINING having
+    /// been advertised (only with `refuse_unadvertised_pipelining`). Whatever the answer,
+    /// the session then refuses with `554 5.7.1` and closes.
+    Pipelined {
+        /// The command line's verb, for the log.
+        verb: String,
     },
     /// A complete message within the size limit. `Accept` only once it is durable.
     Message {
@@ -535,6 +547,7 @@ enum Pending {
     Rcpt(Transaction, String),
     Auth,
     Message,
+    Pipelined,
 }
 
 /// The session state; each variant carries its data (STYLE habit 2).
@@ -758,6 +771,11 @@ impl Session {
                     ));
                 }
             }
+            (Pending::Pipelined, _) => self.close(Reply::new(
+                C554_TRANSACTION_FAILED,
+                SE_SEC_NOT_AUTHORIZED,
+                "Pipelining without PIPELINING is not allowed (RFC 2920 section 3.1)",
+            )),
             (Pending::Message, Decision::Reject(r)) => self.finish(reject(r), State::Ready),
             (Pending::Message, _) => self.finish(
                 Reply::new(C250_COMPLETED, SE_OTHER, "Message accepted"),
@@ -940,6 +958,21 @@ impl Session {
     /// One command line.
     fn command(&mut self, line: &[u8]) {
         let verb = Verb::of(line);
+        // RFC 2920 §3.1: without PIPELINING advertised (no EHLO yet, or HELO), the client
+        // waits for each reply; bytes already here after a complete line were sent before
+        // it. EHLO may be followed by commands only once PIPELINING is known, so bytes
+        // after an EHLO line count too, but not after an EHLO that was answered.
+        let unread = self.input.len() > self.pos;
+        let advertised = matches!(self.helo, Some((_, true))) && verb != Verb::Helo;
+        if self.cfg.refuse_unadvertised_pipelining && unread && !advertised && verb != Verb::Quit {
+            let verb =
+                String::from_utf8_lossy(line.split(|&b| b == b' ').next().unwrap_or_default())
+                    .trim()
+                    .chars()
+                    .take(16)
+                    .collect();
+            return self.emit(Event::Pipelined { verb }, Pending::Pipelined);
+        }
         if verb == Verb::Unknown {
             return self.error(codec::unknown_command());
         }
@@ -1768,6 +1801,51 @@ mod tests {
             }
         );
         assert_eq!(env.protocol(), "ESMTP");
+    }
+
+    #[test]
+    fn pipelining_without_pipelining_is_refused_when_asked() {
+        let strict = || {
+            let mut c = cfg(Mode::Mx);
+            c.refuse_unadvertised_pipelining = true;
+            T::new(c, false)
+        };
+        let burst = "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@home.arpa>\r\n";
+        // After HELO, fed in every split: refused once both lines are there.
+        for cut in 0..=burst.len() {
+            let mut t = strict();
+            t.cmd("HELO client.example", "250");
+            t.send(&burst[..cut]);
+            t.send(&burst[cut..]);
+            let got = t.replies();
+            if cut != "MAIL FROM:<a@example.org>\r\n".len() {
+                assert_eq!(got.len(), 1, "cut {cut}: {got:?}");
+                assert!(got[0].starts_with("554 5.7.1"), "cut {cut}: {got:?}");
+                assert!(t.closed);
+                assert!(
+                    matches!(t.events.last(), Some(Event::Pipelined { verb }) if verb == "MAIL")
+                );
+            } else {
+                // The lines came exactly one per read: no pipelining.
+                assert_eq!(got.len(), 2, "cut {cut}: {got:?}");
+                assert!(!t.closed);
+            }
+        }
+        // On the HELO line itself, before any greeting.
+        let mut t = strict();
+        t.send("HELO x\r\nMAIL FROM:<a@example.org>\r\n");
+        t.expect(&["554 5.7.1"]);
+        assert!(t.closed);
+        // After EHLO (PIPELINING advertised) the same burst is fine.
+        let mut t = strict();
+        t.cmd("EHLO client.example", "250");
+        t.send(burst);
+        t.expect(&["250", "250"]);
+        // And without the setting (submission, exempt clients) nothing changes.
+        let mut t = T::mx();
+        t.cmd("HELO client.example", "250");
+        t.send(burst);
+        t.expect(&["250", "250"]);
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod backup;
 mod blobs;
 pub mod change;
 pub mod fetched;
+pub mod greylist;
 mod imports;
 pub mod load;
 mod mailboxes;
@@ -394,6 +395,15 @@ pub enum Op {
         /// Mailboxes to create even if no message goes there.
         create: Vec<String>,
     },
+    /// A change to the greylisting state (greylist.rs); lazy, like flags.
+    Greylist {
+        /// The change.
+        update: greylist::Update,
+        /// The bounds to keep.
+        limits: greylist::Limits,
+        /// Unix seconds now.
+        now: i64,
+    },
     /// Daemon start: counts an unclean start if the last run did not end cleanly.
     MarkRunning,
     /// Clean shutdown.
@@ -403,7 +413,10 @@ pub enum Op {
 impl Op {
     /// Ops that may wait up to [`LAZY_FLUSH`] for durability.
     fn lazy(&self) -> bool {
-        matches!(self, Op::SetFlags { .. } | Op::Subscribe { .. })
+        matches!(
+            self,
+            Op::SetFlags { .. } | Op::Subscribe { .. } | Op::Greylist { .. }
+        )
     }
     /// Ops that add data and so need free space.
     fn grows(&self) -> Option<u64> {
@@ -1105,6 +1118,11 @@ fn apply(
             tx, *account, source, *from, *to, list, create, quota, changes,
         )
         .map(Output::Id),
+        Op::Greylist {
+            update,
+            limits,
+            now,
+        } => greylist::apply(tx, update, *limits, *now).map(|_| Output::None),
         Op::MarkRunning => migrate::mark_running(tx).map(Output::Unclean),
         Op::MarkStopped => migrate::set_meta(tx, "running", 0).map(|_| Output::None),
     }

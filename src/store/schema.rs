@@ -57,3 +57,17 @@ pub(crate) const PULL_HASHES: TableDefinition<(u64, &str, [u8; 32]), ()> =
 /// byte offset of an mbox, a message count of a Maildir), written in the same commit as
 /// the messages (imports.rs). Added without a version bump, like `QUOTAS`.
 pub(crate) const IMPORTS: TableDefinition<(u64, &str), u64> = TableDefinition::new("imports");
+/// Greylisting (greylist.rs): `spam::triple_key` → unix time the triple was first deferred.
+/// Added without a version bump, like `QUOTAS`; this and the next four tables.
+pub(crate) const GREY_TRIPLES: TableDefinition<&str, i64> = TableDefinition::new("grey_triples");
+/// (first deferred, triple key) → (): `GREY_TRIPLES` oldest first, for expiry and the cap.
+pub(crate) const GREY_TRIPLE_AGE: TableDefinition<(i64, &str), ()> =
+    TableDefinition::new("grey_triple_age");
+/// `spam::network_of` (`198.51.100.0/24`, `2001:db8::/64`) → unix time it last passed.
+pub(crate) const GREY_NETS: TableDefinition<&str, i64> = TableDefinition::new("grey_nets");
+/// (last passed, network) → (): `GREY_NETS` oldest first.
+pub(crate) const GREY_NET_AGE: TableDefinition<(i64, &str), ()> =
+    TableDefinition::new("grey_net_age");
+/// (account id, recipient domain) → unix time the account last sent mail there through
+/// submission: its correspondents skip greylisting when DMARC passes (greylist.rs).
+pub(crate) const SENT_TO: TableDefinition<(u64, &str), i64> = TableDefinition::new("sent_to");
