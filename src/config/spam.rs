@@ -142,9 +142,11 @@ impl Builder<'_> {
     /// `[spam]`: zones are domain names; `action` is "refuse" or "score" ("refuse" only
     /// on a blocklist); the time scale is in (0, 1].
     pub(super) fn spam(&self, raw: RawSpam) -> Result<SpamConfig, ConfigError> {
-        let mut c = SpamConfig::default();
-        c.dnsbl = self.dns_lists("dnsbl", raw.dnsbl.unwrap_or_default(), 5, true)?;
-        c.dnswl = self.dns_lists("dnswl", raw.dnswl.unwrap_or_default(), -5, false)?;
+        let mut c = SpamConfig {
+            dnsbl: self.dns_lists("dnsbl", raw.dnsbl.unwrap_or_default(), 5, true)?,
+            dnswl: self.dns_lists("dnswl", raw.dnswl.unwrap_or_default(), -5, false)?,
+            ..SpamConfig::default()
+        };
         if let Some(Seconds(t)) = raw.dns_timeout {
             if t > Duration::from_secs(60) {
                 return Err(self.err("spam.dns_timeout", "must be at most 60 seconds"));
