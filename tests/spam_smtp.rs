@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 const PW: &str = "secret-password-1";
 
-/// The records: 127.0.0.1 is `client.test` both ways (iprev pass); `bl.test` and
+/// The records: 127.0.0.1 is `client.test` both ways (iprev pass; dnsmasq may answer
+/// its built-in `localhost` for the PTR instead, which also leads back); `bl.test` and
 /// `score.test` list it (with a reason in `bl.test`); nothing else is listed.
 fn zone(extra: &[String]) -> Vec<String> {
     let mut z = vec![
@@ -23,7 +24,7 @@ fn zone(extra: &[String]) -> Vec<String> {
         "--host-record=1.0.0.127.bl.test,127.0.0.2".to_string(),
         txt_record(
             "1.0.0.127.bl.test",
-            "Listed for sending spam, see https://bl.test/lookup",
+            "Listed for sending spam; see https://bl.test/lookup",
         ),
         "--host-record=1.0.0.127.score.test,127.0.0.4".to_string(),
     ];
@@ -85,7 +86,7 @@ except smtplib.SMTPConnectError as e:
     text = str(e)
     check(e.smtp_code == 554, text)
     check("5.7.1" in text and "bl.test" in text, text)
-    check("Listed for sending spam, see https://bl.test/lookup" in text, text)
+    check("Listed for sending spam; see https://bl.test/lookup" in text, text)
 # The LAN client is not checked at all.
 send("a@client.test", "alice@home.arpa", "lan", src="127.0.0.2")
 "#
@@ -105,7 +106,14 @@ send("a@client.test", "alice@home.arpa", "lan", src="127.0.0.2")
 send("a@client.test", "alice@home.arpa", "scored")
 m = unfolded(fetch("alice@home.arpa")[0])
 check("X-Spam-Connection: score=5; iprev=pass(0) bl.test=3 score.test=2" in m, m)
-check("iprev=pass policy.iprev=127.0.0.1 (client.test)" in m, m)
+# dnsmasq names 127.0.0.1 "localhost" itself, before its --host-record.
+check("iprev=pass policy.iprev=127.0.0.1 (localhost)" in m or
+      "iprev=pass policy.iprev=127.0.0.1 (client.test)" in m, m)
+# 127.0.0.3 has no reverse name: iprev fails and scores, and no list has it.
+send("b@client.test", "alice@home.arpa", "noptr", src="127.0.0.3")
+m = unfolded([x for x in fetch("alice@home.arpa") if "noptr" in x][0])
+check("X-Spam-Connection: score=1; iprev=fail(1)\r\n" in m, m)
+check("iprev=fail policy.iprev=127.0.0.3" in m, m)
 print("ok")
 "#
     ));
@@ -151,9 +159,18 @@ check(len(fetch("alice@home.arpa")) == 1)
 
 #[test]
 fn greylisting_defers_then_passes_and_remembers_the_network() {
-    let dns = Dnsmasq::start(&zone(&[]));
+    // client.test passes DMARC through aligned SPF; nodmarc.test has no records at all;
+    // wl.test allowlists 127.0.0.5.
+    let dns = Dnsmasq::start(&zone(&[
+        txt_record("client.test", "v=spf1 ip4:127.0.0.0/24 -all"),
+        txt_record("_dmarc.client.test", "v=DMARC1; p=none"),
+        "--host-record=5.0.0.127.wl.test,127.0.0.2".to_string(),
+    ]));
     // greylist_delay 300 s × 0.01 = 3 s.
-    let s = Server::start_with(&config(&dns, "time_scale = 0.01\n"));
+    let s = Server::start_with(&config(
+        &dns,
+        "time_scale = 0.01\ndnswl = [{ zone = \"wl.test\" }]\n",
+    ));
     s.add_user("alice@home.arpa", PW);
     s.add_user("bob@home.arpa", PW);
     s.python(&format!(
@@ -167,6 +184,24 @@ def deferred(mail_from, rcpt, subject):
         check(code == 451 and b"4.7.1" in text and b"Greylisted" in text, code, text)
         return
     raise SystemExit("not greylisted")
+def submit(user, rcpts, subject):
+    with smtplib.SMTP(H, PORT['submission'], timeout=TIMEOUT) as c:
+        c.starttls(context=CTX)
+        c.login(user, "secret-password-1")
+        refused = c.sendmail(user, rcpts, msg(user, rcpts[0], subject))
+        check(refused == {}, refused)
+# bob writes to client.test and nodmarc.test (the copies wait in the outbound queue).
+submit("bob@home.arpa", ["x@client.test", "y@nodmarc.test"], "out")
+# client.test passes DMARC: its mail to bob skips greylisting.
+send("a@client.test", "bob@home.arpa", "correspondent")
+# nodmarc.test does not: RCPT is accepted, the end of DATA greylists it.
+try:
+    send("a@nodmarc.test", "bob@home.arpa", "claims")
+    raise SystemExit("not greylisted after DATA")
+except smtplib.SMTPDataError as e:
+    check(e.smtp_code == 451 and b"4.7.1" in e.smtp_error, e)
+# An allowlisted client skips greylisting.
+send("w@client.test", "alice@home.arpa", "allowed", src="127.0.0.5")
 deferred("a@client.test", "alice@home.arpa", "first")
 deferred("a@client.test", "alice@home.arpa", "first")
 # A real client retries after the delay and gets through.
@@ -177,22 +212,23 @@ send("other@client.test", "bob@home.arpa", "second")
 # The LAN (plaintext_networks) is never greylisted.
 send("z@lan.test", "alice@home.arpa", "lan", src="127.0.0.2")
 # Nor is authenticated submission, from the checked address.
-with smtplib.SMTP(H, PORT['submission'], timeout=TIMEOUT) as c:
-    c.starttls(context=CTX)
-    c.login("bob@home.arpa", "secret-password-1")
-    refused = c.sendmail("bob@home.arpa", ["alice@home.arpa"], msg("bob@home.arpa", "alice@home.arpa", "sub"))
-    check(refused == {}, refused)
-subjects = sorted(m.split("Subject: ")[1].split("\r\n")[0] for m in fetch("alice@home.arpa"))
-check(subjects == ["first", "lan", "sub"], subjects)
-check(len(fetch("bob@home.arpa")) == 1)
+submit("bob@home.arpa", ["alice@home.arpa"], "sub")
+alice = fetch("alice@home.arpa")
+subjects = sorted(m.split("Subject: ")[1].split("\r\n")[0] for m in alice)
+check(subjects == ["allowed", "first", "lan", "sub"], subjects)
+allowed = [m for m in alice if "Subject: allowed" in m][0]
+check("wl.test=-5" in allowed, allowed)
+subjects = sorted(m.split("Subject: ")[1].split("\r\n")[0] for m in fetch("bob@home.arpa"))
+# (bob also has the bounce for nodmarc.test, which does not exist.)
+check([x for x in subjects if x in ("correspondent", "second")] == ["correspondent", "second"], subjects)
 "#
     ));
     let c = spam_counts(&s);
-    assert_eq!(c["greylisted"], 2, "{c}");
+    assert_eq!(c["greylisted"], 3, "{c}");
     assert_eq!(c["passed_greylist"], 1, "{c}");
     let text = s.cli(&["status"], "");
     assert!(
-        text.contains("spam (last day): 2 greylisted, 1 passed greylist"),
+        text.contains("spam (last day): 3 greylisted, 1 passed greylist"),
         "{text}"
     );
 }

@@ -123,6 +123,11 @@ impl Lists {
             }
         }
         set.abort_all();
+        // In the order of the configuration, whatever order the answers came in.
+        found.sort_by_key(|f| match f {
+            Found::List(block, i, _) => (!*block, *i),
+            Found::Iprev(_) => (true, usize::MAX),
+        });
         for f in found {
             match f {
                 Found::Iprev(i) => report.iprev = Some(i),
