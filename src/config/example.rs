@@ -168,7 +168,7 @@ const TABLES: &[Table] = &[
             },
             Key {
                 name: "hostname",
-                doc: "The host name in SMTP greetings, Received: headers and the self-signed \
+                doc: "The host name in SMTP greetings, Received: headers and the household \
                       certificate. Default: \"letterbox.\" followed by the primary domain.",
                 shown: D(|c| q(&c.server.hostname)),
             },
@@ -229,9 +229,12 @@ const TABLES: &[Table] = &[
         name: "tls",
         array: false,
         optional: false,
-        doc: "PEM files of your own certificate chain and private key: set both or neither. \
-              Without them a self-signed certificate is generated once into data_dir and \
-              reused. SIGHUP reloads them.",
+        doc: "PEM files of your own certificate chain and private key: set both or neither; \
+              they win over everything else. SIGHUP reloads them. Without them the box makes \
+              its own household CA once (data_dir/tls/ca.pem: install it once on each device) \
+              and a server certificate signed by it for the host name, <host>.local, \
+              autoconfig./autodiscover. + the primary domain and the LAN addresses, renewed by \
+              itself at two thirds of its lifetime.",
         keys: &[
             Key {
                 name: "cert",
@@ -242,6 +245,13 @@ const TABLES: &[Table] = &[
                 name: "key",
                 doc: "",
                 shown: E("\"/etc/letterbox/privkey.pem\""),
+            },
+            Key {
+                name: "lifetime",
+                doc: "The household server certificate's lifetime: seconds, or \"30s\", \"5m\", \
+                      \"2h\". At most and by default 397 days (9528h); tests shorten it to see \
+                      renewals.",
+                shown: E("\"9528h\""),
             },
         ],
     },

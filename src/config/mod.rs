@@ -140,7 +140,7 @@ pub struct Config {
     pub server: ServerConfig,
     /// `[listen]`: the address of each service.
     pub listen: ListenConfig,
-    /// `[tls]`: the certificate, or none for a generated self-signed one.
+    /// `[tls]`: the certificate, or none for the household CA's.
     pub tls: TlsConfig,
     /// `[auth]`: where credentials may travel without TLS.
     pub auth: AuthConfig,
@@ -240,13 +240,16 @@ pub struct ListenConfig {
 }
 
 /// `[tls]`: PEM files for the server certificate. Both are set or neither is; with neither, a
-/// self-signed certificate is generated once into `data_dir` and reused.
+/// certificate from the household CA (`crate::tls`) is made into `data_dir` and renewed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TlsConfig {
     /// The certificate chain, PEM.
     pub cert: Option<PathBuf>,
     /// The private key, PEM.
     pub key: Option<PathBuf>,
+    /// `lifetime`: the household server certificate's lifetime (it is renewed at two thirds
+    /// of it). Default and most 397 days; tests use seconds.
+    pub lifetime: Option<Duration>,
 }
 
 /// `[auth]`: credential policy.
@@ -730,6 +733,7 @@ impl RawListen {
 struct RawTls {
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
+    lifetime: Option<Seconds>,
 }
 
 #[derive(Deserialize, Default)]
@@ -1302,23 +1306,33 @@ impl Builder<'_> {
             if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
                 return Err(self.err(
                     key,
-                    "must not be empty (leave out cert and key for a self-signed certificate)",
+                    "must not be empty (leave out cert and key for the household CA's certificate)",
                 ));
             }
         }
         match (&raw.cert, &raw.key) {
             (Some(_), None) => Err(self.err(
                 "tls.cert",
-                "is set but tls.key is not; set both, or neither for a self-signed certificate",
+                "is set but tls.key is not; set both, or neither for the household CA's certificate",
             )),
             (None, Some(_)) => Err(self.err(
                 "tls.key",
-                "is set but tls.cert is not; set both, or neither for a self-signed certificate",
+                "is set but tls.cert is not; set both, or neither for the household CA's certificate",
             )),
-            _ => Ok(TlsConfig {
-                cert: raw.cert,
-                key: raw.key,
-            }),
+            _ => {
+                let lifetime = raw.lifetime.map(|Seconds(d)| d);
+                if lifetime.is_some_and(|d| d.as_secs() > crate::tls::ca::MAX_LIFETIME_S as u64) {
+                    return Err(self.err(
+                        "tls.lifetime",
+                        "must be at most 397 days (9528h), the longest clients accept",
+                    ));
+                }
+                Ok(TlsConfig {
+                    cert: raw.cert,
+                    key: raw.key,
+                    lifetime,
+                })
+            }
         }
     }
 
@@ -2041,6 +2055,7 @@ level = "info,letterbox::smtp=debug"
             tls: TlsConfig {
                 cert: Some("/etc/letterbox/fullchain.pem".into()),
                 key: Some("/etc/letterbox/key.pem".into()),
+                lifetime: None,
             },
             auth: AuthConfig {
                 plaintext_networks: ["127.0.0.0/8", "::1/128", "192.168.1.0/24", "10.1.2.3/32"]
