@@ -506,6 +506,18 @@ pub async fn run(cfg: Arc<Config>, opts: &ServeOptions) -> i32 {
         daemon: Some(info),
     };
     tracker.spawn(control::serve(control_listener, ctx, stop.clone()));
+    // ACME ([acme]): obtains and renews the certificate; the household one meanwhile.
+    if let Some(acme) = cfg.acme.clone()
+        && tls.acme_files().is_some()
+    {
+        tracker.spawn(crate::tls::acme::run(
+            tls.clone(),
+            acme,
+            cfg.server.hostname.clone(),
+            supervisor.hw(),
+            stop.clone(),
+        ));
+    }
     // The household certificate's renewal (no restart; fault 2 when it keeps failing).
     tracker.spawn(crate::tls::renew::run(
         tls.clone(),

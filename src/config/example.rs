@@ -510,6 +510,39 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "acme",
+        array: false,
+        optional: true,
+        doc: "[acme]: for a box with a public name, a certificate from an ACME CA (RFC 8555) \
+              such as Let's Encrypt, for the host name, renewed at two thirds of its lifetime \
+              (the household certificate is served until the first one arrives, and the old \
+              one while a renewal fails). [tls] cert and key win when set.",
+        keys: &[
+            Key {
+                name: "directory",
+                doc: "The CA's directory URL (required).",
+                shown: E("\"https://acme-v02.api.letsencrypt.org/directory\""),
+            },
+            Key {
+                name: "email",
+                doc: "A contact address for the CA's expiry notices (optional).",
+                shown: E("\"postmaster@example.org\""),
+            },
+            Key {
+                name: "challenge",
+                doc: "\"http-01\": the CA fetches a token over HTTP on port 80 (the only one \
+                      supported so far).",
+                shown: E("\"http-01\""),
+            },
+            Key {
+                name: "directory_ca",
+                doc: "PEM roots to trust for the directory's HTTPS instead of the system's (a \
+                      private ACME server).",
+                shown: E("\"/etc/letterbox/acme-ca.pem\""),
+            },
+        ],
+    },
+    Table {
         name: "fetch",
         array: true,
         optional: true,
@@ -760,6 +793,7 @@ mod tests {
             ("backup", fields::<crate::config::backup::RawBackup>()),
             ("imap_compat", fields::<crate::config::compat::RawCompat>()),
             ("fetch", fields::<crate::config::fetch::RawFetch>()),
+            ("acme", fields::<crate::config::acme::RawAcme>()),
             ("board", fields::<RawBoard>()),
             ("watchdog", fields::<RawWatchdog>()),
             ("log", fields::<RawLog>()),

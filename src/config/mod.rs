@@ -50,11 +50,13 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 use toml::de::{DeTable, DeValue};
 
+mod acme;
 mod backup;
 mod compat;
 mod example;
 mod fetch;
 mod quota;
+pub use acme::{AcmeChallenge, AcmeConfig};
 pub use backup::{BackupConfig, parse_schedule};
 pub use compat::CompatRule;
 pub use example::{Flavor, example};
@@ -160,6 +162,8 @@ pub struct Config {
     pub imap_compat: Vec<CompatRule>,
     /// `[[fetch]]`: remote accounts whose mail is pulled in (none by default).
     pub fetch: Vec<FetchConfig>,
+    /// `[acme]`: a certificate from an ACME CA (none by default: the household CA).
+    pub acme: Option<AcmeConfig>,
     /// `[board]`: which board (LEDs, button) to drive.
     pub board: BoardConfig,
     /// `[watchdog]`: the hardware watchdog.
@@ -589,6 +593,7 @@ impl Config {
             backup: BackupConfig::defaults(appliance),
             imap_compat: Vec::new(),
             fetch: Vec::new(),
+            acme: None,
             watchdog: WatchdogConfig {
                 device: appliance.then(|| PathBuf::from("/dev/watchdog")),
                 timeout_s: BCM2835_MAX_WATCHDOG_TIMEOUT_S,
@@ -671,6 +676,7 @@ struct RawConfig {
     backup: backup::RawBackup,
     imap_compat: Vec<compat::RawCompat>,
     fetch: Vec<fetch::RawFetch>,
+    acme: Option<acme::RawAcme>,
     board: RawBoard,
     watchdog: RawWatchdog,
     log: RawLog,
@@ -1119,6 +1125,7 @@ impl Builder<'_> {
         self.backup(raw.backup, &mut config.backup)?;
         config.imap_compat = self.compat(raw.imap_compat)?;
         config.fetch = self.fetch(raw.fetch, &config)?;
+        config.acme = self.acme(raw.acme)?;
         self.watchdog(raw.watchdog, &mut config.watchdog)?;
         if let Some(level) = raw.log.level {
             if level.trim().is_empty() || level.chars().any(char::is_control) {
@@ -2095,6 +2102,7 @@ level = "info,letterbox::smtp=debug"
             backup: BackupConfig::defaults(true),
             imap_compat: Vec::new(),
             fetch: Vec::new(),
+            acme: None,
             board: BoardConfig {
                 name: "rpi5".into(),
             },

@@ -4,6 +4,7 @@
 //! restart. [`Tls::reload`] re-reads the files (SIGHUP, and after a renewal); connections
 //! already open keep the old certificate.
 
+pub mod acme;
 pub mod ca;
 pub mod household;
 pub mod ifaddr;
@@ -32,6 +33,11 @@ enum Source {
     Files { cert: PathBuf, key: PathBuf },
     /// The household CA's server certificate.
     Household(Household),
+    /// `[acme]`: the ACME certificate once obtained, the household one until then.
+    Acme {
+        files: acme::AcmeFiles,
+        fallback: Household,
+    },
 }
 
 impl Source {
@@ -39,6 +45,8 @@ impl Source {
         match self {
             Source::Files { cert, key } => (cert.clone(), key.clone()),
             Source::Household(h) => (h.cert(), h.key()),
+            Source::Acme { files, .. } if files.present() => (files.cert(), files.key()),
+            Source::Acme { fallback, .. } => (fallback.cert(), fallback.key()),
         }
     }
 }
@@ -60,6 +68,7 @@ pub struct Tls {
     source: Source,
     current: Arc<RwLock<Arc<ServerConfig>>>,
     renewal: Arc<Mutex<Renewal>>,
+    challenges: acme::Challenges,
 }
 
 impl std::fmt::Debug for Tls {
@@ -174,14 +183,20 @@ impl Tls {
                 if let Some(why) = h.ensure(&ifaddr::addresses(), now)? {
                     tracing::info!(path = %h.cert().display(), reason = %why, "issued a server certificate from the household CA");
                 }
-                Source::Household(h)
+                match &cfg.acme {
+                    Some(_) => Source::Acme {
+                        files: acme::files(&cfg.server.data_dir),
+                        fallback: h,
+                    },
+                    None => Source::Household(h),
+                }
             }
         };
         let current = match (load(&source), &source) {
             (Ok(c), _) => c,
             // A power cut between writing the new key and the new certificate leaves a pair
             // that does not match: issue a fresh one.
-            (Err(e), Source::Household(h)) => {
+            (Err(e), Source::Household(h) | Source::Acme { fallback: h, .. }) => {
                 tracing::warn!(error = %e, "the household server certificate does not load; issuing a new one");
                 let now = crate::store::now_unix();
                 let ca = h.ca(now)?;
@@ -194,6 +209,7 @@ impl Tls {
             source,
             current: Arc::new(RwLock::new(current)),
             renewal: Arc::default(),
+            challenges: acme::Challenges::default(),
         })
     }
 
@@ -233,7 +249,7 @@ impl Tls {
     pub fn ca_path(&self) -> Option<PathBuf> {
         match &self.source {
             Source::Household(h) => Some(h.ca_cert()),
-            Source::Files { .. } => None,
+            Source::Files { .. } | Source::Acme { .. } => None,
         }
     }
 
@@ -319,7 +335,7 @@ impl Tls {
         addresses: &[std::net::IpAddr],
         now: i64,
     ) -> Result<Option<String>, TlsError> {
-        let Source::Household(h) = &self.source else {
+        let (Source::Household(h) | Source::Acme { fallback: h, .. }) = &self.source else {
             return Ok(None);
         };
         let result = h.ensure(addresses, now).and_then(|why| {
@@ -345,11 +361,38 @@ impl Tls {
         self.renewal.lock().map(|r| r.failures).unwrap_or(0)
     }
 
-    /// The household settings, when in use.
+    /// The household settings, when in use (also as the fallback of `[acme]`).
     pub fn household(&self) -> Option<&Household> {
         match &self.source {
-            Source::Household(h) => Some(h),
+            Source::Household(h) | Source::Acme { fallback: h, .. } => Some(h),
             Source::Files { .. } => None,
+        }
+    }
+
+    /// The ACME files, when `[acme]` is in use.
+    pub fn acme_files(&self) -> Option<&acme::AcmeFiles> {
+        match &self.source {
+            Source::Acme { files, .. } => Some(files),
+            _ => None,
+        }
+    }
+
+    /// The pending ACME http-01 challenges, for the HTTP listener to serve at
+    /// `/.well-known/acme-challenge/{token}`.
+    pub fn challenges(&self) -> acme::Challenges {
+        self.challenges.clone()
+    }
+
+    /// Records how an ACME attempt went: failures in a row feed [`Tls::not_after`] (fault 2).
+    pub fn record_renewal(&self, result: Result<(), String>) {
+        if let Ok(mut r) = self.renewal.lock() {
+            match result {
+                Ok(()) => *r = Renewal::default(),
+                Err(e) => {
+                    r.failures = r.failures.saturating_add(1);
+                    r.last_error = Some(e);
+                }
+            }
         }
     }
 }
