@@ -69,6 +69,8 @@ pub struct Tls {
     current: Arc<RwLock<Arc<ServerConfig>>>,
     renewal: Arc<Mutex<Renewal>>,
     challenges: acme::Challenges,
+    /// Tells listeners that keep their own copy (axum-server) of each new configuration.
+    changed: Arc<tokio::sync::watch::Sender<Arc<ServerConfig>>>,
 }
 
 impl std::fmt::Debug for Tls {
@@ -207,6 +209,7 @@ impl Tls {
         };
         Ok(Tls {
             source,
+            changed: Arc::new(tokio::sync::watch::Sender::new(current.clone())),
             current: Arc::new(RwLock::new(current)),
             renewal: Arc::default(),
             challenges: acme::Challenges::default(),
@@ -217,8 +220,9 @@ impl Tls {
     pub fn reload(&self) -> Result<(), TlsError> {
         let new = load(&self.source)?;
         if let Ok(mut cur) = self.current.write() {
-            *cur = new;
+            *cur = new.clone();
         }
+        self.changed.send_replace(new);
         Ok(())
     }
 
@@ -233,6 +237,12 @@ impl Tls {
             .read()
             .map(|c| c.clone())
             .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Every new server configuration (after a renewal, an ACME certificate or SIGHUP), for a
+    /// listener that holds its own copy, such as axum-server's `RustlsConfig`.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Arc<ServerConfig>> {
+        self.changed.subscribe()
     }
 
     /// The certificate file in use.
@@ -487,7 +497,16 @@ mod tests {
         let ca_fp = t.ca_fingerprint().unwrap();
         let fp = t.fingerprint().unwrap();
         let later = crate::store::now_unix() + 300 * 86_400;
+        let mut changes = t.subscribe();
         let why = t.renew_household(&[], later).unwrap();
+        assert!(
+            changes.has_changed().unwrap(),
+            "subscribers hear of the new certificate"
+        );
+        assert!(Arc::ptr_eq(
+            &changes.borrow_and_update(),
+            &t.server_config()
+        ));
         assert!(why.unwrap().contains("two thirds"));
         assert_ne!(t.fingerprint().unwrap(), fp);
         assert_eq!(t.ca_fingerprint().unwrap(), ca_fp, "the CA is kept");
