@@ -90,7 +90,7 @@ host = \"localhost\"
 port = $RPORT
 username = \"remote@home.arpa\"
 password_file = \"$work/pw\"
-ca_file = \"$work/remote/data/tls/cert.pem\""
+ca_file = \"$work/remote/data/tls/ca.pem\""
 t0=$(date +%s.%N)
 start local
 LPID=${pids[-1]}

@@ -225,19 +225,21 @@ fn banner(cfg: &Config, tls: &Tls, address: &str, password: &str) -> String {
     };
     let l = &cfg.listen;
     format!(
-        "\n  Letterbox is set up. This password is shown only once:\n\n    account:  {address}\n    password: {password}\n\n  Mail app settings (server {host}, user name {address}):\n    IMAP  port {} (TLS) or {} (STARTTLS)\n    POP3  port {} (TLS) or {} (STARTTLS)\n    SMTP  port {} (TLS) or {} (STARTTLS), with password\n  Certificate: {}{}\n",
+        "\n  Letterbox is set up. This password is shown only once:\n\n    account:  {address}\n    password: {password}\n\n  Mail app settings (server {host}, user name {address}):\n    IMAP  port {} (TLS) or {} (STARTTLS)\n    POP3  port {} (TLS) or {} (STARTTLS)\n    SMTP  port {} (TLS) or {} (STARTTLS), with password\n  Certificate: SHA-256 {}\n{}",
         port(l.imaps),
         port(l.imap),
         port(l.pop3s),
         port(l.pop3),
         port(l.submissions),
         port(l.submission),
-        if tls.is_self_signed() {
-            "self-signed, SHA-256 "
-        } else {
-            ""
-        },
         tls.fingerprint().unwrap_or_default(),
+        match (tls.ca_path(), tls.ca_fingerprint()) {
+            (Some(path), Some(fp)) => format!(
+                "  Household CA: {} (SHA-256 {fp})\n    install it once on each device; then no certificate warnings\n",
+                path.display()
+            ),
+            _ => String::new(),
+        },
     )
 }
 
@@ -487,12 +489,13 @@ pub async fn run(cfg: Arc<Config>, opts: &ServeOptions) -> i32 {
         cert: format!(
             "{}{}",
             tls.cert_path().display(),
-            if tls.is_self_signed() {
-                " (self-signed)"
+            if tls.is_household() {
+                " (household CA)"
             } else {
                 ""
             }
         ),
+        tls: Some(tls.clone()),
         hw: supervisor.hw(),
         fetch: fetch_board.clone(),
         config_path: opts.config_path.clone(),
@@ -505,6 +508,24 @@ pub async fn run(cfg: Arc<Config>, opts: &ServeOptions) -> i32 {
         daemon: Some(info),
     };
     tracker.spawn(control::serve(control_listener, ctx, stop.clone()));
+    // ACME ([acme]): obtains and renews the certificate; the household one meanwhile.
+    if let Some(acme) = cfg.acme.clone()
+        && tls.acme_files().is_some()
+    {
+        tracker.spawn(crate::tls::acme::run(
+            tls.clone(),
+            acme,
+            cfg.server.hostname.clone(),
+            supervisor.hw(),
+            stop.clone(),
+        ));
+    }
+    // The household certificate's renewal (no restart; fault 2 when it keeps failing).
+    tracker.spawn(crate::tls::renew::run(
+        tls.clone(),
+        supervisor.hw(),
+        stop.clone(),
+    ));
     start_listeners(listeners, &shared, &tracker);
     let hw = supervisor.hw();
     let relay_report: crate::queue::RelayReport = Arc::new(move |r| hw.relay_refusal(r));

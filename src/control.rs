@@ -192,6 +192,8 @@ pub struct DaemonInfo {
     pub services: Vec<(String, String)>,
     /// Certificate in use.
     pub cert: String,
+    /// The TLS state (fingerprints, expiry, renewal) for `status`.
+    pub tls: Option<crate::tls::Tls>,
     /// The board, the health model and the watchdog.
     pub hw: Hw,
     /// `[[fetch]]`: how pulling from each remote account goes.
@@ -712,6 +714,7 @@ fn status(ctx: &Ctx) -> Result<Response, String> {
                 lines.push(format!("  {name:<12} {addr}"));
             }
             lines.push(format!("certificate: {}", d.cert));
+            lines.extend(d.tls.iter().flat_map(|t| t.status_lines()));
             lines.extend(d.hw.status_lines());
             lines.extend(d.fetch.status_lines(now));
             lines.extend(d.backups.status_lines(&ctx.config, store::now_unix()));
@@ -722,6 +725,7 @@ fn status(ctx: &Ctx) -> Result<Response, String> {
                 "uptime_s": d.started.elapsed().as_secs(),
                 "services": d.services.iter().map(|(n, a)| serde_json::json!({"name": n, "addr": a})).collect::<Vec<_>>(),
                 "certificate": d.cert,
+                "tls": d.tls.as_ref().map(|t| t.status_json()),
                 "fetch": d.fetch.entries(),
                 "backup": d.backups.status_json(&ctx.config, store::now_unix()),
                 "spam": d.spam_counts.status_json(now),

@@ -9,7 +9,7 @@
 //! - [`sasl`]: PLAIN and LOGIN exchanges shared by SMTP, IMAP and POP3.
 //! - [`auth`]: password hashing and the failed-login limiter.
 //! - [`budget`]: the daemon-wide cap on message bytes held in memory while they arrive.
-//! - [`tls`]: rustls server configuration, self-signed certificate, reload.
+//! - [`tls`]: rustls server configuration, the household CA and its renewal, reload.
 //! - [`control`]: the admin requests behind the CLI, and the Unix socket that carries
 //!   them to a running daemon.
 //! - [`net`]: listeners, connection caps, TLS on accept and STARTTLS, and the pump that

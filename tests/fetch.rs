@@ -56,7 +56,7 @@ fn fetch_table(remote: &Server, user: &str, more: &str) -> String {
          username = \"{user}\"\npassword_file = \"{}\"\nca_file = \"{}\"\ninterval = \"1s\"\n{more}\n",
         remote.port("imaps"),
         pw.display(),
-        remote.data_dir.join("tls/cert.pem").display()
+        remote.data_dir.join("tls/ca.pem").display()
     )
 }
 
@@ -325,7 +325,7 @@ fn a_wrong_password_and_an_unreachable_remote_show_in_status() {
          username = \"bob\"\npassword_file = \"{}\"\n",
         remote.port("imaps"),
         wrong.display(),
-        remote.data_dir.join("tls/cert.pem").display(),
+        remote.data_dir.join("tls/ca.pem").display(),
         wrong.display(),
     );
     let local = local(&tables);

@@ -168,7 +168,7 @@ const TABLES: &[Table] = &[
             },
             Key {
                 name: "hostname",
-                doc: "The host name in SMTP greetings, Received: headers and the self-signed \
+                doc: "The host name in SMTP greetings, Received: headers and the household \
                       certificate. Default: \"letterbox.\" followed by the primary domain.",
                 shown: D(|c| q(&c.server.hostname)),
             },
@@ -229,9 +229,12 @@ const TABLES: &[Table] = &[
         name: "tls",
         array: false,
         optional: false,
-        doc: "PEM files of your own certificate chain and private key: set both or neither. \
-              Without them a self-signed certificate is generated once into data_dir and \
-              reused. SIGHUP reloads them.",
+        doc: "PEM files of your own certificate chain and private key: set both or neither; \
+              they win over everything else. SIGHUP reloads them. Without them the box makes \
+              its own household CA once (data_dir/tls/ca.pem: install it once on each device) \
+              and a server certificate signed by it for the host name, <host>.local, \
+              autoconfig./autodiscover. + the primary domain and the LAN addresses, renewed by \
+              itself at two thirds of its lifetime.",
         keys: &[
             Key {
                 name: "cert",
@@ -242,6 +245,13 @@ const TABLES: &[Table] = &[
                 name: "key",
                 doc: "",
                 shown: E("\"/etc/letterbox/privkey.pem\""),
+            },
+            Key {
+                name: "lifetime",
+                doc: "The household server certificate's lifetime: seconds, or \"30s\", \"5m\", \
+                      \"2h\". At most and by default 397 days (9528h); tests shorten it to see \
+                      renewals.",
+                shown: E("\"9528h\""),
             },
         ],
     },
@@ -496,6 +506,39 @@ const TABLES: &[Table] = &[
                 name: "reason",
                 doc: "",
                 shown: E("\"what breaks, and where it was reported\""),
+            },
+        ],
+    },
+    Table {
+        name: "acme",
+        array: false,
+        optional: true,
+        doc: "[acme]: for a box with a public name, a certificate from an ACME CA (RFC 8555) \
+              such as Let's Encrypt, for the host name, renewed at two thirds of its lifetime \
+              (the household certificate is served until the first one arrives, and the old \
+              one while a renewal fails). [tls] cert and key win when set.",
+        keys: &[
+            Key {
+                name: "directory",
+                doc: "The CA's directory URL (required).",
+                shown: E("\"https://acme-v02.api.letsencrypt.org/directory\""),
+            },
+            Key {
+                name: "email",
+                doc: "A contact address for the CA's expiry notices (optional).",
+                shown: E("\"postmaster@example.org\""),
+            },
+            Key {
+                name: "challenge",
+                doc: "\"http-01\": the CA fetches a token over HTTP on port 80 (the only one \
+                      supported so far).",
+                shown: E("\"http-01\""),
+            },
+            Key {
+                name: "directory_ca",
+                doc: "PEM roots to trust for the directory's HTTPS instead of the system's (a \
+                      private ACME server).",
+                shown: E("\"/etc/letterbox/acme-ca.pem\""),
             },
         ],
     },
@@ -826,6 +869,7 @@ mod tests {
             ("backup", fields::<crate::config::backup::RawBackup>()),
             ("imap_compat", fields::<crate::config::compat::RawCompat>()),
             ("fetch", fields::<crate::config::fetch::RawFetch>()),
+            ("acme", fields::<crate::config::acme::RawAcme>()),
             ("board", fields::<RawBoard>()),
             ("watchdog", fields::<RawWatchdog>()),
             ("log", fields::<RawLog>()),

@@ -50,12 +50,14 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 use toml::de::{DeTable, DeValue};
 
+mod acme;
 mod backup;
 mod compat;
 mod example;
 mod fetch;
 mod quota;
 mod spam;
+pub use acme::{AcmeChallenge, AcmeConfig};
 pub use backup::{BackupConfig, parse_schedule};
 pub use compat::CompatRule;
 pub use example::{Flavor, example};
@@ -142,7 +144,7 @@ pub struct Config {
     pub server: ServerConfig,
     /// `[listen]`: the address of each service.
     pub listen: ListenConfig,
-    /// `[tls]`: the certificate, or none for a generated self-signed one.
+    /// `[tls]`: the certificate, or none for the household CA's.
     pub tls: TlsConfig,
     /// `[auth]`: where credentials may travel without TLS.
     pub auth: AuthConfig,
@@ -162,6 +164,8 @@ pub struct Config {
     pub imap_compat: Vec<CompatRule>,
     /// `[[fetch]]`: remote accounts whose mail is pulled in (none by default).
     pub fetch: Vec<FetchConfig>,
+    /// `[acme]`: a certificate from an ACME CA (none by default: the household CA).
+    pub acme: Option<AcmeConfig>,
     /// `[board]`: which board (LEDs, button) to drive.
     pub board: BoardConfig,
     /// `[watchdog]`: the hardware watchdog.
@@ -244,13 +248,16 @@ pub struct ListenConfig {
 }
 
 /// `[tls]`: PEM files for the server certificate. Both are set or neither is; with neither, a
-/// self-signed certificate is generated once into `data_dir` and reused.
+/// certificate from the household CA (`crate::tls`) is made into `data_dir` and renewed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TlsConfig {
     /// The certificate chain, PEM.
     pub cert: Option<PathBuf>,
     /// The private key, PEM.
     pub key: Option<PathBuf>,
+    /// `lifetime`: the household server certificate's lifetime (it is renewed at two thirds
+    /// of it). Default and most 397 days; tests use seconds.
+    pub lifetime: Option<Duration>,
 }
 
 /// `[auth]`: credential policy.
@@ -590,6 +597,7 @@ impl Config {
             backup: BackupConfig::defaults(appliance),
             imap_compat: Vec::new(),
             fetch: Vec::new(),
+            acme: None,
             watchdog: WatchdogConfig {
                 device: appliance.then(|| PathBuf::from("/dev/watchdog")),
                 timeout_s: BCM2835_MAX_WATCHDOG_TIMEOUT_S,
@@ -673,6 +681,7 @@ struct RawConfig {
     backup: backup::RawBackup,
     imap_compat: Vec<compat::RawCompat>,
     fetch: Vec<fetch::RawFetch>,
+    acme: Option<acme::RawAcme>,
     board: RawBoard,
     watchdog: RawWatchdog,
     log: RawLog,
@@ -736,6 +745,7 @@ impl RawListen {
 struct RawTls {
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
+    lifetime: Option<Seconds>,
 }
 
 #[derive(Deserialize, Default)]
@@ -1122,6 +1132,7 @@ impl Builder<'_> {
         self.backup(raw.backup, &mut config.backup)?;
         config.imap_compat = self.compat(raw.imap_compat)?;
         config.fetch = self.fetch(raw.fetch, &config)?;
+        config.acme = self.acme(raw.acme)?;
         self.watchdog(raw.watchdog, &mut config.watchdog)?;
         if let Some(level) = raw.log.level {
             if level.trim().is_empty() || level.chars().any(char::is_control) {
@@ -1309,23 +1320,33 @@ impl Builder<'_> {
             if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
                 return Err(self.err(
                     key,
-                    "must not be empty (leave out cert and key for a self-signed certificate)",
+                    "must not be empty (leave out cert and key for the household CA's certificate)",
                 ));
             }
         }
         match (&raw.cert, &raw.key) {
             (Some(_), None) => Err(self.err(
                 "tls.cert",
-                "is set but tls.key is not; set both, or neither for a self-signed certificate",
+                "is set but tls.key is not; set both, or neither for the household CA's certificate",
             )),
             (None, Some(_)) => Err(self.err(
                 "tls.key",
-                "is set but tls.cert is not; set both, or neither for a self-signed certificate",
+                "is set but tls.cert is not; set both, or neither for the household CA's certificate",
             )),
-            _ => Ok(TlsConfig {
-                cert: raw.cert,
-                key: raw.key,
-            }),
+            _ => {
+                let lifetime = raw.lifetime.map(|Seconds(d)| d);
+                if lifetime.is_some_and(|d| d.as_secs() > crate::tls::ca::MAX_LIFETIME_S as u64) {
+                    return Err(self.err(
+                        "tls.lifetime",
+                        "must be at most 397 days (9528h), the longest clients accept",
+                    ));
+                }
+                Ok(TlsConfig {
+                    cert: raw.cert,
+                    key: raw.key,
+                    lifetime,
+                })
+            }
         }
     }
 
@@ -2048,6 +2069,7 @@ level = "info,letterbox::smtp=debug"
             tls: TlsConfig {
                 cert: Some("/etc/letterbox/fullchain.pem".into()),
                 key: Some("/etc/letterbox/key.pem".into()),
+                lifetime: None,
             },
             auth: AuthConfig {
                 plaintext_networks: ["127.0.0.0/8", "::1/128", "192.168.1.0/24", "10.1.2.3/32"]
@@ -2087,6 +2109,7 @@ level = "info,letterbox::smtp=debug"
             backup: BackupConfig::defaults(true),
             imap_compat: Vec::new(),
             fetch: Vec::new(),
+            acme: None,
             board: BoardConfig {
                 name: "rpi5".into(),
             },
