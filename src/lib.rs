@@ -45,6 +45,7 @@ pub mod pop3;
 pub mod queue;
 pub mod sasl;
 pub mod smtp;
+pub mod spam;
 pub mod step;
 pub mod store;
 pub mod tls;

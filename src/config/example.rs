@@ -431,6 +431,40 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "spam",
+        array: false,
+        optional: false,
+        doc: "The junk filter that learns from each person (README \"Junk filter\"). Mail \
+              from outside (port 25, [[fetch]]) is scored against the recipient's own \
+              statistics; moving mail into Junk (or setting $Junk) trains spam, moving it out \
+              (or $NotJunk), replying, and keeping it in the INBOX a week train ham. A junked \
+              message goes to Junk with X-Spam-Score and X-Spam-Flag; nothing is deleted.",
+        keys: &[
+            Key {
+                name: "learn",
+                doc: "Score incoming mail and learn from what people do:",
+                shown: D(|c| c.spam_filter.enabled.to_string()),
+            },
+            Key {
+                name: "junk_threshold",
+                doc: "Spam probability (0.5 to 1) at which a message goes to Junk:",
+                shown: D(|c| c.spam_filter.junk_threshold.to_string()),
+            },
+            Key {
+                name: "reject_threshold",
+                doc: "Probability at which port-25 mail is refused with 550 5.7.1 at the end \
+                      of DATA (off unless set; at least junk_threshold):",
+                shown: E("0.9999"),
+            },
+            Key {
+                name: "min_trained",
+                doc: "Spam and ham messages each an account needs trained before anything \
+                      is junked:",
+                shown: D(|c| c.spam_filter.min_trained.to_string()),
+            },
+        ],
+    },
+    Table {
         name: "backup",
         array: false,
         optional: false,
@@ -747,6 +781,10 @@ mod tests {
             ("queue", fields::<RawQueue>()),
             ("limits", fields::<RawLimits>()),
             ("quota", fields::<crate::config::quota::RawQuota>()),
+            (
+                "spam",
+                fields::<crate::config::spam_filter::RawSpamFilter>(),
+            ),
             ("backup", fields::<crate::config::backup::RawBackup>()),
             ("imap_compat", fields::<crate::config::compat::RawCompat>()),
             ("fetch", fields::<crate::config::fetch::RawFetch>()),

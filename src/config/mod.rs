@@ -55,6 +55,7 @@ mod compat;
 mod example;
 mod fetch;
 mod quota;
+pub mod spam_filter;
 pub use backup::{BackupConfig, parse_schedule};
 pub use compat::CompatRule;
 pub use example::{Flavor, example};
@@ -154,6 +155,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// `[quota]`: the limits of accounts that have none of their own (none by default).
     pub quota: crate::store::Quota,
+    /// `[spam]`: the learning junk filter (spam_filter.rs).
+    pub spam_filter: spam_filter::SpamFilterConfig,
     /// `[backup]`: scheduled backups (none scheduled by default).
     pub backup: BackupConfig,
     /// `[[imap_compat]]`: capabilities hidden from named IMAP clients (none by default).
@@ -583,6 +586,7 @@ impl Config {
                 session_timeout: Duration::from_secs(30 * 60),
             },
             quota: crate::store::Quota::default(),
+            spam_filter: spam_filter::SpamFilterConfig::default(),
             backup: BackupConfig::defaults(appliance),
             imap_compat: Vec::new(),
             fetch: Vec::new(),
@@ -665,6 +669,7 @@ struct RawConfig {
     queue: RawQueue,
     limits: RawLimits,
     quota: quota::RawQuota,
+    spam: spam_filter::RawSpamFilter,
     backup: backup::RawBackup,
     imap_compat: Vec<compat::RawCompat>,
     fetch: Vec<fetch::RawFetch>,
@@ -1112,6 +1117,7 @@ impl Builder<'_> {
         }
         self.limits(raw.limits, &mut config.limits)?;
         config.quota = self.quota(raw.quota)?;
+        config.spam_filter = self.spam_filter(raw.spam)?;
         self.backup(raw.backup, &mut config.backup)?;
         config.imap_compat = self.compat(raw.imap_compat)?;
         config.fetch = self.fetch(raw.fetch, &config)?;
@@ -2077,6 +2083,7 @@ level = "info,letterbox::smtp=debug"
                 session_timeout: Duration::from_secs(7200),
             },
             quota: crate::store::Quota::default(),
+            spam_filter: spam_filter::SpamFilterConfig::default(),
             backup: BackupConfig::defaults(true),
             imap_compat: Vec::new(),
             fetch: Vec::new(),

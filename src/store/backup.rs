@@ -48,6 +48,10 @@ pub(crate) fn visit_tables(v: &mut impl TableVisitor) -> Result<()> {
     v.visit(PULL_STATE)?;
     v.visit(PULL_HASHES)?;
     v.visit(IMPORTS)?;
+    v.visit(SPAM_TOKENS)?;
+    v.visit(SPAM_STATE)?;
+    v.visit(SPAM_TRAINED)?;
+    v.visit(SPAM_QUEUE)?;
     Ok(())
 }
 
