@@ -192,6 +192,23 @@ pub fn filter(
             })
             .collect());
     }
+    // Untrained accounts are not scored: no tokenizing for them.
+    let trained = store.read(|r| {
+        for &a in accounts {
+            let st = r.spam_state(a)?;
+            if st.spam >= cfg.min_trained && st.ham >= cfg.min_trained {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    })?;
+    if !trained {
+        let off = SpamFilterConfig {
+            enabled: false,
+            ..cfg.clone()
+        };
+        return filter(store, &off, accounts, message);
+    }
     let parsed = ParsedMessage::decode(&message.parsed)
         .unwrap_or_else(|_| crate::mail::message::parse(&message.raw));
     let tokens = message_tokens(&message.raw, &parsed);
