@@ -340,3 +340,197 @@ impl Reader {
             .and_then(|v| Class::from_byte(v.value())))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::{FlagMode, MailboxSel, NewMessage, Op, Output, Store, Target};
+
+    fn open() -> (tempfile::TempDir, Store, u64) {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path()).unwrap();
+        let Output::Id(a) = s
+            .write(Op::CreateAccount {
+                address: "alice@home.arpa".into(),
+                password_hash: "x".into(),
+            })
+            .unwrap()
+        else {
+            panic!()
+        };
+        (d, s, a)
+    }
+
+    fn item(account: u64, blob: u8, class: Class, tokens: Vec<u64>) -> TrainItem {
+        TrainItem {
+            account,
+            seq: None,
+            blob: [blob; 32],
+            class,
+            tokens,
+        }
+    }
+
+    fn counts(s: &Store, a: u64, t: &[u64]) -> Vec<(u32, u32)> {
+        s.read(|r| r.spam_counts(a, t)).unwrap()
+    }
+
+    #[test]
+    fn trains_once_and_retraining_undoes() {
+        let (_d, s, a) = open();
+        let train = |i: TrainItem| {
+            s.write(Op::SpamTrain {
+                items: vec![i],
+                now: 86_400 * 3,
+            })
+        };
+        train(item(a, 1, Class::Spam, vec![10, 11])).unwrap();
+        train(item(a, 2, Class::Ham, vec![11, 12])).unwrap();
+        // The same message again, the same way: nothing changes.
+        train(item(a, 1, Class::Spam, vec![10, 11])).unwrap();
+        assert_eq!(
+            counts(&s, a, &[10, 11, 12, 13]),
+            [(1, 0), (1, 1), (0, 1), (0, 0)]
+        );
+        let st = s.read(|r| r.spam_state(a)).unwrap();
+        assert_eq!(
+            (st.spam, st.ham, st.tokens, st.last_trained),
+            (1, 1, 3, 86_400 * 3)
+        );
+        // Message 1 is ham after all: its spam counts are undone.
+        train(item(a, 1, Class::Ham, vec![10, 11])).unwrap();
+        assert_eq!(counts(&s, a, &[10, 11, 12]), [(0, 1), (0, 2), (0, 1)]);
+        let st = s.read(|r| r.spam_state(a)).unwrap();
+        assert_eq!((st.spam, st.ham, st.tokens), (0, 2, 3));
+        assert_eq!(
+            s.read(|r| r.spam_trained(a, &[1; 32])).unwrap(),
+            Some(Class::Ham)
+        );
+        // Another account's statistics are its own.
+        assert_eq!(counts(&s, a + 1, &[10]), [(0, 0)]);
+    }
+
+    #[test]
+    fn moves_and_keywords_queue_events_in_the_same_commit() {
+        let (_d, s, a) = open();
+        let m = Arc::new(NewMessage::new(b"Subject: t\r\n\r\nhello\r\n".to_vec()));
+        let Output::Delivered(d) = s
+            .write(Op::Deliver {
+                message: m.clone(),
+                targets: vec![Target {
+                    account: a,
+                    mailbox: MailboxSel::Inbox,
+                }],
+                flags: 0,
+                keywords: vec![],
+                internal_date: 1,
+                delivered: true,
+            })
+            .unwrap()
+        else {
+            panic!()
+        };
+        let (inbox, _, uid) = d[0];
+        let junk = s.read(|r| r.mailbox(a, "Junk")).unwrap().unwrap().id;
+        let trash = s.read(|r| r.mailbox(a, "Trash")).unwrap().unwrap().id;
+        let queue = |s: &Store| -> Vec<Class> {
+            s.read(|r| r.spam_queue(100))
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    assert_eq!((e.account, e.blob), (a, m.hash));
+                    e.class
+                })
+                .collect()
+        };
+        let mv = |from, uid, to| {
+            let Output::Copied { pairs, .. } = s
+                .write(Op::Copy {
+                    from,
+                    uids: vec![uid],
+                    to,
+                    remove: true,
+                })
+                .unwrap()
+            else {
+                panic!()
+            };
+            pairs[0].1
+        };
+        let uid = mv(inbox, uid, junk);
+        assert_eq!(queue(&s), [Class::Spam]);
+        let uid = mv(junk, uid, inbox);
+        assert_eq!(queue(&s), [Class::Spam, Class::Ham]);
+        // Junk to Trash and Trash to INBOX say nothing.
+        let uid = mv(inbox, uid, junk);
+        let uid = mv(junk, uid, trash);
+        let uid = mv(trash, uid, inbox);
+        assert_eq!(queue(&s).len(), 3);
+        let flags = |kw: &str, f: u8| {
+            s.write(Op::SetFlags {
+                mailbox: inbox,
+                uids: vec![uid],
+                mode: FlagMode::Add,
+                flags: f,
+                keywords: if kw.is_empty() {
+                    vec![]
+                } else {
+                    vec![kw.into()]
+                },
+                unchanged_since: None,
+            })
+            .unwrap();
+        };
+        flags("$Junk", 0);
+        flags("$Junk", 0); // already set: no new event
+        flags("$NotJunk", 0);
+        flags("", crate::store::flag::ANSWERED);
+        flags("", crate::store::flag::SEEN); // says nothing
+        assert_eq!(queue(&s)[3..], [Class::Spam, Class::Ham, Class::Ham]);
+        assert_eq!(s.read(|r| r.spam_state(a)).unwrap().queued, 6);
+        // The background step applies them and empties the queue.
+        while crate::spam::learn::train_batch(&s).unwrap() > 0 {}
+        let st = s.read(|r| r.spam_state(a)).unwrap();
+        assert_eq!((st.queued, st.spam + st.ham), (0, 1));
+        assert!(queue(&s).is_empty());
+    }
+
+    #[test]
+    fn the_queue_and_the_tokens_are_bounded() {
+        let (_d, s, a) = open();
+        s.write(Op::SpamKept {
+            account: a,
+            blobs: vec![[7; 32]; MAX_QUEUED as usize + 5],
+        })
+        .unwrap();
+        let st = s.read(|r| r.spam_state(a)).unwrap();
+        assert_eq!((st.queued, st.dropped), (MAX_QUEUED, 5));
+        // Over the cap: the oldest and rarest go, down to 90 %.
+        let old: Vec<u64> = (0..MAX_TOKENS / 2).collect();
+        let new: Vec<u64> = (MAX_TOKENS..MAX_TOKENS * 2).collect();
+        s.write(Op::SpamTrain {
+            items: vec![item(a, 1, Class::Spam, old)],
+            now: 0,
+        })
+        .unwrap();
+        s.write(Op::SpamTrain {
+            items: vec![item(a, 2, Class::Ham, new)],
+            now: 86_400 * 100,
+        })
+        .unwrap();
+        let st = s.read(|r| r.spam_state(a)).unwrap();
+        assert_eq!(st.tokens, MAX_TOKENS * 9 / 10);
+        assert_eq!(
+            st.expired,
+            MAX_TOKENS / 2 + MAX_TOKENS - MAX_TOKENS * 9 / 10
+        );
+        // The old ones went first, then as many new ones as needed.
+        let old: Vec<u64> = (0..MAX_TOKENS / 2).collect();
+        assert!(counts(&s, a, &old).iter().all(|c| *c == (0, 0)));
+        let new: Vec<u64> = (MAX_TOKENS..MAX_TOKENS * 2).collect();
+        let kept = counts(&s, a, &new).iter().filter(|c| **c == (0, 1)).count();
+        assert_eq!(kept as u64, MAX_TOKENS * 9 / 10);
+    }
+}
