@@ -136,8 +136,8 @@ m.logout()
 }
 
 #[test]
-fn spam_train_reads_an_mbox_and_names_bad_files() {
-    let s = Server::start_with("[spam]\nmin_trained = 2\n");
+fn spam_train_reads_an_mbox_and_reject_threshold_refuses() {
+    let s = Server::start_with("[spam]\nmin_trained = 2\nreject_threshold = 0.99\n");
     s.add_user(ALICE, PW);
     let mbox = s.dir.path().join("spam.mbox");
     let mut text = String::new();
@@ -189,6 +189,48 @@ fn spam_train_reads_an_mbox_and_names_bad_files() {
     );
     let out = s.cli(&["spam", "status", ALICE], "");
     assert!(out.contains("0 spam and 3 ham"), "{out}");
+    // Real spam of another kind, then mail over port 25: far over reject_threshold it
+    // is refused at the end of DATA (550 5.7.1); the ham is delivered.
+    let casino = s.dir.path().join("casino.mbox");
+    let mut text = String::new();
+    for i in 0..3 {
+        text.push_str(&format!(
+            "From x@example.com Mon Dec  7 01:00:00 2026\nFrom: y{i}@casino.example\nSubject: casino bonus {i}\n\ncasino bonus jackpot spins {i}\n\n"
+        ));
+    }
+    std::fs::write(&casino, text).expect("write mbox");
+    s.cli(
+        &[
+            "spam",
+            "train",
+            ALICE,
+            "--spam",
+            "--mbox",
+            casino.to_str().unwrap(),
+        ],
+        "",
+    );
+    let out = s.cli(&["spam", "status", ALICE], "");
+    assert!(
+        out.contains("3 spam and 3 ham") && out.contains("(filtering)"),
+        "{out}"
+    );
+    s.python(
+        r#"
+c = smtplib.SMTP(H, PORT["smtp"], timeout=TIMEOUT)
+c.ehlo("sender.test")
+c.mail("y9@casino.example")
+c.rcpt("alice@home.arpa")
+code, text = c.data(b"From: y9@casino.example\r\nSubject: casino bonus\r\n\r\ncasino bonus jackpot spins\r\n")
+check(code == 550 and text.startswith(b"5.7.1"), code, text)
+c.rset()
+c.mail("x9@spam.example")
+c.rcpt("alice@home.arpa")
+code, text = c.data(b"From: x9@spam.example\r\nSubject: win\r\n\r\ncheap pills now\r\n")
+check(code == 250, code, text)
+c.quit()
+"#,
+    );
     // Not an mbox: one line naming the file and the offset.
     let bad = s.dir.path().join("bad.mbox");
     std::fs::write(&bad, "hello\n").expect("write");
