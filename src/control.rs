@@ -433,9 +433,16 @@ fn handle_inner(ctx: &Ctx, req: Request) -> Result<Response, String> {
                 .map_err(e)?
                 .ok_or_else(|| format!("{address} not found"))?;
             let st = s.read(|r| r.spam_state(account.id)).map_err(e)?;
+            let bytes = s.read(|r| r.spam_stats_bytes()).map_err(e)?;
+            let mut data = serde_json::to_value(&st).unwrap_or_default();
+            data["all_accounts_stats_bytes"] = bytes.into();
             Ok(Response::ok(
-                crate::spam::learn::status_text(&address, &st, &ctx.config.spam_filter),
-                serde_json::to_value(&st).unwrap_or_default(),
+                format!(
+                    "{}\nthe statistics of all accounts take {} KiB",
+                    crate::spam::learn::status_text(&address, &st, &ctx.config.spam_filter),
+                    bytes / 1024
+                ),
+                data,
             ))
         }
         Request::SpamTrain {

@@ -331,6 +331,22 @@ impl Reader {
         Ok(out)
     }
 
+    /// Bytes of redb pages the filter's token and trained-message tables take, for all
+    /// accounts together (4 KiB pages, leaves and branches).
+    pub fn spam_stats_bytes(&self) -> Result<u64> {
+        use redb::ReadableTableMetadata;
+        let mut pages = 0;
+        if let Ok(t) = self.tx().open_table(SPAM_TOKENS) {
+            let st = t.stats()?;
+            pages += st.leaf_pages() + st.branch_pages();
+        }
+        if let Ok(t) = self.tx().open_table(SPAM_TRAINED) {
+            let st = t.stats()?;
+            pages += st.leaf_pages() + st.branch_pages();
+        }
+        Ok(pages * 4096)
+    }
+
     /// How a message was trained in `account`, if it was.
     pub fn spam_trained(&self, account: u64, blob: &[u8; 32]) -> Result<Option<Class>> {
         let Ok(t) = self.tx().open_table(SPAM_TRAINED) else {
@@ -526,6 +542,9 @@ mod tests {
             st.expired,
             MAX_TOKENS / 2 + MAX_TOKENS - MAX_TOKENS * 9 / 10
         );
+        // One account at the cap stays under 10 MB of pages (issue 17's bound).
+        let bytes = s.read(|r| r.spam_stats_bytes()).unwrap();
+        assert!(bytes < 10 << 20, "{bytes}");
         // The old ones went first, then as many new ones as needed.
         let old: Vec<u64> = (0..MAX_TOKENS / 2).collect();
         assert!(counts(&s, a, &old).iter().all(|c| *c == (0, 0)));
