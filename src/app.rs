@@ -539,6 +539,12 @@ pub async fn run(cfg: Arc<Config>, opts: &ServeOptions) -> i32 {
         // Mail stays queued (nothing is lost); the red LED's fault 3 shows it stuck.
         tracing::error!(error = %e, "outbound queue not started");
     }
+    // The learning junk filter's training (src/spam/learn.rs).
+    tracker.spawn(crate::spam::learn::run(
+        store.clone(),
+        cfg.spam_filter.clone(),
+        stop.clone(),
+    ));
     crate::fetch::start(
         store.clone(),
         cfg.clone(),

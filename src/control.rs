@@ -138,6 +138,21 @@ pub enum Request {
     },
     /// Debug (hidden): run the scheduled backup now (tests: no waiting for the clock).
     DebugBackupNow,
+    /// `letterbox spam status ADDRESS`: the learning filter's counts.
+    SpamStatus {
+        /// The account.
+        address: String,
+    },
+    /// `letterbox spam train ADDRESS --spam|--ham --mbox FILE`: the daemon reads the file
+    /// itself (src/spam/learn.rs), so nothing large crosses the socket.
+    SpamTrain {
+        /// The account.
+        address: String,
+        /// Spam (true) or ham.
+        spam: bool,
+        /// Absolute path of the mbox.
+        mbox: PathBuf,
+    },
 }
 
 impl Request {
@@ -149,6 +164,7 @@ impl Request {
             }
             // Between two progress lines of an export.
             Request::Export { .. } => Duration::from_secs(600),
+            Request::SpamTrain { .. } => Duration::from_secs(3600),
             _ => Duration::from_secs(120),
         }
     }
@@ -415,6 +431,54 @@ fn handle_inner(ctx: &Ctx, req: Request) -> Result<Response, String> {
             Ok(Response::ok(text, serde_json::Value::Array(data)))
         }
         Request::Status => status(ctx),
+        Request::SpamStatus { address } => {
+            let account = s
+                .read(|r| r.account_by_login(&address))
+                .map_err(e)?
+                .ok_or_else(|| format!("{address} not found"))?;
+            let st = s.read(|r| r.spam_state(account.id)).map_err(e)?;
+            let bytes = s.read(|r| r.spam_stats_bytes()).map_err(e)?;
+            let mut data = serde_json::to_value(&st).unwrap_or_default();
+            data["all_accounts_stats_bytes"] = bytes.into();
+            Ok(Response::ok(
+                format!(
+                    "{}\nthe statistics of all accounts take {} KiB",
+                    crate::spam::learn::status_text(&address, &st, &ctx.config.spam_filter),
+                    bytes / 1024
+                ),
+                data,
+            ))
+        }
+        Request::SpamTrain {
+            address,
+            spam,
+            mbox,
+        } => {
+            let account = s
+                .read(|r| r.account_by_login(&address))
+                .map_err(e)?
+                .ok_or_else(|| format!("{address} not found"))?;
+            let class = if spam {
+                store::spam::Class::Spam
+            } else {
+                store::spam::Class::Ham
+            };
+            let n = crate::spam::learn::train_mbox(
+                s,
+                account.id,
+                class,
+                &mbox,
+                ctx.config.limits.max_message_size,
+            )?;
+            Ok(Response::ok(
+                format!(
+                    "trained {n} messages of {} as {} for {address}",
+                    mbox.display(),
+                    if spam { "spam" } else { "ham" }
+                ),
+                serde_json::json!({ "trained": n }),
+            ))
+        }
         Request::ButtonPress => daemon_hw(ctx)?.press().map(text_only),
         Request::ButtonHold { seconds } => daemon_hw(ctx)?.hold(seconds).map(text_only),
         Request::DebugFailProbe { seconds } => {

@@ -100,6 +100,9 @@ enum Command {
     Import(ImportArgs),
     /// Export an account's mail: one mbox per mailbox, or a Maildir++ tree.
     Export(ExportArgs),
+    /// The junk filter that learns from each person.
+    #[command(subcommand)]
+    Spam(SpamCmd),
     /// Write a backup of everything (one consistent snapshot; the daemon keeps serving),
     /// or with --verify check a backup completely without restoring it.
     Backup {
@@ -218,6 +221,32 @@ struct LoadArgs {
     /// Free-space reserve in bytes below which deliveries are refused (0: none).
     #[arg(long, default_value_t = letterbox::store::MIN_FREE_BYTES)]
     min_free: u64,
+}
+
+#[derive(Subcommand)]
+enum SpamCmd {
+    /// Messages trained, tokens kept, the training queue and the last training.
+    Status {
+        /// The account's address.
+        address: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Train an account's filter on the messages of an mbox.
+    Train {
+        /// The account's address.
+        address: String,
+        /// The messages are spam.
+        #[arg(long, conflicts_with = "ham", required_unless_present = "ham")]
+        spam: bool,
+        /// The messages are wanted mail.
+        #[arg(long)]
+        ham: bool,
+        /// The mbox file.
+        #[arg(long, value_name = "FILE")]
+        mbox: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -1011,6 +1040,25 @@ fn main() -> ExitCode {
         Command::DebugGpio(args) => return debug_gpio(args),
         Command::Import(args) => return import(cfg, args),
         Command::Export(args) => return export(cfg, args),
+        Command::Spam(SpamCmd::Status { address, json }) => {
+            return admin(cfg, Request::SpamStatus { address }, json);
+        }
+        Command::Spam(SpamCmd::Train {
+            address,
+            spam,
+            ham: _,
+            mbox,
+        }) => match std::path::absolute(&mbox) {
+            Ok(mbox) => Request::SpamTrain {
+                address,
+                spam,
+                mbox,
+            },
+            Err(e) => {
+                eprintln!("letterbox: {}: {e}", mbox.display());
+                return ExitCode::from(2);
+            }
+        },
     };
     admin(cfg, req, false)
 }

@@ -647,7 +647,12 @@ const TABLES: &[Table] = &[
         optional: false,
         doc: "Checks of port 25 before a message is accepted (never on submission, never for \
               `[auth] plaintext_networks` or `exempt_networks`). See the README's \"Spam\" \
-              section for the DNS list zones and their terms of use; none is enabled by default.",
+              section for the DNS list zones and their terms of use; none is enabled by default. \
+              Then the junk filter that learns from each person (README \"The junk filter that learns from each person\"): mail \
+              from outside (port 25, [[fetch]]) is scored against the recipient's own \
+              statistics; moving mail into Junk (or setting $Junk) trains spam, moving it out \
+              (or $NotJunk), replying, and keeping it in the INBOX a week train ham. A junked \
+              message goes to Junk with X-Spam-Score and X-Spam-Flag; nothing is deleted.",
         keys: &[
             Key {
                 name: "dnsbl",
@@ -715,6 +720,28 @@ const TABLES: &[Table] = &[
                 name: "exempt_networks",
                 doc: "Clients never checked (the LAN), besides [auth] plaintext_networks.",
                 shown: D(|c| list(c.spam.exempt_networks.iter().map(|n| n.to_string()))),
+            },
+            Key {
+                name: "learn",
+                doc: "Score incoming mail and learn from what people do:",
+                shown: D(|c| c.spam_filter.enabled.to_string()),
+            },
+            Key {
+                name: "junk_threshold",
+                doc: "Spam probability (0.5 to 1) at which a message goes to Junk:",
+                shown: D(|c| c.spam_filter.junk_threshold.to_string()),
+            },
+            Key {
+                name: "reject_threshold",
+                doc: "Probability at which port-25 mail is refused with 550 5.7.1 at the end \
+                      of DATA (off unless set; at least junk_threshold):",
+                shown: E("0.9999"),
+            },
+            Key {
+                name: "min_trained",
+                doc: "Spam and ham messages each an account needs trained before anything \
+                      is junked:",
+                shown: D(|c| c.spam_filter.min_trained.to_string()),
             },
         ],
     },

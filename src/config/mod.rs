@@ -57,6 +57,7 @@ mod example;
 mod fetch;
 mod quota;
 mod spam;
+pub mod spam_filter;
 pub use acme::{AcmeChallenge, AcmeConfig};
 pub use backup::{BackupConfig, parse_schedule};
 pub use compat::CompatRule;
@@ -158,6 +159,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// `[quota]`: the limits of accounts that have none of their own (none by default).
     pub quota: crate::store::Quota,
+    /// `[spam]`: the learning junk filter (spam_filter.rs).
+    pub spam_filter: spam_filter::SpamFilterConfig,
     /// `[backup]`: scheduled backups (none scheduled by default).
     pub backup: BackupConfig,
     /// `[[imap_compat]]`: capabilities hidden from named IMAP clients (none by default).
@@ -594,6 +597,7 @@ impl Config {
                 session_timeout: Duration::from_secs(30 * 60),
             },
             quota: crate::store::Quota::default(),
+            spam_filter: spam_filter::SpamFilterConfig::default(),
             backup: BackupConfig::defaults(appliance),
             imap_compat: Vec::new(),
             fetch: Vec::new(),
@@ -1128,6 +1132,7 @@ impl Builder<'_> {
         }
         self.limits(raw.limits, &mut config.limits)?;
         config.quota = self.quota(raw.quota)?;
+        config.spam_filter = self.spam_filter(raw.spam.filter())?;
         config.spam = self.spam(raw.spam)?;
         self.backup(raw.backup, &mut config.backup)?;
         config.imap_compat = self.compat(raw.imap_compat)?;
@@ -2106,6 +2111,7 @@ level = "info,letterbox::smtp=debug"
                 session_timeout: Duration::from_secs(7200),
             },
             quota: crate::store::Quota::default(),
+            spam_filter: spam_filter::SpamFilterConfig::default(),
             backup: BackupConfig::defaults(true),
             imap_compat: Vec::new(),
             fetch: Vec::new(),

@@ -124,6 +124,23 @@ pub(super) struct RawSpam {
     iprev_fail_weight: Option<i32>,
     time_scale: Option<f64>,
     exempt_networks: Option<Vec<Cidr>>,
+    // The learning filter's keys (spam_filter.rs).
+    learn: Option<bool>,
+    junk_threshold: Option<f64>,
+    reject_threshold: Option<f64>,
+    min_trained: Option<u32>,
+}
+
+impl RawSpam {
+    /// The learning filter's keys, for `spam_filter.rs`.
+    pub(super) fn filter(&self) -> super::spam_filter::RawSpamFilter {
+        super::spam_filter::RawSpamFilter {
+            learn: self.learn,
+            junk_threshold: self.junk_threshold,
+            reject_threshold: self.reject_threshold,
+            min_trained: self.min_trained,
+        }
+    }
 }
 
 /// One zone as written: `{ zone = "...", weight = 5, action = "refuse" }`.

@@ -514,6 +514,27 @@ impl Task {
                 }
             }
         }
+        // The learning junk filter (src/spam/learn.rs): fetched mail is scored as port-25
+        // mail is, but never refused (the remote accepted it already): Junk at most.
+        if self.cfg.spam_filter.enabled {
+            for p in list.iter_mut() {
+                let Some(m) = p.message.clone().filter(|_| p.mailbox == MailboxSel::Inbox) else {
+                    continue;
+                };
+                let cfg = self.cfg.spam_filter.clone();
+                let f = self
+                    .store
+                    .call(move |s| crate::spam::learn::filter(s, &cfg, &[account], &m))
+                    .await
+                    .map_err(|e| format!("spam filter: {e}"))?;
+                if let Some(f) = f.into_iter().next() {
+                    if f.verdict.junk {
+                        p.mailbox = MailboxSel::Junk;
+                    }
+                    p.message = Some(f.message);
+                }
+            }
+        }
         if !list.is_empty() {
             let op = Op::Pull {
                 account,

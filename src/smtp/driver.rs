@@ -228,7 +228,7 @@ struct SpamState {
 /// The authenticated account of a submission connection.
 #[derive(Debug, Clone)]
 struct Account {
-    /// Its id.
+    /// Its store id.
     id: u64,
     /// Every address (normalised) the account owns, `@domain` for catch-alls.
     addresses: Vec<String>,
@@ -640,6 +640,54 @@ impl Conn {
             Ok(m) => Arc::new(m),
             Err(_) => return Decision::Reject(Reply::temporary_failure()),
         };
+        // The learning junk filter (src/spam/learn.rs): mail from outside only, each
+        // recipient by their own statistics.
+        let mut filtered = None;
+        if self.mode == Mode::Mx
+            && config.spam_filter.enabled
+            && mailbox == MailboxSel::Inbox
+            && !local.is_empty()
+        {
+            let (cfg, accounts, m) = (config.spam_filter.clone(), local.clone(), message.clone());
+            match self
+                .store()
+                .call(move |s| crate::spam::learn::filter(s, &cfg, &accounts, &m))
+                .await
+            {
+                // Refused only when every recipient's filter says so (RFC 3463 §3.8).
+                Ok(f) if f.iter().all(|f| f.verdict.reject) => {
+                    tracing::info!(id = %id, peer = %self.peer.ip(), "refused as spam");
+                    return Decision::Reject(Reply::new(
+                        C550_MAILBOX_UNAVAILABLE,
+                        SE_SEC_NOT_AUTHORIZED,
+                        "Message refused: it looks like spam to the recipient's filter",
+                    ));
+                }
+                Ok(f) => filtered = Some(f),
+                Err(e) => return store_error(&e),
+            }
+        }
+        let junked = filtered
+            .as_ref()
+            .map_or(0, |f| f.iter().filter(|f| f.verdict.junk).count());
+        if self.mode.is_submission()
+            && config.spam_filter.enabled
+            && let Some(account) = &self.account
+        {
+            // Sender reputation: whom the person writes to (lazy, never waited for).
+            let keys = crate::spam::learn::sent_keys(&envelope.rcpt_to);
+            let op = Op::SpamSent {
+                account: account.id,
+                keys,
+                now,
+            };
+            let store = self.store().clone();
+            tokio::spawn(async move {
+                if let Err(e) = store.call(move |s| s.write(op)).await {
+                    tracing::debug!(error = %e, "spam filter: reputation not recorded");
+                }
+            });
+        }
         let queued = remote.len();
         // The domains this account writes to: their DMARC-passing senders skip greylisting.
         let sent_to = match &self.account {
@@ -669,7 +717,32 @@ impl Conn {
                 self.greylist_write(update, now).await;
             }
         }
-        if !local.is_empty() {
+        if let Some(filtered) = filtered {
+            let op = Op::DeliverEach {
+                items: filtered
+                    .into_iter()
+                    .map(|f| {
+                        let mailbox = if f.verdict.junk {
+                            MailboxSel::Junk
+                        } else {
+                            MailboxSel::Inbox
+                        };
+                        (
+                            f.message,
+                            Target {
+                                account: f.account,
+                                mailbox,
+                            },
+                        )
+                    })
+                    .collect(),
+                internal_date: now,
+                delivered: true,
+            };
+            if let Err(e) = self.store().call(move |s| s.write(op)).await {
+                return store_error(&e);
+            }
+        } else if !local.is_empty() {
             let op = Op::Deliver {
                 message,
                 targets: local
@@ -695,6 +768,7 @@ impl Conn {
             local = local.len(),
             queued,
             junk = matches!(mailbox, MailboxSel::Junk),
+            spam_junked = junked,
             "message accepted"
         );
         Decision::Accept

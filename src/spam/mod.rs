@@ -15,10 +15,17 @@
 //! Scores are whole points: blocklist weights (positive), allowlist weights (negative),
 //! and `iprev_fail_weight` when the reverse DNS fails. The sum is written in
 //! `X-Spam-Connection` for the content filter and the person to read.
+//!
+//! The content filter that learns from each person (item 2 of issue 17):
+//! - [`bayes`]: the learning filter's pure core (tokens and the score);
+//! - [`learn`]: applies it to deliveries and trains it from what each person does
+//!   (its statistics are `store::spam`).
 
+pub mod bayes;
 pub mod counts;
 pub mod dnsbl;
 pub mod greylist;
+pub mod learn;
 
 use std::net::{IpAddr, Ipv6Addr};
 

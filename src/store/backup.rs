@@ -48,6 +48,15 @@ pub(crate) fn visit_tables(v: &mut impl TableVisitor) -> Result<()> {
     v.visit(PULL_STATE)?;
     v.visit(PULL_HASHES)?;
     v.visit(IMPORTS)?;
+    v.visit(SPAM_TOKENS)?;
+    v.visit(SPAM_STATE)?;
+    v.visit(SPAM_TRAINED)?;
+    v.visit(SPAM_QUEUE)?;
+    v.visit(GREY_TRIPLES)?;
+    v.visit(GREY_TRIPLE_AGE)?;
+    v.visit(GREY_NETS)?;
+    v.visit(GREY_NET_AGE)?;
+    v.visit(SENT_TO)?;
     Ok(())
 }
 

@@ -11,7 +11,7 @@ use super::records::{MessageRow, dec, enc, flag};
 use super::schema::{EXPUNGED, MESSAGES};
 use super::{
     Change, Error, FlagMode, MailboxSel, NewMessage, Output, Reader, Result, Target, blobs,
-    mailboxes,
+    mailboxes, spam,
 };
 
 fn resolve_target(tx: &WriteTransaction, t: &Target) -> Result<u64> {
@@ -142,6 +142,7 @@ pub(super) fn set_flags(
     let mut rows = Vec::new();
     let mut modified = Vec::new();
     let mut changed = Vec::new();
+    let (mut to_spam, mut to_ham) = (Vec::new(), Vec::new());
     for &uid in uids {
         let Some(v) = t.get((mailbox, uid))? else {
             continue;
@@ -185,10 +186,17 @@ pub(super) fn set_flags(
             row.modseq = modseq;
             t.insert((mailbox, uid), enc(&row)?.as_slice())?;
             changed.push(uid);
+            match junk_keyword_change(old_flags, &old_kw, row.flags, &row.keywords) {
+                Some(spam::Class::Spam) => to_spam.push(row.blob),
+                Some(spam::Class::Ham) => to_ham.push(row.blob),
+                None => {}
+            }
         }
         rows.push((uid, row.flags, row.keywords, row.modseq));
     }
     drop(t);
+    spam::record(tx, mb.account, &to_spam, spam::Class::Spam)?;
+    spam::record(tx, mb.account, &to_ham, spam::Class::Ham)?;
     if !changed.is_empty() {
         mb.highestmodseq = modseq;
         mailboxes::put(tx, &mb)?;
@@ -200,6 +208,34 @@ pub(super) fn set_flags(
         });
     }
     Ok(Output::Flags { rows, modified })
+}
+
+/// Keywords that mark junk (`$Junk`, set by Thunderbird and Apple Mail; `Junk` by older
+/// clients) and wanted mail (`$NotJunk`, `NonJunk`).
+const JUNK: &[&str] = &["$junk", "junk"];
+const NOT_JUNK: &[&str] = &["$notjunk", "notjunk", "nonjunk", "$nonjunk"];
+
+/// How a flag change trains the learning filter: a junk keyword newly set trains spam, a
+/// not-junk keyword or `\Answered` newly set trains ham.
+fn junk_keyword_change(
+    old_flags: u8,
+    old_kw: &[String],
+    flags: u8,
+    kw: &[String],
+) -> Option<spam::Class> {
+    let added = |list: &[&str]| {
+        kw.iter().any(|k| {
+            list.iter().any(|j| k.eq_ignore_ascii_case(j))
+                && !old_kw.iter().any(|o| o.eq_ignore_ascii_case(k))
+        })
+    };
+    if added(JUNK) {
+        Some(spam::Class::Spam)
+    } else if added(NOT_JUNK) || (flags & flag::ANSWERED != 0 && old_flags & flag::ANSWERED == 0) {
+        Some(spam::Class::Ham)
+    } else {
+        None
+    }
 }
 
 pub(super) fn expunge(
@@ -302,6 +338,7 @@ pub(super) fn copy(
         quota::check(tx, dst.account, bytes, rows.len() as u64, default_quota)?;
     }
     let mut pairs = Vec::with_capacity(rows.len());
+    let blobs_moved: Vec<[u8; 32]> = rows.iter().map(|(_, r)| r.blob).collect();
     for (uid, mut row) in rows {
         if dst.uidnext == u32::MAX {
             return Err(Error::Invalid(format!(
@@ -331,6 +368,18 @@ pub(super) fn copy(
         pairs.push((uid, new_uid));
     }
     mailboxes::put(tx, &dst)?;
+    // The learning junk filter (spam.rs): into Junk trains spam; out of Junk (but not
+    // into Trash) trains ham. Queued in this commit, applied in the background.
+    let class = match (src.special_use, dst.special_use) {
+        (Some(SpecialUse::Junk), Some(SpecialUse::Junk)) => None,
+        (_, Some(SpecialUse::Junk)) => Some(spam::Class::Spam),
+        (Some(SpecialUse::Junk), Some(SpecialUse::Trash)) => None,
+        (Some(SpecialUse::Junk), _) => Some(spam::Class::Ham),
+        _ => None,
+    };
+    if let Some(class) = class {
+        spam::record(tx, dst.account, &blobs_moved, class)?;
+    }
     if remove && !pairs.is_empty() {
         let src_uids: Vec<u32> = pairs.iter().map(|p| p.0).collect();
         expunge(tx, from, Some(&src_uids), changes)?;

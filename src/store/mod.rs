@@ -30,6 +30,7 @@ mod queue;
 pub mod quota;
 pub mod records;
 mod schema;
+pub mod spam;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -408,6 +409,40 @@ pub enum Op {
     MarkRunning,
     /// Clean shutdown.
     MarkStopped,
+    /// Learning junk filter (spam.rs): apply trained messages to the statistics and
+    /// remove their queue entries (lazy durability: a lost batch is re-run from the queue).
+    SpamTrain {
+        /// The messages.
+        items: Vec<spam::TrainItem>,
+        /// Unix seconds now.
+        now: i64,
+    },
+    /// Learning junk filter: queue INBOX messages kept a week as ham (lazy).
+    SpamKept {
+        /// Owner.
+        account: u64,
+        /// The messages' blobs.
+        blobs: Vec<[u8; 32]>,
+    },
+    /// Learning junk filter: reputation tokens of addresses the person wrote to (lazy).
+    SpamSent {
+        /// The sender's account.
+        account: u64,
+        /// Reputation token hashes.
+        keys: Vec<u64>,
+        /// Unix seconds now.
+        now: i64,
+    },
+    /// As `Deliver`, with one message per target (each with its own `X-Spam-*` fields),
+    /// all in one commit. Answers `Delivered`.
+    DeliverEach {
+        /// (message, target) pairs.
+        items: Vec<(Arc<NewMessage>, Target)>,
+        /// INTERNALDATE, unix seconds.
+        internal_date: i64,
+        /// True for SMTP deliveries.
+        delivered: bool,
+    },
 }
 
 impl Op {
@@ -415,7 +450,12 @@ impl Op {
     fn lazy(&self) -> bool {
         matches!(
             self,
-            Op::SetFlags { .. } | Op::Subscribe { .. } | Op::Greylist { .. }
+            Op::SetFlags { .. }
+                | Op::Subscribe { .. }
+                | Op::Greylist { .. }
+                | Op::SpamTrain { .. }
+                | Op::SpamSent { .. }
+                | Op::SpamKept { .. }
         )
     }
     /// Ops that add data and so need free space.
@@ -436,6 +476,9 @@ impl Op {
             ),
             Op::Import { messages, .. } => {
                 Some(messages.iter().map(|m| m.message.raw.len() as u64).sum())
+            }
+            Op::DeliverEach { items, .. } => {
+                Some(items.iter().map(|(m, _)| m.raw.len() as u64).sum())
             }
             _ => None,
         }
@@ -1125,6 +1168,34 @@ fn apply(
         } => greylist::apply(tx, update, *limits, *now).map(|_| Output::None),
         Op::MarkRunning => migrate::mark_running(tx).map(Output::Unclean),
         Op::MarkStopped => migrate::set_meta(tx, "running", 0).map(|_| Output::None),
+        Op::SpamTrain { items, now } => spam::train(tx, items, *now).map(|_| Output::None),
+        Op::SpamKept { account, blobs } => {
+            spam::record(tx, *account, blobs, spam::Class::Ham).map(|_| Output::None)
+        }
+        Op::SpamSent { account, keys, now } => {
+            spam::sent(tx, *account, keys, *now).map(|_| Output::None)
+        }
+        Op::DeliverEach {
+            items,
+            internal_date,
+            delivered,
+        } => {
+            let mut out = Vec::with_capacity(items.len());
+            for (m, t) in items {
+                out.extend(messages::deliver(
+                    tx,
+                    m,
+                    std::slice::from_ref(t),
+                    0,
+                    &[],
+                    *internal_date,
+                    *delivered,
+                    quota,
+                    changes,
+                )?);
+            }
+            Ok(Output::Delivered(out))
+        }
     }
 }
 

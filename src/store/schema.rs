@@ -71,3 +71,17 @@ pub(crate) const GREY_NET_AGE: TableDefinition<(i64, &str), ()> =
 /// (account id, recipient domain) → unix time the account last sent mail there through
 /// submission: its correspondents skip greylisting when DMARC passes (greylist.rs).
 pub(crate) const SENT_TO: TableDefinition<(u64, &str), i64> = TableDefinition::new("sent_to");
+/// (account id, token hash) → (spam messages, ham messages, day last seen) of the learning
+/// junk filter (spam.rs), at most `spam::MAX_TOKENS` per account. Added without a version
+/// bump, like `QUOTAS`.
+pub(crate) const SPAM_TOKENS: TableDefinition<(u64, u64), (u32, u32, u32)> =
+    TableDefinition::new("spam_tokens");
+/// Account id → postcard `SpamState` (spam.rs): messages trained, tokens, queue counters.
+pub(crate) const SPAM_STATE: TableDefinition<u64, &[u8]> = TableDefinition::new("spam_state");
+/// (account id, blob) → 1 (trained as spam) or 2 (as ham) (spam.rs).
+pub(crate) const SPAM_TRAINED: TableDefinition<(u64, [u8; 32]), u8> =
+    TableDefinition::new("spam_trained");
+/// (account id, seq) → (blob, class): training events waiting for the background task,
+/// written in the commit of the MOVE, COPY or STORE that caused them (spam.rs).
+pub(crate) const SPAM_QUEUE: TableDefinition<(u64, u64), ([u8; 32], u8)> =
+    TableDefinition::new("spam_queue");
