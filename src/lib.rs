@@ -48,3 +48,4 @@ pub mod smtp;
 pub mod step;
 pub mod store;
 pub mod tls;
+pub mod web;

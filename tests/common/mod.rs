@@ -50,6 +50,10 @@ pub const SERVICES: [&str; 7] = [
     "pop3s",
 ];
 
+/// The web services of `[listen]` (issue 16), in the order of `Server::web_ports`: kept
+/// apart from [`SERVICES`], which the mail-protocol tests iterate.
+pub const WEB_SERVICES: [&str; 2] = ["http", "https"];
+
 /// Python prelude for client scripts: imports, the ports, an unverified TLS context
 /// (the daemon's certificate is self-signed), and `check`.
 const PY_PRELUDE: &str = r#"
@@ -94,6 +98,8 @@ pub struct Server {
     pub config: PathBuf,
     /// Ports of [`SERVICES`], same order.
     pub ports: [u16; 7],
+    /// Ports of [`WEB_SERVICES`], same order.
+    pub web_ports: [u16; 2],
     /// The daemon's `data_dir` (`dir/data` unless given).
     pub data_dir: PathBuf,
     stderr: Arc<Mutex<String>>,
@@ -154,6 +160,10 @@ impl Server {
         for (s, p) in SERVICES.iter().zip(ports) {
             listen.push_str(&format!("{s} = \"127.0.0.1:{p}\"\n"));
         }
+        let web_ports = web_ports_besides(&ports);
+        for (s, p) in WEB_SERVICES.iter().zip(web_ports) {
+            listen.push_str(&format!("{s} = \"127.0.0.1:{p}\"\n"));
+        }
         let config = dir.path().join("letterbox.toml");
         let (dns, dns_table) = if extra.contains("[dns]") {
             (None, String::new())
@@ -178,6 +188,7 @@ impl Server {
             dir,
             config,
             ports,
+            web_ports,
             data_dir,
             stderr,
             env,
@@ -224,13 +235,20 @@ impl Server {
     /// another process before the daemon binds it again.
     pub fn move_ports(&mut self) {
         let ports = free_ports();
+        let more = web_ports_besides(&ports);
         let text = std::fs::read_to_string(&self.config).expect("read config");
         let mut out = String::new();
         for line in text.lines() {
             let service = line.split(" = ").next().unwrap_or_default();
+            let web = WEB_SERVICES.iter().position(|s| *s == service);
             match SERVICES.iter().position(|s| *s == service) {
                 Some(i) if line.contains("\"127.0.0.1:") => {
                     out.push_str(&format!("{service} = \"127.0.0.1:{}\"", ports[i]));
+                }
+                None if web.is_some() && line.contains("\"127.0.0.1:") => {
+                    let i = web.unwrap_or(0);
+                    out.push_str(&format!("{service} = \"127.0.0.1:{}\"", more[i]));
+                    self.web_ports[i] = more[i];
                 }
                 _ => out.push_str(line),
             }
@@ -300,6 +318,9 @@ impl Server {
 
     /// The port of a service (`"pop3"`, ...).
     pub fn port(&self, service: &str) -> u16 {
+        if let Some(i) = WEB_SERVICES.iter().position(|s| *s == service) {
+            return self.web_ports[i];
+        }
         let i = SERVICES
             .iter()
             .position(|s| *s == service)
@@ -357,6 +378,9 @@ impl Server {
         let mut cmd = Command::new("python3");
         cmd.arg(&file);
         for (s, p) in SERVICES.iter().zip(self.ports) {
+            cmd.env(format!("LB_PORT_{}", s.to_uppercase()), p.to_string());
+        }
+        for (s, p) in WEB_SERVICES.iter().zip(self.web_ports) {
             cmd.env(format!("LB_PORT_{}", s.to_uppercase()), p.to_string());
         }
         run_bounded(cmd, b"", RUN_TIMEOUT)
@@ -431,6 +455,18 @@ pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool)
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Two free ports for [`WEB_SERVICES`], distinct from `taken` (bounded retries).
+pub fn web_ports_besides(taken: &[u16]) -> [u16; 2] {
+    for _ in 0..20 {
+        let p = free_ports();
+        let fresh: Vec<u16> = p.into_iter().filter(|x| !taken.contains(x)).collect();
+        if fresh.len() >= 2 {
+            return [fresh[0], fresh[1]];
+        }
+    }
+    panic!("no two free ports for http/https")
 }
 
 /// Seven distinct ports that were free a moment ago.
