@@ -288,7 +288,7 @@ for port, tls in [(HTTP, False), (HTTPS, True)]:
     r = raw(port, b"GET / HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 40000 + b"\r\n\r\n", tls)
     check(status(r) == 431 or r == b"", "long header", r[:80])
     r = raw(port, b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(200)) + b"\r\n", tls)
-    check(status(r) == 431 or r == b"", "many headers", r[:80])
+    check(status(r) == 431, "many headers", r[:80])
     # Differing duplicate Content-Length: 400.
     r = raw(port, b"POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 50\r\n\r\nhello", tls)
     check(status(r) == 400, "duplicate CL", r[:80])
@@ -297,7 +297,7 @@ for port, tls in [(HTTP, False), (HTTPS, True)]:
     smuggled = b"GET /mail/config-v1.1.xml HTTP/1.1\r\nHost: x\r\n\r\n"
     body = b"0\r\n\r\n" + smuggled
     r = raw(port, b"POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n" % len(body) + body, tls)
-    check(r.count(b"HTTP/1.1 ") <= 1 and b"clientConfig" not in r and (r == b"" or 400 <= status(r) < 500), "CL+TE", r[:200])
+    check(r.count(b"HTTP/1.1 ") == 1 and b"clientConfig" not in r and status(r) == 400, "CL+TE", r[:200])
     # Transfer-Encoding other than chunked: 400.
     r = raw(port, b"POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nxx", tls)
     check(status(r) == 400, "TE gzip", r[:80])
@@ -318,7 +318,7 @@ for port, tls in [(HTTP, False), (HTTPS, True)]:
         check(b"root:" not in r, target)
     # A garbage request line.
     r = raw(port, b"\x16\x03\x01GARBAGE\r\n\r\n", tls)
-    check(r == b"" or 400 <= status(r) < 500, "garbage", r[:80])
+    check(status(r) == 400, "garbage", r[:80])
 # Slowloris: the head trickles in one byte a second; the daemon gives up within
 # HEADER_TIMEOUT (10 s) and closes (hyper answers 408 or just closes).
 t0 = time.time()
