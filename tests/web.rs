@@ -339,3 +339,55 @@ print("hostile ok")
     );
     assert!(!s.log().contains("panicked"), "{}", s.log());
 }
+
+#[test]
+fn https_follows_a_sighup_certificate_reload_without_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let write = |name: &str| {
+        let ck = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
+        std::fs::write(&cert, ck.cert.pem()).unwrap();
+        std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+        ck.cert.der().to_vec()
+    };
+    let first = write("first.example.org");
+    let s = Server::start_with(&format!(
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        cert.display(),
+        key.display()
+    ));
+    let served = |s: &Server| -> Vec<u8> {
+        let hex = py(
+            s,
+            "print(ssl.PEM_cert_to_DER_cert(ssl.get_server_certificate((H, HTTPS))).hex())",
+        );
+        (0..hex.trim().len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex.trim()[i..i + 2], 16).unwrap())
+            .collect()
+    };
+    assert_eq!(served(&s), first);
+    let second = write("second.example.org");
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &s.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    common::wait_until(
+        "the reload is logged",
+        std::time::Duration::from_secs(15),
+        || s.log().contains("certificate reloaded"),
+    );
+    assert_eq!(served(&s), second, "HTTPS serves the reloaded certificate");
+    let out = py(
+        &s,
+        r#"
+st, hd, body = fetch("https://%s:%d/" % (H, HTTPS))
+served = ssl.PEM_cert_to_DER_cert(ssl.get_server_certificate((H, HTTPS)))
+fp = ":".join("%02X" % b for b in hashlib.sha256(served).digest())
+check(st == 200 and fp in body.decode(), "the page shows the new fingerprint")
+print("reload ok")
+"#,
+    );
+    assert!(out.contains("reload ok"), "{out}");
+}
