@@ -391,3 +391,30 @@ print("reload ok")
     );
     assert!(out.contains("reload ok"), "{out}");
 }
+
+#[test]
+fn web_connections_count_against_the_shared_caps() {
+    let s = Server::start_with("[limits]\nmax_connections_per_ip = 3\n");
+    let out = py(
+        &s,
+        r#"
+idle = [socket.create_connection((H, HTTP), timeout=TIMEOUT) for _ in range(3)]
+time.sleep(0.5)
+over = socket.create_connection((H, HTTP), timeout=TIMEOUT)
+r = b""
+while True:
+    b = over.recv(4096)
+    if not b:
+        break
+    r += b
+check(r.startswith(b"HTTP/1.1 503 "), "over the cap", r)
+for c in idle:
+    c.close()
+time.sleep(0.5)
+st, hd, _ = fetch("http://%s:%d/" % (H, HTTP))
+check(st == 308, "served again once the others closed", st)
+print("caps ok")
+"#,
+    );
+    assert!(out.contains("caps ok"), "{out}");
+}
