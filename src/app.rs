@@ -193,7 +193,7 @@ pub fn provision_first_account(
 /// they listen on one (`127.0.0.1` with the built-in defaults: `letterbox.home.arpa` resolves
 /// nowhere, RFC 8375), `localhost` when they listen on every address, and the host name only
 /// when no client service is enabled.
-fn client_host(cfg: &Config) -> String {
+pub(crate) fn client_host(cfg: &Config) -> String {
     if cfg.is_appliance() {
         return "letterbox.local".to_string();
     }
@@ -256,6 +256,17 @@ async fn bind_listeners(shared: &Shared) -> Result<Vec<Listener>, String> {
             "pop3s" => (true, pop3::busy()),
             "imap" => (false, imap::busy()),
             "imaps" => (true, imap::busy()),
+            // The web listeners: a taken HTTP(S) port must not stop the mail, so it is
+            // logged and skipped; `status` and the page show the service down.
+            "http" | "https" => {
+                match Listener::bind(service, addr, None, crate::web::busy()).await {
+                    Ok(l) => out.push(l),
+                    Err(e) => {
+                        tracing::error!(service, %addr, error = %e, "cannot listen; the web pages are off")
+                    }
+                }
+                continue;
+            }
             _ => {
                 tracing::info!(service, "not served yet by this build");
                 continue;
@@ -271,7 +282,7 @@ async fn bind_listeners(shared: &Shared) -> Result<Vec<Listener>, String> {
 }
 
 /// Runs each bound listener on the tracker, under the shared connection caps.
-fn start_listeners(listeners: Vec<Listener>, shared: &Shared, tracker: &TaskTracker) {
+fn start_listeners(listeners: Vec<Listener>, shared: &Shared, ctx: &Ctx, tracker: &TaskTracker) {
     let limits = ConnLimits::new(
         shared.config.limits.max_connections,
         shared.config.limits.max_connections_per_ip,
@@ -279,6 +290,7 @@ fn start_listeners(listeners: Vec<Listener>, shared: &Shared, tracker: &TaskTrac
     let pop3 = Pop3::new(shared.clone());
     let smtp = Smtp::new(shared.clone());
     let imap = Imap::new(shared.clone());
+    let web = crate::web::Web::new(ctx.clone(), shared.tls.clone());
     for l in listeners {
         if let Ok(addr) = l.local_addr() {
             tracing::info!(service = l.service(), %addr, "listening");
@@ -290,6 +302,15 @@ fn start_listeners(listeners: Vec<Listener>, shared: &Shared, tracker: &TaskTrac
             }
             "imap" | "imaps" => {
                 tracker.spawn(imap.clone().serve(l, limits.clone(), tracker.clone()));
+                continue;
+            }
+            "http" | "https" => {
+                tracker.spawn(web.clone().serve(
+                    l,
+                    limits.clone(),
+                    shared.stop.clone(),
+                    tracker.clone(),
+                ));
                 continue;
             }
             "smtp" => Mode::Mx,
@@ -507,6 +528,7 @@ pub async fn run(cfg: Arc<Config>, opts: &ServeOptions) -> i32 {
         config: cfg.clone(),
         daemon: Some(info),
     };
+    start_listeners(listeners, &shared, &ctx, &tracker);
     tracker.spawn(control::serve(control_listener, ctx, stop.clone()));
     // ACME ([acme]): obtains and renews the certificate; the household one meanwhile.
     if let Some(acme) = cfg.acme.clone()
@@ -526,7 +548,6 @@ pub async fn run(cfg: Arc<Config>, opts: &ServeOptions) -> i32 {
         supervisor.hw(),
         stop.clone(),
     ));
-    start_listeners(listeners, &shared, &tracker);
     let hw = supervisor.hw();
     let relay_report: crate::queue::RelayReport = Arc::new(move |r| hw.relay_refusal(r));
     if let Err(e) = crate::queue::start(

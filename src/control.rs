@@ -641,8 +641,10 @@ fn queue_list(ctx: &Ctx) -> Result<Response, String> {
     ))
 }
 
-/// `letterbox dkim dns`: per domain, the DKIM key records, SPF and DMARC suggestions.
-/// Generates the keys of a domain that has none yet (a store never served).
+/// `letterbox dns` (and its old name `letterbox dkim dns`): per domain, the DKIM key records,
+/// SPF and DMARC suggestions, then the records that let mail apps find the services (RFC 6186
+/// SRV, autoconfig / autodiscover; [`crate::web::autoconfig::dns_records`]). Generates the
+/// keys of a domain that has none yet (a store never served).
 fn dkim_dns(ctx: &Ctx) -> Result<Response, String> {
     crate::queue::ensure_dkim_keys(&ctx.store, &ctx.config)?;
     let relay = ctx.config.relay.as_ref().map(|r| r.host.as_str());
@@ -654,13 +656,14 @@ fn dkim_dns(ctx: &Ctx) -> Result<Response, String> {
             .read(|r| r.dkim_keys(domain))
             .map_err(|e| e.to_string())?;
         lines.push(format!("; {domain}"));
-        for rec in crate::mail::sign::dns_records(domain, &keys, relay) {
-            lines.push(format!(
-                "{}.\tIN\t{}\t{}",
-                rec.name,
-                rec.kind,
-                crate::mail::sign::zone_text(&rec.value)
-            ));
+        let mut records = crate::mail::sign::dns_records(domain, &keys, relay);
+        records.extend(crate::web::autoconfig::dns_records(&ctx.config, domain));
+        for rec in records {
+            let value = match rec.kind {
+                "TXT" => crate::mail::sign::zone_text(&rec.value),
+                _ => rec.value.clone(),
+            };
+            lines.push(format!("{}.\tIN\t{}\t{value}", rec.name, rec.kind));
             data.push(serde_json::json!({"domain": domain, "name": rec.name, "type": rec.kind, "value": rec.value}));
         }
     }

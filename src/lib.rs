@@ -25,6 +25,8 @@
 //!   Takeout labels, Maildir; resumable batches through the daemon's control socket or
 //!   straight into the store), and backup, verify, restore and scheduled backups.
 //! - [`hw`]: LED patterns, button, watchdog, board files, simulated and Linux boards.
+//! - [`web`]: the HTTP and HTTPS listeners (axum on hyper): the public page, client
+//!   autoconfiguration (Thunderbird, Outlook Autodiscover, Apple profiles), the redirect.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -49,3 +51,4 @@ pub mod spam;
 pub mod step;
 pub mod store;
 pub mod tls;
+pub mod web;

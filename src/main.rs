@@ -92,9 +92,16 @@ enum Command {
     /// The outbound queue.
     #[command(subcommand)]
     Queue(QueueCmd),
-    /// DKIM signing keys.
+    /// DKIM signing keys (`letterbox dkim dns` is the old name of `letterbox dns`).
     #[command(subcommand)]
     Dkim(DkimCmd),
+    /// Print the DNS records to publish for each domain: DKIM keys, SPF, DMARC, the
+    /// RFC 6186 SRV records and the autoconfig / autodiscover names.
+    Dns {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Import mail into an account from an mbox (Google Takeout too) or a Maildir.
     /// Resumable: run it again after an interruption.
     Import(ImportArgs),
@@ -311,7 +318,7 @@ enum QueueCmd {
 
 #[derive(Subcommand)]
 enum DkimCmd {
-    /// Print the DNS TXT records to publish for each domain (DKIM keys, SPF, DMARC).
+    /// The same as `letterbox dns` (its former name, kept working).
     Dns {
         /// Machine-readable output.
         #[arg(long)]
@@ -1006,7 +1013,9 @@ fn main() -> ExitCode {
         Command::Queue(QueueCmd::List { json }) => return admin(cfg, Request::QueueList, json),
         Command::Queue(QueueCmd::Retry { id }) => Request::QueueRetry { id },
         Command::Queue(QueueCmd::Delete { id }) => Request::QueueDelete { id },
-        Command::Dkim(DkimCmd::Dns { json }) => return admin(cfg, Request::DkimDns, json),
+        Command::Dkim(DkimCmd::Dns { json }) | Command::Dns { json } => {
+            return admin(cfg, Request::DkimDns, json);
+        }
         Command::ConfigGet { key } => match config_get(&cfg, &key) {
             Ok(lines) => {
                 for l in lines {

@@ -1,11 +1,11 @@
 //! ACME (RFC 8555) end to end: Debian's `pebble` on loopback, with certificates of the
 //! test's own for its HTTPS listener, and the real daemon with `[acme]` pointed at it.
-//! The http-01 challenge is answered from `tls::acme::Challenges`, but nothing serves it
-//! over HTTP in this branch (the HTTP listener is another part of issue 16), so pebble runs
-//! with `PEBBLE_VA_ALWAYS_VALID=1`: this test covers the account, the order, finalization
-//! with a new key, storing the chain, and swapping it into every TLS listener, not pebble's
-//! validation. Then the certificate IMAPS serves chains to pebble's own root, fetched from
-//! its management port.
+//! Pebble's validator really fetches the http-01 answer: it resolves the box's host name
+//! through a dnsmasq on loopback (`-dnsserver`) to 127.0.0.1 and asks the daemon's HTTP
+//! listener (its `httpPort`) for `/.well-known/acme-challenge/{token}`, which the daemon
+//! answers from `tls::acme::Challenges`. The test then covers finalization with a new key,
+//! storing the chain, and swapping it into every TLS listener: the certificate IMAPS serves
+//! chains to pebble's own root, fetched from its management port.
 
 mod common;
 
@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::dnsmasq::Dnsmasq;
 use common::{Server, require, run_bounded, wait_until};
 
 /// Pebble on free loopback ports; killed on drop.
@@ -41,7 +42,9 @@ fn free_port() -> u16 {
 }
 
 impl Pebble {
-    fn start(dir: &Path) -> Pebble {
+    /// Pebble whose validator resolves names through `dns` and fetches http-01 answers
+    /// from `http_port`.
+    fn start(dir: &Path, dns: &Dnsmasq, http_port: u16) -> Pebble {
         require("pebble", "-h", "pebble");
         // Pebble's listener needs a CA plus a leaf (webpki refuses a self-signed leaf).
         let ca_key = rcgen::KeyPair::generate().unwrap();
@@ -66,7 +69,7 @@ impl Pebble {
             "managementListenAddress": format!("127.0.0.1:{mgmt}"),
             "certificate": dir.join("pebble-cert.pem"),
             "privateKey": dir.join("pebble-key.pem"),
-            "httpPort": free_port(),
+            "httpPort": http_port,
             "tlsPort": free_port(),
             "ocspResponderURL": "",
             "externalAccountBindingRequired": false
@@ -76,7 +79,8 @@ impl Pebble {
         let child = Command::new("pebble")
             .arg("-config")
             .arg(&cfg)
-            .env("PEBBLE_VA_ALWAYS_VALID", "1")
+            .arg("-dnsserver")
+            .arg(dns.addr())
             .env("PEBBLE_VA_NOSLEEP", "1")
             .env("PEBBLE_WFE_NONCEREJECT", "0")
             .stdin(Stdio::null())
@@ -120,17 +124,31 @@ impl Pebble {
 fn http01_order_against_pebble_swaps_the_certificate_in() {
     require("curl", "--version", "curl");
     let dir = tempfile::tempdir().unwrap();
-    let pebble = Pebble::start(dir.path());
-    let s = Server::start_with(&format!(
-        "[acme]\ndirectory = \"https://127.0.0.1:{}/dir\"\nemail = \"postmaster@home.arpa\"\n\
+    let dns = Dnsmasq::start(&[
+        "--local=/home.arpa/".to_string(),
+        "--host-record=letterbox.home.arpa,127.0.0.1".to_string(),
+    ]);
+    let web_ports = [free_port(), free_port()];
+    let pebble = Pebble::start(dir.path(), &dns, web_ports[0]);
+    let s = Server::start_with_web_ports(
+        &format!(
+            "[acme]\ndirectory = \"https://127.0.0.1:{}/dir\"\nemail = \"postmaster@home.arpa\"\n\
          challenge = \"http-01\"\ndirectory_ca = \"{}\"\n",
-        pebble.port,
-        pebble.tls_ca.display()
-    ));
+            pebble.port,
+            pebble.tls_ca.display()
+        ),
+        web_ports,
+    );
     let acme = s.data_dir.join("tls/acme");
     wait_until("the ACME certificate", Duration::from_secs(90), || {
         acme.join("cert.pem").exists() && s.log().contains("obtained an ACME certificate")
     });
+    // Pebble's validator asked the box's own name, which only our dnsmasq answers.
+    assert!(
+        dns.log().contains("letterbox.home.arpa"),
+        "pebble did not resolve the host name: {}",
+        dns.log()
+    );
     let account = std::fs::metadata(acme.join("account.json")).expect("the account is kept");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(

@@ -174,6 +174,10 @@ fn start_dns_on(port: u16, records: &[String]) -> Dnsmasq {
 fn txt_options(records: &serde_json::Value) -> Vec<String> {
     let mut out = Vec::new();
     for r in records.as_array().expect("records") {
+        // `dkim dns` also prints the SRV and autoconfig records (issue 16).
+        if r["type"] != "TXT" {
+            continue;
+        }
         let name = r["name"].as_str().expect("name");
         let value = r["value"].as_str().expect("value");
         assert!(!value.contains(','), "dnsmasq splits on commas: {value}");

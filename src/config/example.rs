@@ -223,6 +223,18 @@ const TABLES: &[Table] = &[
                 doc: "",
                 shown: D(|c| addr(c.listen.pop3s)),
             },
+            Key {
+                name: "http",
+                doc: "HTTP: only redirects to HTTPS, except the client autoconfiguration \
+                      (Thunderbird, Outlook), which must be reachable in plain HTTP.",
+                shown: D(|c| addr(c.listen.http)),
+            },
+            Key {
+                name: "https",
+                doc: "HTTPS: the box's public page (status, certificate, setup links for mail \
+                      apps) and the client autoconfiguration, with the mail certificate.",
+                shown: D(|c| addr(c.listen.https)),
+            },
         ],
     },
     Table {

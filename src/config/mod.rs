@@ -10,7 +10,7 @@
 //!
 //! | | `sim` (the default: a development host) | any other board (`rpi4`, ...): the appliance |
 //! |---|---|---|
-//! | `[listen]` smtp, submission, submissions, imap, imaps, pop3, pop3s | `127.0.0.1:` 2525, 2587, 2465, 2143, 2993, 2110, 2995 | `0.0.0.0:` 25, 587, 465, 143, 993, 110, 995 |
+//! | `[listen]` smtp, submission, submissions, imap, imaps, pop3, pop3s, http, https | `127.0.0.1:` 2525, 2587, 2465, 2143, 2993, 2110, 2995, 2080, 2443 | `0.0.0.0:` 25, 587, 465, 143, 993, 110, 995, 80, 443 |
 //! | `[server] data_dir` | `./letterbox-data` | `/var/lib/letterbox` |
 //! | `[watchdog] device` | none | `/dev/watchdog` |
 //!
@@ -124,7 +124,7 @@ const MIB: u64 = 1024 * KIB;
 const GIB: u64 = 1024 * MIB;
 
 /// The services of `[listen]`, in file order, with their host and appliance default ports.
-const SERVICES: [(&str, u16, u16); 7] = [
+const SERVICES: [(&str, u16, u16); 9] = [
     ("smtp", 2525, 25),
     ("submission", 2587, 587),
     ("submissions", 2465, 465),
@@ -132,6 +132,8 @@ const SERVICES: [(&str, u16, u16); 7] = [
     ("imaps", 2993, 993),
     ("pop3", 2110, 110),
     ("pop3s", 2995, 995),
+    ("http", 2080, 80),
+    ("https", 2443, 443),
 ];
 
 // ------------------------------------------------------------------------------------------
@@ -248,6 +250,12 @@ pub struct ListenConfig {
     pub pop3: Option<SocketAddr>,
     /// POP3 over implicit TLS. Default `0.0.0.0:995` / host `127.0.0.1:2995`.
     pub pop3s: Option<SocketAddr>,
+    /// HTTP: redirects to HTTPS, and serves client autoconfiguration (`web`). Default
+    /// `0.0.0.0:80` / host `127.0.0.1:2080`.
+    pub http: Option<SocketAddr>,
+    /// HTTPS: the public page and client autoconfiguration (`web`). Default `0.0.0.0:443` /
+    /// host `127.0.0.1:2443`.
+    pub https: Option<SocketAddr>,
 }
 
 /// `[tls]`: PEM files for the server certificate. Both are set or neither is; with neither, a
@@ -636,12 +644,14 @@ impl ListenConfig {
             imaps: addr(4),
             pop3: addr(5),
             pop3s: addr(6),
+            http: addr(7),
+            https: addr(8),
         }
     }
 
     /// Every service with its address (`None` = disabled), in the order of the `[listen]` keys:
-    /// `smtp`, `submission`, `submissions`, `imap`, `imaps`, `pop3`, `pop3s`.
-    pub fn services(&self) -> [(&'static str, Option<SocketAddr>); 7] {
+    /// `smtp`, `submission`, `submissions`, `imap`, `imaps`, `pop3`, `pop3s`, `http`, `https`.
+    pub fn services(&self) -> [(&'static str, Option<SocketAddr>); 9] {
         [
             (SERVICES[0].0, self.smtp),
             (SERVICES[1].0, self.submission),
@@ -650,6 +660,8 @@ impl ListenConfig {
             (SERVICES[4].0, self.imaps),
             (SERVICES[5].0, self.pop3),
             (SERVICES[6].0, self.pop3s),
+            (SERVICES[7].0, self.http),
+            (SERVICES[8].0, self.https),
         ]
     }
 
@@ -661,7 +673,9 @@ impl ListenConfig {
             3 => &mut self.imap,
             4 => &mut self.imaps,
             5 => &mut self.pop3,
-            _ => &mut self.pop3s,
+            6 => &mut self.pop3s,
+            7 => &mut self.http,
+            _ => &mut self.https,
         }
     }
 }
@@ -728,6 +742,8 @@ struct RawListen {
     imaps: Option<ListenAddr>,
     pop3: Option<ListenAddr>,
     pop3s: Option<ListenAddr>,
+    http: Option<ListenAddr>,
+    https: Option<ListenAddr>,
 }
 
 impl RawListen {
@@ -739,7 +755,9 @@ impl RawListen {
             3 => self.imap.take(),
             4 => self.imaps.take(),
             5 => self.pop3.take(),
-            _ => self.pop3s.take(),
+            6 => self.pop3s.take(),
+            7 => self.http.take(),
+            _ => self.https.take(),
         }
     }
 }
@@ -1935,6 +1953,8 @@ mod tests {
         assert_eq!(l.imaps, Some(sa("127.0.0.1:2993")));
         assert_eq!(l.pop3, Some(sa("127.0.0.1:2110")));
         assert_eq!(l.pop3s, Some(sa("127.0.0.1:2995")));
+        assert_eq!(l.http, Some(sa("127.0.0.1:2080")));
+        assert_eq!(l.https, Some(sa("127.0.0.1:2443")));
         assert_eq!(c.tls, TlsConfig::default());
         assert_eq!(
             c.auth.plaintext_networks,
@@ -1968,7 +1988,7 @@ mod tests {
             c.watchdog.device.as_deref(),
             Some(Path::new("/dev/watchdog"))
         );
-        let expected = [25, 587, 465, 143, 993, 110, 995];
+        let expected = [25, 587, 465, 143, 993, 110, 995, 80, 443];
         for ((name, addr), port) in c.listen.services().into_iter().zip(expected) {
             assert_eq!(addr, Some(SocketAddr::from(([0, 0, 0, 0], port))), "{name}");
         }
@@ -2008,6 +2028,8 @@ imap = ""
 imaps = "0.0.0.0:993"
 pop3 = ""
 pop3s = "0.0.0.0:995"
+http = ""
+https = "0.0.0.0:443"
 
 [tls]
 cert = "/etc/letterbox/fullchain.pem"
@@ -2070,6 +2092,8 @@ level = "info,letterbox::smtp=debug"
                 imaps: Some(sa("0.0.0.0:993")),
                 pop3: None,
                 pop3s: Some(sa("0.0.0.0:995")),
+                http: None,
+                https: Some(sa("0.0.0.0:443")),
             },
             tls: TlsConfig {
                 cert: Some("/etc/letterbox/fullchain.pem".into()),

@@ -51,6 +51,10 @@ pub const SERVICES: [&str; 7] = [
     "pop3s",
 ];
 
+/// The web services of `[listen]` (issue 16), in the order of `Server::web_ports`: kept
+/// apart from [`SERVICES`], which the mail-protocol tests iterate.
+pub const WEB_SERVICES: [&str; 2] = ["http", "https"];
+
 /// Python prelude for client scripts: imports, the ports, an unverified TLS context
 /// (the daemon's certificate is self-signed), and `check`.
 const PY_PRELUDE: &str = r#"
@@ -95,6 +99,8 @@ pub struct Server {
     pub config: PathBuf,
     /// Ports of [`SERVICES`], same order.
     pub ports: [u16; 7],
+    /// Ports of [`WEB_SERVICES`], same order.
+    pub web_ports: [u16; 2],
     /// The daemon's `data_dir` (`dir/data` unless given).
     pub data_dir: PathBuf,
     stderr: Arc<Mutex<String>>,
@@ -135,12 +141,20 @@ impl Server {
     /// system of the test's own).
     pub fn start_with_data_dir(extra: &str, data_dir: &std::path::Path) -> Server {
         retry_start("letterbox", || {
-            Server::try_start_in(extra, free_ports(), &[], Some(data_dir))
+            Server::try_start_in(extra, free_ports(), &[], Some(data_dir), None)
+        })
+    }
+
+    /// A daemon as [`Server::start_with`] whose HTTP and HTTPS listeners are on the given
+    /// ports (for a peer that must know them first, such as an ACME server's validator).
+    pub fn start_with_web_ports(extra: &str, web_ports: [u16; 2]) -> Server {
+        retry_start("letterbox", || {
+            Server::try_start_in(extra, free_ports(), &[], None, Some(web_ports))
         })
     }
 
     fn try_start_env(extra: &str, ports: [u16; 7], env: &[(&str, &str)]) -> Result<Server, String> {
-        Server::try_start_in(extra, ports, env, None)
+        Server::try_start_in(extra, ports, env, None, None)
     }
 
     fn try_start_in(
@@ -148,11 +162,16 @@ impl Server {
         ports: [u16; 7],
         env: &[(&str, &str)],
         data_dir: Option<&std::path::Path>,
+        web_ports: Option<[u16; 2]>,
     ) -> Result<Server, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let data_dir = data_dir.map_or_else(|| dir.path().join("data"), |d| d.to_path_buf());
         let mut listen = String::new();
         for (s, p) in SERVICES.iter().zip(ports) {
+            listen.push_str(&format!("{s} = \"127.0.0.1:{p}\"\n"));
+        }
+        let web_ports = web_ports.unwrap_or_else(|| web_ports_besides(&ports));
+        for (s, p) in WEB_SERVICES.iter().zip(web_ports) {
             listen.push_str(&format!("{s} = \"127.0.0.1:{p}\"\n"));
         }
         let config = dir.path().join("letterbox.toml");
@@ -179,6 +198,7 @@ impl Server {
             dir,
             config,
             ports,
+            web_ports,
             data_dir,
             stderr,
             env,
@@ -225,13 +245,20 @@ impl Server {
     /// another process before the daemon binds it again.
     pub fn move_ports(&mut self) {
         let ports = free_ports();
+        let more = web_ports_besides(&ports);
         let text = std::fs::read_to_string(&self.config).expect("read config");
         let mut out = String::new();
         for line in text.lines() {
             let service = line.split(" = ").next().unwrap_or_default();
+            let web = WEB_SERVICES.iter().position(|s| *s == service);
             match SERVICES.iter().position(|s| *s == service) {
                 Some(i) if line.contains("\"127.0.0.1:") => {
                     out.push_str(&format!("{service} = \"127.0.0.1:{}\"", ports[i]));
+                }
+                None if web.is_some() && line.contains("\"127.0.0.1:") => {
+                    let i = web.unwrap_or(0);
+                    out.push_str(&format!("{service} = \"127.0.0.1:{}\"", more[i]));
+                    self.web_ports[i] = more[i];
                 }
                 _ => out.push_str(line),
             }
@@ -301,6 +328,9 @@ impl Server {
 
     /// The port of a service (`"pop3"`, ...).
     pub fn port(&self, service: &str) -> u16 {
+        if let Some(i) = WEB_SERVICES.iter().position(|s| *s == service) {
+            return self.web_ports[i];
+        }
         let i = SERVICES
             .iter()
             .position(|s| *s == service)
@@ -358,6 +388,9 @@ impl Server {
         let mut cmd = Command::new("python3");
         cmd.arg(&file);
         for (s, p) in SERVICES.iter().zip(self.ports) {
+            cmd.env(format!("LB_PORT_{}", s.to_uppercase()), p.to_string());
+        }
+        for (s, p) in WEB_SERVICES.iter().zip(self.web_ports) {
             cmd.env(format!("LB_PORT_{}", s.to_uppercase()), p.to_string());
         }
         run_bounded(cmd, b"", RUN_TIMEOUT)
@@ -432,6 +465,18 @@ pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool)
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Two free ports for [`WEB_SERVICES`], distinct from `taken` (bounded retries).
+pub fn web_ports_besides(taken: &[u16]) -> [u16; 2] {
+    for _ in 0..20 {
+        let p = free_ports();
+        let fresh: Vec<u16> = p.into_iter().filter(|x| !taken.contains(x)).collect();
+        if fresh.len() >= 2 {
+            return [fresh[0], fresh[1]];
+        }
+    }
+    panic!("no two free ports for http/https")
 }
 
 /// Seven distinct ports that were free a moment ago.
