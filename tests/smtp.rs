@@ -183,7 +183,9 @@ check(msgs[0].count(b"Message-ID: <mine@x>") == 1 and not any(l.startswith(b"Mes
             "imap",
             "imaps",
             "pop3",
-            "pop3s"
+            "pop3s",
+            "http",
+            "https"
         ],
         "{status}"
     );
