@@ -6,6 +6,9 @@
 #
 #   benches/import.sh [MESSAGES] [RUNS]      (defaults 100000 and 3)
 #   LETTERBOX_ONLY=1 benches/import.sh ...   without the Dovecot peers
+#   PEERS_ONLY=1 benches/import.sh ...       only the Dovecot peers (letterbox imports
+#       once, untimed, to export the Maildir mbsync pushes; BIN=target/debug/letterbox
+#       does for that)
 #   MBSYNC_N=20000 MBSYNC_RUNS=1 benches/import.sh 100000 1
 #       mbsync pushes only the first MBSYNC_N messages (it runs at about 50 msg/s; its
 #       msg/s and MB/s are then of that subset), MBSYNC_RUNS times (default RUNS)
@@ -21,8 +24,9 @@ set -euo pipefail
 n="${1:-100000}"
 runs="${2:-3}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
-bin="$root/target/release/letterbox"
+bin="${BIN:-$root/target/release/letterbox}"
 [[ -x "$bin" ]] || { echo "build first: cargo build --release" >&2; exit 2; }
+[[ "$bin" = /* ]] || bin="$root/$bin"
 for t in python3 /usr/bin/time doveadm dovecot mbsync; do
   command -v "$t" >/dev/null || { echo "missing $t (apt-get install time dovecot-imapd isync)" >&2; exit 2; }
 done
@@ -90,7 +94,13 @@ pop3s = ""
 EOT
 }
 
+if [[ "${PEERS_ONLY:-0}" == 1 ]]; then
+  d="$tmp/lb1"; mkdir -p "$d"; lb_config "$d"
+  echo pw-bench-12345 | "$bin" --config "$d/letterbox.toml" user add alice@home.arpa --password-stdin >/dev/null
+  "$bin" --config "$d/letterbox.toml" import alice@home.arpa --mbox "$tmp/mail.mbox" >/dev/null
+fi
 for r in $(seq 1 "$runs"); do
+  [[ "${PEERS_ONLY:-0}" == 1 ]] && break
   # 1. letterbox, no daemon: the CLI writes the store itself.
   d="$tmp/lb$r"; mkdir -p "$d"; lb_config "$d"
   echo pw-bench-12345 | "$bin" --config "$d/letterbox.toml" user add alice@home.arpa --password-stdin >/dev/null
