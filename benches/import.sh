@@ -6,6 +6,12 @@
 #
 #   benches/import.sh [MESSAGES] [RUNS]      (defaults 100000 and 3)
 #   LETTERBOX_ONLY=1 benches/import.sh ...   without the Dovecot peers
+#   PEERS_ONLY=1 benches/import.sh ...       only the Dovecot peers (letterbox imports
+#       once, untimed, to export the Maildir mbsync pushes; BIN=target/debug/letterbox
+#       does for that)
+#   MBSYNC_N=20000 MBSYNC_RUNS=1 benches/import.sh 100000 1
+#       mbsync pushes only the first MBSYNC_N messages (it runs at about 50 msg/s; its
+#       msg/s and MB/s are then of that subset), MBSYNC_RUNS times (default RUNS)
 #
 # Prints one line per tool and run, then the medians: messages/s, MB/s (of the mbox
 # file's size) and peak RSS (GNU time's maximum resident set size; for the daemon path,
@@ -18,8 +24,9 @@ set -euo pipefail
 n="${1:-100000}"
 runs="${2:-3}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
-bin="$root/target/release/letterbox"
+bin="${BIN:-$root/target/release/letterbox}"
 [[ -x "$bin" ]] || { echo "build first: cargo build --release" >&2; exit 2; }
+[[ "$bin" = /* ]] || bin="$root/$bin"
 for t in python3 /usr/bin/time doveadm dovecot mbsync; do
   command -v "$t" >/dev/null || { echo "missing $t (apt-get install time dovecot-imapd isync)" >&2; exit 2; }
 done
@@ -55,13 +62,14 @@ with open(path, "w") as f:
             f.write("Content-Type: text/plain\n\n%s\n\n" % body)
 EOF
 bytes=$(stat -c %s "$tmp/mail.mbox")
-echo "mbox: $n messages, $((bytes / 1000000)) MB; $runs runs each"
+echo "mbox: $n messages, $((bytes / 1000000)) MB; $runs runs each; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 results="$tmp/results"
 : >"$results"
-record() { # tool secs rss_kb
-  printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$tmp/raw"
-  awk -v t="$1" -v s="$2" -v r="$3" -v n="$n" -v b="$bytes" \
+record() { # tool secs rss_kb [messages bytes]
+  local rn=${4:-$n} rb=${5:-$bytes}
+  printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$rn" "$rb" >>"$tmp/raw"
+  awk -v t="$1" -v s="$2" -v r="$3" -v n="$rn" -v b="$rb" \
     'BEGIN { printf "%-28s %8.1f s %9.0f msg/s %7.1f MB/s %8.1f MB peak RSS\n", t, s, n/s, b/1e6/s, r/1024 }' | tee -a "$results"
 }
 timed() { # outfile cmd...  -> sets secs, rss
@@ -86,7 +94,13 @@ pop3s = ""
 EOT
 }
 
+if [[ "${PEERS_ONLY:-0}" == 1 ]]; then
+  d="$tmp/lb1"; mkdir -p "$d"; lb_config "$d"
+  echo pw-bench-12345 | "$bin" --config "$d/letterbox.toml" user add alice@home.arpa --password-stdin >/dev/null
+  "$bin" --config "$d/letterbox.toml" import alice@home.arpa --mbox "$tmp/mail.mbox" >/dev/null
+fi
 for r in $(seq 1 "$runs"); do
+  [[ "${PEERS_ONLY:-0}" == 1 ]] && break
   # 1. letterbox, no daemon: the CLI writes the store itself.
   d="$tmp/lb$r"; mkdir -p "$d"; lb_config "$d"
   echo pw-bench-12345 | "$bin" --config "$d/letterbox.toml" user add alice@home.arpa --password-stdin >/dev/null
@@ -160,7 +174,15 @@ done
 
 # mbsync: the same mail as a Maildir (letterbox's export), pushed over IMAP.
 "$bin" --config "$tmp/lb1/letterbox.toml" export alice@home.arpa --maildir "$tmp/md" >/dev/null
-for r in $(seq 1 "$runs"); do
+inbox_files() { for sub in cur new; do [[ -d "$tmp/md/$sub" ]] && find "$tmp/md/$sub" -type f; done; true; }
+mn=${MBSYNC_N:-$n}
+if ((mn < n)); then # keep the first MBSYNC_N messages (by name: the export's order)
+  inbox_files | sort | tail -n +$((mn + 1)) | xargs -r rm -f
+fi
+mn=$(inbox_files | wc -l)
+mb=$(inbox_files | xargs -r stat -c %s | awk '{ s += $1 } END { print s + 0 }')
+echo "mbsync pushes $mn messages ($((mb / 1000000)) MB of Maildir files)"
+for r in $(seq 1 "${MBSYNC_RUNS:-$runs}"); do
   rm -rf "$dc/mail/bench" "$tmp/mbsync-state"; mkdir -p "$tmp/mbsync-state"
   doveadm -c "$dc/dovecot.conf" user bench >/dev/null # warm the auth cache
   cat >"$tmp/mbsyncrc" <<EOT
@@ -188,18 +210,19 @@ Create Far
 SyncState $tmp/mbsync-state/
 EOT
   timed mbsync -c "$tmp/mbsyncrc" -q push
-  record "mbsync push to Dovecot" "$secs" "$rss"
+  record "mbsync push to Dovecot ($mn)" "$secs" "$rss" "$mn" "$mb"
 done
 
 fi
 
-echo "--- medians ($n messages, $((bytes / 1000000)) MB, $runs runs)"
-python3 - "$tmp/raw" "$n" "$bytes" <<'EOF2'
+echo "--- medians ($n messages, $((bytes / 1000000)) MB, $runs runs); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+python3 - "$tmp/raw" <<'EOF2'
 import sys, statistics
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
-n, b = int(sys.argv[2]), int(sys.argv[3])
 for tool in dict.fromkeys(r[0] for r in rows):
-    secs = statistics.median(float(r[1]) for r in rows if r[0] == tool)
-    rss = statistics.median(float(r[2]) for r in rows if r[0] == tool)
+    mine = [r for r in rows if r[0] == tool]
+    secs = statistics.median(float(r[1]) for r in mine)
+    rss = statistics.median(float(r[2]) for r in mine)
+    n, b = int(mine[0][3]), int(mine[0][4])
     print("%-28s %8.1f s %9.0f msg/s %7.1f MB/s %8.1f MB peak RSS" % (tool, secs, n / secs, b / 1e6 / secs, rss / 1024))
 EOF2

@@ -135,6 +135,9 @@ pub enum Request {
         passphrase: Option<crate::data::backup::Passphrase>,
         /// The CLI's config file (the daemon uses the one it was started with).
         config_path: Option<PathBuf>,
+        /// Absolute path of a full backup to build on (`--incremental BASE`).
+        #[serde(default)]
+        base: Option<PathBuf>,
     },
     /// Debug (hidden): run the scheduled backup now (tests: no waiting for the clock).
     DebugBackupNow,
@@ -518,7 +521,14 @@ fn handle_inner(ctx: &Ctx, req: Request) -> Result<Response, String> {
             path,
             passphrase,
             config_path,
-        } => backup(ctx, &path, passphrase.as_ref(), config_path),
+            base,
+        } => backup(
+            ctx,
+            &path,
+            passphrase.as_ref(),
+            config_path,
+            base.as_deref(),
+        ),
         Request::DebugBackupNow => {
             let d = ctx
                 .daemon
@@ -718,6 +728,7 @@ fn backup(
     path: &Path,
     pass: Option<&crate::data::backup::Passphrase>,
     config_path: Option<PathBuf>,
+    base: Option<&Path>,
 ) -> Result<Response, String> {
     let config_path = match &ctx.daemon {
         Some(d) => d.config_path.clone(),
@@ -729,6 +740,7 @@ fn backup(
         config_path.as_deref(),
         path,
         pass,
+        base,
     );
     if let Some(d) = &ctx.daemon {
         d.backups.record(crate::data::backup::schedule::LastBackup {
@@ -742,7 +754,7 @@ fn backup(
     let r = r.map_err(|e| format!("backup {}: {e}", path.display()))?;
     Ok(Response::ok(
         format!(
-            "wrote {} ({} bytes, {} tables, {} rows, {} files, {}) in {:.1} s",
+            "wrote {} ({} bytes, {} tables, {} rows, {} files, {}{}) in {:.1} s",
             r.path.display(),
             r.bytes,
             r.tables,
@@ -752,6 +764,10 @@ fn backup(
                 "encrypted"
             } else {
                 "NOT encrypted"
+            },
+            match &r.base {
+                Some(b) => format!(", incremental on {b}: {} bodies left to it", r.base_blobs),
+                None => String::new(),
             },
             r.seconds
         ),

@@ -123,6 +123,11 @@ enum Command {
         /// Without one the backup is not encrypted.
         #[arg(long, value_name = "F")]
         passphrase_file: Option<PathBuf>,
+        /// Write an incremental backup on BASE, a full backup in the same directory:
+        /// message bodies BASE holds are named, not written. Verify and restore need
+        /// BASE beside FILE.
+        #[arg(long, value_name = "BASE", conflicts_with = "verify")]
+        incremental: Option<PathBuf>,
     },
     /// Restore a backup onto this box (the daemon must be stopped).
     Restore {
@@ -611,14 +616,19 @@ fn export(cfg: Config, a: ExportArgs) -> ExitCode {
     }
 }
 
-/// The passphrase: `--passphrase-file`, else `[backup] passphrase_file`.
+/// The passphrase of `backup` and `restore`: `--passphrase-file`, else `[backup]
+/// passphrase_file`; an unreadable file is reported here and ends the command (exit 2).
 fn backup_passphrase(
     cfg: &Config,
     file: Option<PathBuf>,
-) -> Result<Option<letterbox::data::backup::Passphrase>, String> {
+) -> Result<Option<letterbox::data::backup::Passphrase>, ExitCode> {
     file.or_else(|| cfg.backup.passphrase_file.clone())
         .map(|p| letterbox::data::backup::Passphrase::from_file(&p))
         .transpose()
+        .map_err(|e| {
+            eprintln!("letterbox: {e}");
+            ExitCode::from(2)
+        })
 }
 
 /// `letterbox backup FILE` (through the daemon when one runs) and `backup --verify FILE`.
@@ -628,14 +638,12 @@ fn backup_cmd(
     file: PathBuf,
     verify: bool,
     passphrase_file: Option<PathBuf>,
+    incremental: Option<PathBuf>,
 ) -> ExitCode {
     use letterbox::data::backup;
     let pass = match backup_passphrase(&cfg, passphrase_file) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("letterbox: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     if verify {
         let scratch = if cfg.server.data_dir.is_dir() {
@@ -667,6 +675,13 @@ fn backup_cmd(
             return ExitCode::from(2);
         }
     };
+    let base = match incremental.map(std::path::absolute).transpose() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("letterbox: --incremental: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let config_path = config_path.and_then(|p| std::path::absolute(p).ok());
     admin(
         cfg,
@@ -674,6 +689,7 @@ fn backup_cmd(
             path,
             passphrase: pass,
             config_path,
+            base,
         },
         false,
     )
@@ -689,10 +705,7 @@ fn restore_cmd(
 ) -> ExitCode {
     let pass = match backup_passphrase(&cfg, passphrase_file) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("letterbox: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     match letterbox::data::backup::restore(
         &file,
@@ -1032,9 +1045,10 @@ fn main() -> ExitCode {
             file,
             verify,
             passphrase_file,
+            incremental,
         } => {
             let config_path = config_path(cli.config.as_ref());
-            return backup_cmd(cfg, config_path, file, verify, passphrase_file);
+            return backup_cmd(cfg, config_path, file, verify, passphrase_file, incremental);
         }
         Command::Restore {
             file,

@@ -391,13 +391,25 @@ fn the_schedule_writes_keeps_n_and_raises_fault_6() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     files.sort();
-    assert_eq!(files.len(), 2, "{files:?}");
+    // full_every is 7 by default: one full backup, then incrementals on it. keep = 2
+    // keeps the newest two (both incremental) and the full one they need.
+    assert_eq!(files.len(), 3, "{files:?}");
     assert!(
         files
             .iter()
             .all(|f| f.starts_with("letterbox-") && f.ends_with(".backup"))
     );
-    let newest = dir.join(&files[1]);
+    let full: Vec<&String> = files.iter().filter(|f| !f.contains(".on-")).collect();
+    assert_eq!(full.len(), 1, "{files:?}");
+    let base_stamp = &full[0]["letterbox-".len()..full[0].len() - ".backup".len()];
+    assert!(
+        files
+            .iter()
+            .filter(|f| f.contains(".on-"))
+            .all(|f| f.contains(&format!(".on-{base_stamp}."))),
+        "{files:?}"
+    );
+    let newest = dir.join(&files[2]);
     let v = server.cli(
         &[
             "backup",
@@ -412,6 +424,7 @@ fn the_schedule_writes_keeps_n_and_raises_fault_6() {
         v.contains("OK: 2 accounts") && v.contains(" encrypted"),
         "{v}"
     );
+    assert!(v.contains("incremental on letterbox-"), "{v}");
     let st = server.status_json();
     assert!(st["faults"].as_array().unwrap().is_empty(), "{st}");
     assert!(st["daemon"]["backup"]["last"]["error"].is_null(), "{st}");
@@ -432,4 +445,192 @@ fn the_schedule_writes_keeps_n_and_raises_fault_6() {
     wait_until("one file", Duration::from_secs(5), || {
         std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0) == 1
     });
+}
+
+/// Sends `n` messages `Subject: {prefix} {i}` with about 30 KB of incompressible body
+/// each, so that backup sizes mean something.
+fn send_random(server: &Server, prefix: &str, n: usize) {
+    server.python(&format!(
+        r#"
+import base64, os
+s = smtplib.SMTP(H, PORT["smtp"], timeout=TIMEOUT)
+for i in range({n}):
+    body = base64.encodebytes(os.urandom(22000)).decode().replace("\n", "\r\n")
+    s.sendmail("x@example.org", ["alice@home.arpa"], "Subject: {prefix} %d\r\n\r\n%s" % (i, body))
+s.quit()
+"#
+    ));
+}
+
+#[test]
+fn incremental_backups_restore_everything_and_need_their_exact_base() {
+    let server = Server::start();
+    server.add_user("alice@home.arpa", PASSWORD);
+    send_random(&server, "old", 20);
+    let d = server.dir.path();
+    let pass = write_passphrase(d, "pass", PASSWORD);
+    let pf = pass.to_str().unwrap();
+    let stick = d.join("stick");
+    std::fs::create_dir(&stick).unwrap();
+    let full = stick.join("full.backup");
+    let out = server.cli(
+        &["backup", full.to_str().unwrap(), "--passphrase-file", pf],
+        "",
+    );
+    assert!(
+        out.contains("wrote ") && !out.contains("incremental"),
+        "{out}"
+    );
+    // After the full backup: new mail, a flag, and one old message expunged.
+    send_random(&server, "new", 5);
+    server.python(
+        r#"
+import imaplib
+c = imaplib.IMAP4(H, PORT["imap"], timeout=TIMEOUT)
+c.login("alice@home.arpa", "correct horse battery")
+c.select("INBOX")
+typ, d = c.uid("STORE", "1", "+FLAGS", r"(\Flagged $Important)")
+check(typ == "OK", d)
+typ, d = c.uid("STORE", "2", "+FLAGS", r"(\Deleted)")
+check(typ == "OK", d)
+typ, d = c.expunge()
+check(typ == "OK", d)
+c.logout()
+"#,
+    );
+    let inc = stick.join("inc.backup");
+    let out = server.cli(
+        &[
+            "backup",
+            inc.to_str().unwrap(),
+            "--incremental",
+            full.to_str().unwrap(),
+            "--passphrase-file",
+            pf,
+        ],
+        "",
+    );
+    // 19 of the 20 old bodies are still used and left to the base.
+    assert!(
+        out.contains("incremental on full.backup: 19 bodies left to it"),
+        "{out}"
+    );
+    let (full_len, inc_len) = (
+        std::fs::metadata(&full).unwrap().len(),
+        std::fs::metadata(&inc).unwrap().len(),
+    );
+    assert!(
+        inc_len * 2 < full_len,
+        "the incremental ({inc_len} bytes) holds only the 5 new bodies, the full one {full_len}"
+    );
+    let (uv_a, msgs_a) = inbox(&server, PASSWORD);
+    assert_eq!(msgs_a.len(), 24);
+    assert!(!msgs_a.contains_key(&2));
+
+    let v = server.cli(
+        &[
+            "backup",
+            "--verify",
+            inc.to_str().unwrap(),
+            "--passphrase-file",
+            pf,
+        ],
+        "",
+    );
+    assert!(
+        v.contains("OK: 2 accounts, 24 messages")
+            && v.contains("incremental on full.backup (19 bodies from it"),
+        "{v}"
+    );
+
+    // An incremental on an incremental, or on a base elsewhere, is refused.
+    let o = cli_out(
+        &server.config,
+        &[
+            "backup",
+            stick.join("x.backup").to_str().unwrap(),
+            "--incremental",
+            inc.to_str().unwrap(),
+            "--passphrase-file",
+            pf,
+        ],
+    );
+    assert_one_line_error(&o, "itself incremental");
+    let o = cli_out(
+        &server.config,
+        &[
+            "backup",
+            d.join("y.backup").to_str().unwrap(),
+            "--incremental",
+            full.to_str().unwrap(),
+            "--passphrase-file",
+            pf,
+        ],
+    );
+    assert_one_line_error(&o, "same directory");
+
+    // Restore onto a fresh box: every message with its UID, flags and UIDVALIDITY.
+    let fresh = tempfile::tempdir().unwrap();
+    let data_b = fresh.path().join("data");
+    let cfg_b = bare_config(fresh.path(), &data_b);
+    let o = cli_out(
+        &cfg_b,
+        &["restore", inc.to_str().unwrap(), "--passphrase-file", pf],
+    );
+    assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
+
+    // Without its base, with a damaged base, or with another (valid) full backup under
+    // the base's name: verify and restore fail with one line and leave no store.
+    let other = stick.join("other.backup");
+    server.cli(
+        &["backup", other.to_str().unwrap(), "--passphrase-file", pf],
+        "",
+    );
+    let full_bytes = std::fs::read(&full).unwrap();
+    let mut flipped = full_bytes.clone();
+    let at = flipped.len() / 2;
+    flipped[at] ^= 0x01;
+    let cases: [(&str, Option<Vec<u8>>, &str); 3] = [
+        ("missing", None, "missing"),
+        ("flipped", Some(flipped), "changed or replaced"),
+        (
+            "other",
+            Some(std::fs::read(&other).unwrap()),
+            "changed or replaced",
+        ),
+    ];
+    for (name, base_bytes, want) in cases {
+        let dir = d.join(name);
+        std::fs::create_dir(&dir).unwrap();
+        let inc_copy = dir.join("inc.backup");
+        std::fs::copy(&inc, &inc_copy).unwrap();
+        if let Some(b) = base_bytes {
+            std::fs::write(dir.join("full.backup"), b).unwrap();
+        }
+        let ic = inc_copy.to_str().unwrap();
+        let e = assert_one_line_error(
+            &cli_out(
+                &server.config,
+                &["backup", "--verify", ic, "--passphrase-file", pf],
+            ),
+            want,
+        );
+        assert!(e.contains("full.backup"), "names the base: {e}");
+        let fresh = tempfile::tempdir().unwrap();
+        let data_c = fresh.path().join("data");
+        let cfg_c = bare_config(fresh.path(), &data_c);
+        assert_one_line_error(
+            &cli_out(&cfg_c, &["restore", ic, "--passphrase-file", pf]),
+            want,
+        );
+        assert!(!data_c.join("letterbox.redb").exists(), "{name}: no store");
+    }
+
+    drop(server);
+    let restored = Server::start_with_data_dir("", &data_b);
+    let (uv_b, msgs_b) = inbox(&restored, PASSWORD);
+    assert_eq!(uv_a, uv_b, "UIDVALIDITY kept");
+    assert_eq!(msgs_a, msgs_b, "every UID, subject and flag kept");
+    let flagged = &msgs_b[&1];
+    assert_eq!(flagged.1, "$Important \\Flagged");
 }

@@ -6,29 +6,11 @@
 //! the data; and a resume at any message's start yields exactly the messages after it.
 #![no_main]
 
-use letterbox::data::mbox::{Error, Message, Splitter};
+use letterbox::data::mbox::{Error, Message, Splitter, split_all};
 use libfuzzer_sys::fuzz_target;
 
 fn split(data: &[u8], offset: u64, chunk: usize) -> (Vec<Message>, Option<Error>) {
-    let mut s = Splitter::new(offset, 4096);
-    let mut out = Vec::new();
-    for c in data.chunks(chunk.max(1)) {
-        s.feed(c);
-        loop {
-            match s.next_message() {
-                Ok(Some(m)) => out.push(m),
-                Ok(None) => break,
-                Err(e) => return (out, Some(e)),
-            }
-        }
-    }
-    loop {
-        match s.finish() {
-            Ok(Some(m)) => out.push(m),
-            Ok(None) => return (out, None),
-            Err(e) => return (out, Some(e)),
-        }
-    }
+    split_all(Splitter::new(offset, 4096), data, &[chunk])
 }
 
 fuzz_target!(|data: &[u8]| {

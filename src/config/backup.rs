@@ -13,6 +13,8 @@ use super::{Builder, ConfigError};
 pub const APPLIANCE_BACKUP_DIR: &str = "/mnt/lbbackup";
 /// Default number of scheduled backups kept.
 pub const DEFAULT_KEEP: u32 = 7;
+/// By default every 7th scheduled backup is full, the others incremental on it.
+pub const DEFAULT_FULL_EVERY: u32 = 7;
 
 /// `[backup]` as used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,8 +24,12 @@ pub struct BackupConfig {
     pub dir: Option<PathBuf>,
     /// Daily local time (hour, minute) of the scheduled backup; `None`: no schedule.
     pub schedule: Option<(u8, u8)>,
-    /// Scheduled backup files kept (the newest; older ones are deleted).
+    /// Scheduled backup files kept (the newest; older ones are deleted, except a full
+    /// backup that a kept incremental builds on).
     pub keep: u32,
+    /// Every `full_every`th scheduled backup is full, the others incremental on the
+    /// newest full one (1: all full).
+    pub full_every: u32,
     /// File whose first line is the passphrase that encrypts scheduled backups (age).
     pub passphrase_file: Option<PathBuf>,
 }
@@ -35,6 +41,7 @@ impl BackupConfig {
             dir: appliance.then(|| PathBuf::from(APPLIANCE_BACKUP_DIR)),
             schedule: None,
             keep: DEFAULT_KEEP,
+            full_every: DEFAULT_FULL_EVERY,
             passphrase_file: None,
         }
     }
@@ -47,6 +54,7 @@ pub(super) struct RawBackup {
     dir: Option<PathBuf>,
     schedule: Option<String>,
     keep: Option<i64>,
+    full_every: Option<i64>,
     passphrase_file: Option<PathBuf>,
 }
 
@@ -89,6 +97,12 @@ impl Builder<'_> {
             }
             out.keep = k as u32;
         }
+        if let Some(k) = raw.full_every {
+            if !(1..=1000).contains(&k) {
+                return Err(self.err("backup.full_every", "must be between 1 and 1000"));
+            }
+            out.full_every = k as u32;
+        }
         if let Some(p) = raw.passphrase_file {
             if p.as_os_str().is_empty() {
                 return Err(self.err("backup.passphrase_file", "must not be empty"));
@@ -122,6 +136,13 @@ mod tests {
         );
         let e = Config::parse("[backup]\nschedule = \"01:00\"\n", "t").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("backup.schedule"));
+        let e = Config::parse("\n[backup]\nfull_every = 0\n", "t").unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(3), Some("backup.full_every"))
+        );
+        let c = Config::parse("[backup]\nfull_every = 1\n", "t").unwrap();
+        assert_eq!(c.backup.full_every, 1);
         let e = Config::parse("\n[backup]\nkeep = 0\n", "t").unwrap_err();
         assert_eq!((e.line, e.key.as_deref()), (Some(3), Some("backup.keep")));
         for bad in ["", "3", "03:5", "a:00", "03:60", "123:00"] {

@@ -477,8 +477,17 @@ const TABLES: &[Table] = &[
             },
             Key {
                 name: "keep",
-                doc: "How many scheduled backups to keep (the newest).",
+                doc: "How many scheduled backups to keep (the newest), plus any full backup \
+                      that a kept incremental one builds on.",
                 shown: D(|c| c.backup.keep.to_string()),
+            },
+            Key {
+                name: "full_every",
+                doc: "Every full_every-th scheduled backup is full; those between are \
+                      incremental (message bodies the newest full backup holds are named, \
+                      not written again; verify and restore need that full backup beside \
+                      them). 1 makes every backup full.",
+                shown: D(|c| c.backup.full_every.to_string()),
             },
             Key {
                 name: "passphrase_file",

@@ -501,28 +501,47 @@ pub fn write_message(out: &mut Vec<u8>, sender: &str, date: i64, extra_headers: 
     out.push(b'\n');
 }
 
+/// Feeds all of `data` (an in-memory file) through `s` in chunks of the sizes `chunks`
+/// (cycled; a 0 counts as 1), then finishes: the messages found, and the error that
+/// stopped the split if one did. For the unit tests and the fuzz target (the importer
+/// streams from the file instead).
+pub fn split_all(mut s: Splitter, data: &[u8], chunks: &[usize]) -> (Vec<Message>, Option<Error>) {
+    let mut out = Vec::new();
+    let mut rest = data;
+    let mut i = 0;
+    while !rest.is_empty() {
+        let size = chunks.get(i % chunks.len().max(1)).copied().unwrap_or(1);
+        let n = size.max(1).min(rest.len());
+        i += 1;
+        s.feed(&rest[..n]);
+        rest = &rest[n..];
+        loop {
+            match s.next_message() {
+                Ok(Some(m)) => out.push(m),
+                Ok(None) => break,
+                Err(e) => return (out, Some(e)),
+            }
+        }
+    }
+    loop {
+        match s.finish() {
+            Ok(Some(m)) => out.push(m),
+            Ok(None) => return (out, None),
+            Err(e) => return (out, Some(e)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn split_all(data: &[u8], chunks: &[usize]) -> Result<Vec<Message>, Error> {
-        let mut s = Splitter::new(0, 1 << 20);
-        let mut out = Vec::new();
-        let mut rest = data;
-        let mut i = 0;
-        while !rest.is_empty() {
-            let n = chunks[i % chunks.len()].max(1).min(rest.len());
-            i += 1;
-            s.feed(&rest[..n]);
-            rest = &rest[n..];
-            while let Some(m) = s.next_message()? {
-                out.push(m);
-            }
+    /// The whole of `data` through a fresh splitter, in chunks of the sizes `chunks`.
+    fn split(data: &[u8], chunks: &[usize]) -> Result<Vec<Message>, Error> {
+        match split_all(Splitter::new(0, 1 << 20), data, chunks) {
+            (msgs, None) => Ok(msgs),
+            (_, Some(e)) => Err(e),
         }
-        while let Some(m) = s.finish()? {
-            out.push(m);
-        }
-        Ok(out)
     }
 
     /// A small deterministic generator (xorshift) for chunk sizes.
@@ -545,7 +564,7 @@ mod tests {
     fn check(data: &[u8], want: &[&[u8]]) -> Vec<Message> {
         let mut first = None;
         for c in chunkings(data.len() as u64) {
-            let got = split_all(data, &c).unwrap();
+            let got = split(data, &c).unwrap();
             let bodies: Vec<&[u8]> = got.iter().map(|m| m.bytes.as_slice()).collect();
             assert_eq!(
                 bodies,
@@ -632,7 +651,7 @@ mod tests {
         );
         let counted = b"From a Mon Jan  1 12:00:00 2024\nContent-Length: 100\n\nshort\n";
         assert!(matches!(
-            split_all(counted, &[3]),
+            split(counted, &[3]),
             Err(Error::Truncated { offset: 0, .. })
         ));
     }
@@ -640,10 +659,10 @@ mod tests {
     #[test]
     fn not_an_mbox_and_too_large() {
         assert_eq!(
-            split_all(b"Subject: x\n\nhi\n", &[5]),
+            split(b"Subject: x\n\nhi\n", &[5]),
             Err(Error::NotMbox { offset: 0 })
         );
-        assert_eq!(split_all(b"", &[5]), Ok(vec![]));
+        assert_eq!(split(b"", &[5]), Ok(vec![]));
         let mut s = Splitter::new(0, 10);
         s.feed(b"From a Mon Jan  1 12:00:00 2024\n0123456789abcdef\n");
         assert!(matches!(s.next_message(), Err(Error::TooLarge { .. })));
@@ -656,7 +675,7 @@ mod tests {
     #[test]
     fn resume_at_an_offset() {
         let data = b"From a Mon Jan  1 12:00:00 2024\nA: 1\n\nx\n\nFrom b Mon Jan  1 12:00:00 2024\nB: 2\n\ny\n";
-        let all = split_all(data, &[9]).unwrap();
+        let all = split(data, &[9]).unwrap();
         let mut s = Splitter::new(all[0].end, 1 << 20);
         s.feed(&data[all[0].end as usize..]);
         let m = s.finish().unwrap().unwrap();
@@ -696,7 +715,7 @@ mod tests {
         for (i, m) in msgs.iter().enumerate() {
             write_message(&mut out, "a@b", 1704110400 + i as i64, b"Status: RO\n", m);
         }
-        let got = split_all(&out, &[13]).unwrap();
+        let got = split(&out, &[13]).unwrap();
         assert_eq!(got.len(), 3);
         for (i, (g, m)) in got.iter().zip(msgs).enumerate() {
             let lf: Vec<u8> = String::from_utf8_lossy(m).replace("\r\n", "\n").into();
@@ -741,25 +760,7 @@ mod tests {
                 file.extend_from_slice(PARTS[(next() % PARTS.len() as u64) as usize]);
             }
             let split = |data: &[u8], offset: u64, chunk: usize| {
-                let mut s = Splitter::new(offset, 64);
-                let mut out = Vec::new();
-                for c in data.chunks(chunk.max(1)) {
-                    s.feed(c);
-                    loop {
-                        match s.next_message() {
-                            Ok(Some(m)) => out.push(m),
-                            Ok(None) => break,
-                            Err(e) => return (out, Some(e)),
-                        }
-                    }
-                }
-                loop {
-                    match s.finish() {
-                        Ok(Some(m)) => out.push(m),
-                        Ok(None) => return (out, None),
-                        Err(e) => return (out, Some(e)),
-                    }
-                }
+                split_all(Splitter::new(offset, 64), data, &[chunk])
             };
             let whole = split(&file, 0, file.len().max(1));
             let chunk = (next() % 9) as usize + 1;

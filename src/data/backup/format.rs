@@ -8,12 +8,17 @@
 //! table    'T' u16:len name
 //! row      'R' u32:len key  u32:len value
 //! end      'E' u64:rows                      (rows of the table just written)
+//! base     'B' [32]:SHA-256                  (incremental only, inside `blobs`: a body
+//!                                            the base backup holds and this one omits)
 //! file     'F' u16:len name  u32:mode  u32:len bytes
 //! trailer  'Z' u64:records  [32]:SHA-256 of every byte before this hash
 //! ```
-//! Integers are little-endian. `records` counts tables, rows and files. Rows of the
-//! `blobs` table have the SHA-256 of their value as key, checked on decode. Nothing may
-//! follow the trailer.
+//! Integers are little-endian. `records` counts tables, rows, base blobs and files. Rows
+//! of the `blobs` table have the SHA-256 of their value as key, checked on decode.
+//! Nothing may follow the trailer. An incremental backup's header names its base
+//! ([`BaseRef`]: file name and the SHA-256 of the base file's bytes); a full backup's
+//! header has no `base` and may hold no `B` record. A letterbox that predates `B` records
+//! refuses an incremental (unknown record type) rather than restore it without bodies.
 
 use std::io::Write;
 
@@ -39,6 +44,24 @@ pub struct Header {
     pub created: i64,
     /// The store's schema version.
     pub schema: u64,
+    /// For an incremental backup: the full backup it builds on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<BaseRef>,
+}
+
+/// The full backup an incremental one builds on: looked up by `name` in the
+/// incremental's own directory, and accepted only if its bytes hash to `sha256`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaseRef {
+    /// The base's file name (no directory).
+    pub name: String,
+    /// SHA-256 of the base file as stored (encrypted and compressed), lowercase hex.
+    pub sha256: String,
+}
+
+/// Lowercase hex of bytes.
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// SHA-256 context (ring).
@@ -145,6 +168,14 @@ impl<W: Write> Encoder<W> {
         self.put(&rows.to_le_bytes())
     }
 
+    /// A body of the current (`blobs`) table that the base backup holds: only its hash.
+    pub fn base_blob(&mut self, key: &[u8; 32]) -> std::io::Result<()> {
+        self.put(b"B")?;
+        self.put(key)?;
+        self.records += 1;
+        Ok(())
+    }
+
     /// A file (`name` says where it goes back, see `super::FilePlace`).
     pub fn file(&mut self, name: &str, mode: u32, bytes: &[u8]) -> std::io::Result<()> {
         let n = len_u16(name.len(), "file name")?;
@@ -179,6 +210,8 @@ pub enum Event {
     Table(String),
     /// A row of the current table.
     Row(Vec<u8>, Vec<u8>),
+    /// (Incremental) a body of `blobs` that the base backup holds, by its SHA-256.
+    BaseBlob([u8; 32]),
     /// The current table ended; its row count matched.
     EndTable(u64),
     /// A file.
@@ -216,6 +249,7 @@ pub struct Decoder {
     rows: u64,
     records: u64,
     blob_table: bool,
+    incremental: bool,
 }
 
 impl Default for Decoder {
@@ -237,6 +271,7 @@ impl Decoder {
             rows: 0,
             records: 0,
             blob_table: false,
+            incremental: false,
         }
     }
 
@@ -318,6 +353,7 @@ impl Decoder {
                 let header: Header = serde_json::from_slice(&raw[14..])
                     .map_err(|e| self.err(format!("bad header: {e}")))?;
                 self.state = State::Body;
+                self.incremental = header.base.is_some();
                 Ok(Some(Event::Header(header)))
             }
             State::Body => {
@@ -378,6 +414,21 @@ impl Decoder {
                         self.rows += 1;
                         self.records += 1;
                         Ok(Some(Event::Row(key, value)))
+                    }
+                    b'B' => {
+                        if !self.blob_table || !self.incremental {
+                            return Err(self.err(
+                                "a base body outside the blobs table of an incremental backup",
+                            ));
+                        }
+                        if b.len() < 33 {
+                            return Ok(None);
+                        }
+                        let raw = self.take(33, true);
+                        let mut key = [0u8; 32];
+                        key.copy_from_slice(&raw[1..]);
+                        self.records += 1;
+                        Ok(Some(Event::BaseBlob(key)))
                     }
                     b'E' => {
                         let Some(name) = self.table.clone() else {
@@ -475,6 +526,7 @@ mod tests {
             letterbox: "0.1.0".into(),
             created: 1_700_000_000,
             schema: 2,
+            base: None,
         };
         let mut e = Encoder::new(Vec::new(), &h).unwrap();
         e.table("meta").unwrap();
@@ -552,6 +604,7 @@ mod tests {
             letterbox: "x".into(),
             created: 0,
             schema: 2,
+            base: None,
         };
         let mut e = Encoder::new(Vec::new(), &h).unwrap();
         e.table("blobs").unwrap();
@@ -569,5 +622,41 @@ mod tests {
         assert!(d.next_event().unwrap().is_some());
         assert!(d.next_event().unwrap().is_some());
         assert!(d.next_event().unwrap_err().contains("limit"));
+    }
+
+    #[test]
+    fn base_blobs_only_in_the_blobs_table_of_an_incremental() {
+        let body = b"new".to_vec();
+        let make = |base: Option<BaseRef>, table: &str| {
+            let h = Header {
+                letterbox: "x".into(),
+                created: 0,
+                schema: 2,
+                base,
+            };
+            let mut e = Encoder::new(Vec::new(), &h).unwrap();
+            e.table(table).unwrap();
+            e.row(&sha256(&body), &body).unwrap();
+            e.base_blob(&[7u8; 32]).unwrap();
+            e.end_table().unwrap();
+            e.finish().unwrap()
+        };
+        let base = BaseRef {
+            name: "full.backup".into(),
+            sha256: hex(&[1u8; 32]),
+        };
+        let (b, n) = make(Some(base.clone()), "blobs");
+        assert_eq!(n, 3);
+        for chunk in [1, 5, 33, 1000] {
+            let ev = decode_chunked(&b, chunk).unwrap();
+            assert!(matches!(&ev[0], Event::Header(h) if h.base.as_ref() == Some(&base)));
+            assert_eq!(ev[3], Event::BaseBlob([7u8; 32]));
+            assert_eq!(ev[4], Event::EndTable(1), "base bodies are not rows");
+        }
+        // In a full backup, or outside `blobs`: refused.
+        let (b, _) = make(None, "blobs");
+        assert!(decode_chunked(&b, 7).unwrap_err().contains("base body"));
+        let (b, _) = make(Some(base), "meta");
+        assert!(decode_chunked(&b, 7).unwrap_err().contains("base body"));
     }
 }

@@ -12,6 +12,18 @@
 //! rebuilds the store from it in a scratch directory, opens that store (schema check) and
 //! checks that every record decodes and every message has its body. `restore` does the
 //! same into the data directory and renames the new database into place.
+//!
+//! An incremental backup (`letterbox backup FILE --incremental BASE`) builds on a full
+//! backup in the same directory: its header names the base by file name and by the
+//! SHA-256 of the base file's bytes, and its `blobs` table lists by hash only (a `B`
+//! record) each body the base holds, writing the others in full. Every other table is
+//! written whole (they are small beside the bodies). Writing one reads the base through
+//! first (every check of `verify`'s stream pass), so an incremental never builds on a
+//! damaged base. `verify` and `restore` of an incremental need the base beside it: a
+//! missing base, or one whose bytes no longer hash to the named SHA-256, is a one-line
+//! error, and every listed body must be found in the base (with its own SHA-256 checked)
+//! before the rebuilt store is accepted; the store's consistency check then proves that
+//! every message has its body. A base must be a full backup (no chains).
 
 pub mod format;
 pub mod schedule;
@@ -20,6 +32,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use age::secrecy::SecretString;
@@ -28,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::store::backup::{DumpSink, Restorer};
 use crate::store::{self, Store};
-use format::{Decoder, Encoder, Event, Header};
+use format::{BaseRef, Decoder, Encoder, Event, Header};
 
 /// The zstd level: 3 is zstd's default, fast enough for a Pi's card and USB stick.
 const ZSTD_LEVEL: i32 = 3;
@@ -101,6 +114,10 @@ pub struct BackupReport {
     pub encrypted: bool,
     /// Wall time.
     pub seconds: f64,
+    /// For an incremental backup: the base's file name.
+    pub base: Option<String>,
+    /// Bodies left out because the base holds them.
+    pub base_blobs: u64,
 }
 
 /// The output chain below zstd: the temporary file, through age or not.
@@ -139,13 +156,25 @@ type StreamEncoder = Encoder<zstd::stream::write::Encoder<'static, Out>>;
 struct Sink<'a> {
     enc: &'a mut StreamEncoder,
     tmp: &'a Path,
+    /// Sorted hashes of the bodies the base holds (empty for a full backup).
+    base: &'a [[u8; 32]],
+    in_blobs: bool,
+    base_blobs: u64,
 }
 
 impl DumpSink for Sink<'_> {
     fn table(&mut self, name: &str) -> Result<(), String> {
+        self.in_blobs = name == store::backup::BLOB_TABLE;
         self.enc.table(name).map_err(|e| write_err(self.tmp, e))
     }
     fn row(&mut self, key: &[u8], value: &[u8]) -> Result<(), String> {
+        if self.in_blobs
+            && let Ok(k) = <[u8; 32]>::try_from(key)
+            && self.base.binary_search(&k).is_ok()
+        {
+            self.base_blobs += 1;
+            return self.enc.base_blob(&k).map_err(|e| write_err(self.tmp, e));
+        }
         self.enc.row(key, value).map_err(|e| write_err(self.tmp, e))
     }
     fn end_table(&mut self, _rows: u64) -> Result<(), String> {
@@ -265,23 +294,96 @@ fn sync_dir(dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", dir.display()))
 }
 
+/// The directory a backup file is in (`.` for a bare name).
+fn dir_of(p: &Path) -> &Path {
+    p.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Reads a full backup that an incremental one will build on: every check of the stream
+/// pass, its bodies' hashes (sorted) and the SHA-256 of its file. `dest` is the
+/// incremental's path: the base must be in the same directory (restore looks there).
+fn read_base(
+    base: &Path,
+    dest: &Path,
+    pass: Option<&Passphrase>,
+) -> Result<(BaseRef, Vec<[u8; 32]>), String> {
+    let name = base
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| format!("{}: not a file name", base.display()))?;
+    let same_dir = match (
+        std::fs::canonicalize(dir_of(base)),
+        std::fs::canonicalize(dir_of(dest)),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if !same_dir {
+        return Err(format!(
+            "the base {} must be in the same directory as the incremental backup {} (restore looks for it there)",
+            base.display(),
+            dest.display()
+        ));
+    }
+    let mut keys: Vec<[u8; 32]> = Vec::new();
+    let mut in_blobs = false;
+    let tap = Tap::default();
+    read_stream(base, pass, Some(&tap), |ev| {
+        match ev {
+            Event::Header(h) if h.base.is_some() => {
+                return Err("it is itself incremental: name a full backup as the base".into());
+            }
+            Event::Table(t) => in_blobs = t == store::backup::BLOB_TABLE,
+            Event::Row(k, _) if in_blobs => {
+                keys.push(<[u8; 32]>::try_from(k.as_slice()).map_err(|_| "a bad body key")?);
+            }
+            _ => {}
+        }
+        Ok(())
+    })
+    .map_err(|e| format!("the base {}: {e}", base.display()))?;
+    let digest = tap
+        .finish(base)
+        .map_err(|e| format!("the base {}: {e}", base.display()))?;
+    keys.sort_unstable();
+    Ok((
+        BaseRef {
+            name,
+            sha256: format::hex(&digest),
+        },
+        keys,
+    ))
+}
+
 /// Writes a backup of `store` (one consistent snapshot) with the config file and the TLS
-/// files to `dest`: temporary file, fsync, rename, directory fsync.
+/// files to `dest`: temporary file, fsync, rename, directory fsync. With `base` (a full
+/// backup in the same directory, read with the same passphrase) the backup is
+/// incremental: bodies the base holds are named, not written.
 pub fn write_backup(
     store: &Store,
     cfg: &Config,
     config_path: Option<&Path>,
     dest: &Path,
     pass: Option<&Passphrase>,
+    base: Option<&Path>,
 ) -> Result<BackupReport, String> {
     let start = Instant::now();
     if dest.is_dir() {
         return Err(format!("{} is a directory", dest.display()));
     }
+    let (base_ref, base_keys) = match base {
+        Some(b) => {
+            let (r, k) = read_base(b, dest, pass)?;
+            (Some(r), k)
+        }
+        None => (None, Vec::new()),
+    };
     let files = collect_files(cfg, config_path)?;
     let tmp = temp_beside(dest, "tmp");
-    let res = write_to(store, &files, &tmp, pass);
-    let (tables, rows) = match res {
+    let res = write_to(store, &files, &tmp, pass, base_ref.clone(), &base_keys);
+    let (tables, rows, base_blobs) = match res {
         Ok(v) => v,
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
@@ -302,6 +404,8 @@ pub fn write_backup(
         files: files.len() as u64,
         encrypted: pass.is_some(),
         seconds: start.elapsed().as_secs_f64(),
+        base: base_ref.map(|b| b.name),
+        base_blobs,
     })
 }
 
@@ -310,7 +414,9 @@ fn write_to(
     files: &[(FilePlace, PathBuf)],
     tmp: &Path,
     pass: Option<&Passphrase>,
-) -> Result<(u64, u64), String> {
+    base: Option<BaseRef>,
+    base_keys: &[[u8; 32]],
+) -> Result<(u64, u64, u64), String> {
     let werr = |e: std::io::Error| write_err(tmp, e);
     let file = {
         use std::os::unix::fs::OpenOptionsExt;
@@ -341,9 +447,18 @@ fn write_to(
         letterbox: env!("CARGO_PKG_VERSION").into(),
         created: store::now_unix(),
         schema,
+        base,
     };
     let mut enc = Encoder::new(z, &header).map_err(werr)?;
-    let summary = store.dump(&mut Sink { enc: &mut enc, tmp })?;
+    let mut sink = Sink {
+        enc: &mut enc,
+        tmp,
+        base: base_keys,
+        in_blobs: false,
+        base_blobs: 0,
+    };
+    let summary = store.dump(&mut sink)?;
+    let base_blobs = sink.base_blobs;
     for (place, src) in files {
         let mut bytes = Vec::new();
         let f = File::open(src).map_err(|e| format!("{}: {e}", src.display()))?;
@@ -364,7 +479,7 @@ fn write_to(
     let out = z.finish().map_err(werr)?;
     let file = out.finish().map_err(werr)?;
     file.sync_all().map_err(werr)?;
-    Ok((summary.tables, summary.rows))
+    Ok((summary.tables, summary.rows, base_blobs))
 }
 
 /// What reading a backup found.
@@ -390,6 +505,10 @@ pub struct ReadSummary {
     pub records: u64,
     /// The file was encrypted.
     pub encrypted: bool,
+    /// For an incremental backup: the base it builds on.
+    pub base: Option<BaseRef>,
+    /// Bodies named by hash only (the base holds them).
+    pub base_blobs: u64,
 }
 
 /// Maps an age decryption error to one line.
@@ -412,9 +531,78 @@ fn age_err(e: age::DecryptError) -> String {
     }
 }
 
+/// The SHA-256 of a file's bytes as a reader consumes them (shared with the reader,
+/// which sits deep in the decrypt/decompress chain).
+#[derive(Clone)]
+struct Tap(Arc<Mutex<(ring::digest::Context, u64)>>);
+
+impl Default for Tap {
+    fn default() -> Tap {
+        Tap(Arc::new(Mutex::new((
+            ring::digest::Context::new(&ring::digest::SHA256),
+            0,
+        ))))
+    }
+}
+
+impl Tap {
+    /// Hashes the rest of the file (what the decoders did not read) and returns the
+    /// SHA-256 of all of it.
+    fn finish(&self, path: &Path) -> Result<[u8; 32], String> {
+        use std::io::{Seek, SeekFrom};
+        let mut g = self.0.lock().map_err(|_| "a hashing thread failed")?;
+        let mut f = File::open(path).map_err(|e| e.to_string())?;
+        f.seek(SeekFrom::Start(g.1)).map_err(|e| e.to_string())?;
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.to_string()),
+            };
+            g.0.update(&buf[..n]);
+            g.1 += n as u64;
+        }
+        let ctx = std::mem::replace(&mut g.0, ring::digest::Context::new(&ring::digest::SHA256));
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        Ok(out)
+    }
+}
+
+/// A reader that feeds a [`Tap`].
+struct Tapped<R> {
+    inner: R,
+    tap: Tap,
+}
+
+impl<R: Read> Read for Tapped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Ok(mut g) = self.tap.0.lock() {
+            g.0.update(&buf[..n]);
+            g.1 += n as u64;
+        }
+        Ok(n)
+    }
+}
+
 /// Opens a backup for reading: the plaintext stream, and whether it was encrypted.
-fn open_reader(path: &Path, pass: Option<&Passphrase>) -> Result<(Box<dyn Read>, bool), String> {
+/// With `tap`, every byte read from the file is also hashed.
+fn open_reader(
+    path: &Path,
+    pass: Option<&Passphrase>,
+    tap: Option<&Tap>,
+) -> Result<(Box<dyn Read>, bool), String> {
     let f = File::open(path).map_err(|e| e.to_string())?;
+    let f: Box<dyn Read> = match tap {
+        Some(t) => Box::new(Tapped {
+            inner: f,
+            tap: t.clone(),
+        }),
+        None => Box::new(f),
+    };
     let mut r = BufReader::with_capacity(CHUNK, f);
     let head = r.fill_buf().map_err(|e| e.to_string())?;
     if head.is_empty() {
@@ -446,13 +634,23 @@ fn open_reader(path: &Path, pass: Option<&Passphrase>) -> Result<(Box<dyn Read>,
 }
 
 /// Reads and checks a whole backup, handing each event to `on`. Errors are one line
-/// (without the file name; callers add it).
+/// (without the file name; callers add it). An incremental backup is read on its own
+/// (its base is not opened): see [`verify`] for the whole check.
 pub fn read_backup(
     path: &Path,
     pass: Option<&Passphrase>,
+    on: impl FnMut(&Event) -> Result<(), String>,
+) -> Result<ReadSummary, String> {
+    read_stream(path, pass, None, on)
+}
+
+fn read_stream(
+    path: &Path,
+    pass: Option<&Passphrase>,
+    tap: Option<&Tap>,
     mut on: impl FnMut(&Event) -> Result<(), String>,
 ) -> Result<ReadSummary, String> {
-    let (mut r, encrypted) = open_reader(path, pass)?;
+    let (mut r, encrypted) = open_reader(path, pass, tap)?;
     let mut d = Decoder::new();
     let mut s = ReadSummary {
         encrypted,
@@ -490,7 +688,9 @@ pub fn read_backup(
                     s.letterbox.clone_from(&h.letterbox);
                     s.created = h.created;
                     s.schema = h.schema;
+                    s.base.clone_from(&h.base);
                 }
+                Event::BaseBlob(_) => s.base_blobs += 1,
                 Event::Table(name) => {
                     s.tables += 1;
                     in_blobs = name == store::backup::BLOB_TABLE;
@@ -566,7 +766,13 @@ impl VerifyReport {
                 "NOT encrypted"
             },
             self.seconds
-        )
+        ) + &match &s.base {
+            Some(b) => format!(
+                "; incremental on {} ({} bodies from it, its SHA-256 checked)",
+                b.name, s.base_blobs
+            ),
+            None => String::new(),
+        }
     }
 }
 
@@ -608,12 +814,33 @@ fn rebuild(
     let mut restorer = Some(Restorer::create(&db).map_err(|e| e.to_string())?);
     let mut files = Vec::new();
     let mut file_bytes = 0usize;
+    // An incremental's base (checked to exist as soon as the header names it) and the
+    // bodies it must supply.
+    let mut base: Option<(BaseRef, PathBuf)> = None;
+    let mut needed: Vec<[u8; 32]> = Vec::new();
     let quiet = QuietPanics::new();
     let stream = read_backup(path, pass, |ev| {
         let r = restorer.as_mut().ok_or("data after the end")?;
         match ev {
+            Event::Header(h) => {
+                if let Some(b) = &h.base {
+                    let bp = dir_of(path).join(&b.name);
+                    if b.name.contains('/') || !bp.is_file() {
+                        return Err(format!(
+                            "an incremental backup needs its base {} beside it, which is missing",
+                            bp.display()
+                        ));
+                    }
+                    base = Some((b.clone(), bp));
+                }
+                Ok(())
+            }
             Event::Table(name) => r.table(name).map_err(|e| e.to_string()),
             Event::Row(k, v) => r.row(k, v).map_err(|e| e.to_string()),
+            Event::BaseBlob(k) => {
+                needed.push(*k);
+                Ok(())
+            }
             Event::File { name, mode, bytes } => {
                 file_bytes += bytes.len();
                 if file_bytes > MAX_FILES_BYTES {
@@ -622,16 +849,16 @@ fn rebuild(
                 files.push((FilePlace::parse(name)?, *mode, bytes.clone()));
                 Ok(())
             }
-            Event::End { .. } => restorer
-                .take()
-                .ok_or_else(|| "two ends".to_string())?
-                .finish()
-                .map_err(|e| e.to_string()),
-            Event::Header(_) | Event::EndTable(_) => Ok(()),
+            Event::End { .. } | Event::EndTable(_) => Ok(()),
         }
     });
-    drop(quiet);
     let stream = stream?;
+    let mut restorer = restorer.ok_or("the backup has no end")?;
+    if let Some((b, bp)) = &base {
+        add_base_bodies(&mut restorer, b, bp, pass, needed)?;
+    }
+    restorer.finish().map_err(|e| e.to_string())?;
+    drop(quiet);
     let s = Store::open_with(dir, 0).map_err(|e| format!("the restored store: {e}"))?;
     let checked = s.check_consistency();
     s.close();
@@ -645,6 +872,68 @@ fn rebuild(
         },
         files,
     ))
+}
+
+/// Adds to `restorer` the bodies an incremental backup names by hash, read from its base
+/// `bp` (every check of the stream pass, each body's SHA-256 too), after checking that
+/// the base file's bytes hash to what the incremental names. Every named body must be
+/// found.
+fn add_base_bodies(
+    restorer: &mut Restorer,
+    b: &BaseRef,
+    bp: &Path,
+    pass: Option<&Passphrase>,
+    mut needed: Vec<[u8; 32]>,
+) -> Result<(), String> {
+    needed.sort_unstable();
+    needed.dedup();
+    let mut found = vec![false; needed.len()];
+    let mut in_blobs = false;
+    let tap = Tap::default();
+    let changed = || {
+        format!(
+            "its base {} was changed or replaced since the incremental backup was written (its SHA-256 differs from the one the incremental names)",
+            bp.display()
+        )
+    };
+    let read = read_stream(bp, pass, Some(&tap), |ev| {
+        match ev {
+            Event::Header(h) if h.base.is_some() => {
+                return Err("it is itself incremental".into());
+            }
+            Event::Table(t) => {
+                in_blobs = t == store::backup::BLOB_TABLE;
+                if in_blobs {
+                    restorer.table(t).map_err(|e| e.to_string())?;
+                }
+            }
+            Event::Row(k, v) if in_blobs => {
+                if let Ok(i) = needed.binary_search_by(|n| n.as_slice().cmp(k.as_slice())) {
+                    restorer.row(k, v).map_err(|e| e.to_string())?;
+                    found[i] = true;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    });
+    // A changed file is named as such, whatever the stream pass stumbled on first.
+    let digest = tap
+        .finish(bp)
+        .map_err(|e| format!("{}: {e}", bp.display()))?;
+    if format::hex(&digest) != b.sha256 {
+        return Err(changed());
+    }
+    read.map_err(|e| format!("its base {}: {e}", bp.display()))?;
+    let missing = found.iter().filter(|f| !**f).count();
+    if missing > 0 {
+        return Err(format!(
+            "its base {} lacks {missing} of the {} message bodies the incremental backup needs",
+            bp.display(),
+            needed.len()
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a backup completely without touching the store: decrypts, decompresses, checks

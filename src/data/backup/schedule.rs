@@ -1,7 +1,12 @@
-//! Scheduled backups (`[backup] dir schedule keep passphrase_file`): when the next one is
-//! due, the file names, which old files to delete, and when fault 6 shows, as pure
-//! functions of the time; plus the daemon task that runs them and the [`Tracker`] that
-//! `letterbox status` reads.
+//! Scheduled backups (`[backup] dir schedule keep full_every passphrase_file`): when the
+//! next one is due, the file names, whether it is full or incremental, which old files to
+//! delete, and when fault 6 shows, as pure functions of the time and the directory's file
+//! names; plus the daemon task that runs them and the [`Tracker`] that `letterbox status`
+//! reads.
+//!
+//! A full backup is `letterbox-<stamp>.backup`; an incremental one names its base in its
+//! own file name, `letterbox-<stamp>.on-<base stamp>.backup`, so pruning knows which
+//! full backups the kept incrementals need without decrypting anything.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -22,9 +27,13 @@ pub const STALE_AFTER: i64 = 2 * 86_400;
 const MISSED_GRACE: i64 = 3600;
 /// The task looks at the clock at least this often.
 const TICK: Duration = Duration::from_secs(60);
-/// Scheduled files are `letterbox-YYYYMMDD-HHMMSS.backup` (local time).
+/// Scheduled files are `letterbox-YYYYMMDD-HHMMSS.backup` (local time), incrementals
+/// `letterbox-YYYYMMDD-HHMMSS.on-YYYYMMDD-HHMMSS.backup`.
 const PREFIX: &str = "letterbox-";
 const SUFFIX: &str = ".backup";
+const ON: &str = ".on-";
+/// `YYYYMMDD-HHMMSS`.
+const STAMP: usize = 15;
 
 /// The next unix time at local `hh:mm` strictly after `now`, for a local time that is
 /// `offset` seconds ahead of UTC.
@@ -65,29 +74,96 @@ pub fn file_name(now: i64, offset: i64) -> String {
     )
 }
 
-/// Is `name` a scheduled backup's file name?
-pub fn is_backup_name(name: &str) -> bool {
-    name.len() == PREFIX.len() + 15 + SUFFIX.len()
-        && name.starts_with(PREFIX)
-        && name.ends_with(SUFFIX)
-        && name[PREFIX.len()..PREFIX.len() + 15]
-            .bytes()
-            .enumerate()
-            .all(|(i, b)| {
-                if i == 8 {
-                    b == b'-'
-                } else {
-                    b.is_ascii_digit()
-                }
-            })
+fn is_stamp(s: &str) -> bool {
+    s.len() == STAMP
+        && s.bytes().enumerate().all(|(i, b)| {
+            if i == 8 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        })
 }
 
-/// The scheduled backups to delete so that the newest `keep` remain (names sort by time).
+/// A scheduled backup's file name split into its time stamp and, for an incremental
+/// one, its base's stamp.
+pub fn parse_name(name: &str) -> Option<(&str, Option<&str>)> {
+    let mid = name.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?;
+    if mid.len() < STAMP || !mid.is_char_boundary(STAMP) {
+        return None;
+    }
+    let (stamp, rest) = mid.split_at(STAMP);
+    if !is_stamp(stamp) {
+        return None;
+    }
+    if rest.is_empty() {
+        return Some((stamp, None));
+    }
+    let base = rest.strip_prefix(ON)?;
+    (is_stamp(base) && base < stamp).then_some((stamp, Some(base)))
+}
+
+/// Is `name` a scheduled backup's file name (full or incremental)?
+pub fn is_backup_name(name: &str) -> bool {
+    parse_name(name).is_some()
+}
+
+/// The full backup's file name for a stamp.
+fn full_name(stamp: &str) -> String {
+    format!("{PREFIX}{stamp}{SUFFIX}")
+}
+
+/// The file name of a scheduled incremental backup taken at `now` on the full backup
+/// `base` (a full backup's file name).
+pub fn incremental_name(now: i64, offset: i64, base: &str) -> Option<String> {
+    let (b, None) = parse_name(base)? else {
+        return None;
+    };
+    let full = file_name(now, offset);
+    let (stamp, _) = parse_name(&full)?;
+    (b < stamp).then(|| format!("{PREFIX}{stamp}{ON}{b}{SUFFIX}"))
+}
+
+/// Is a file with this name's time stamp already in `names`?
+pub fn stamp_taken(names: &[String], name: &str) -> bool {
+    let Some((stamp, _)) = parse_name(name) else {
+        return false;
+    };
+    names
+        .iter()
+        .any(|n| parse_name(n).is_some_and(|(s, _)| s == stamp))
+}
+
+/// The full backup the next scheduled backup builds on, or `None` for a full one: the
+/// newest full backup, unless it and the incrementals on it already make `full_every`.
+pub fn plan(names: &[String], full_every: u32) -> Option<String> {
+    let newest_full = names
+        .iter()
+        .filter_map(|n| parse_name(n).filter(|(_, b)| b.is_none()).map(|(s, _)| s))
+        .max()?;
+    let on_it = names
+        .iter()
+        .filter_map(|n| parse_name(n))
+        .filter(|(s, b)| *b == Some(newest_full) && *s > newest_full)
+        .count();
+    (on_it + 1 < full_every as usize).then(|| full_name(newest_full))
+}
+
+/// The scheduled backups to delete so that the newest `keep` remain (names sort by time),
+/// and with them every full backup that a kept incremental builds on.
 pub fn to_prune(names: &[String], keep: u32) -> Vec<String> {
-    let mut ours: Vec<&String> = names.iter().filter(|n| is_backup_name(n)).collect();
+    let mut ours: Vec<(&str, Option<&str>, &String)> = names
+        .iter()
+        .filter_map(|n| parse_name(n).map(|(s, b)| (s, b, n)))
+        .collect();
     ours.sort();
     let n = ours.len().saturating_sub(keep as usize);
-    ours.into_iter().take(n).cloned().collect()
+    let needed: Vec<&str> = ours[n..].iter().filter_map(|(_, b, _)| *b).collect();
+    ours[..n]
+        .iter()
+        .filter(|(s, b, _)| !(b.is_none() && needed.contains(s)))
+        .map(|(_, _, name)| (*name).clone())
+        .collect()
 }
 
 /// Fault 6's detail, or `None` when all is well: the last scheduled backup failed, or a
@@ -319,21 +395,53 @@ pub fn run_once(
             .as_deref()
             .map(Passphrase::from_file)
             .transpose()?;
-        let mut dest = dir.join(file_name(now, local_offset(now)));
-        let mut n = 1;
-        while dest.exists() && n < 100 {
-            let name = file_name(now + n, local_offset(now));
-            dest = dir.join(name);
-            n += 1;
+        let list = || -> Result<Vec<String>, String> {
+            Ok(std::fs::read_dir(dir)
+                .map_err(|e| format!("{}: {e}", dir.display()))?
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect())
+        };
+        let names = list()?;
+        let base = plan(&names, cfg.backup.full_every);
+        let offset = local_offset(now);
+        let name_at = |t: i64| match &base {
+            Some(b) => incremental_name(t, offset, b).unwrap_or_else(|| file_name(t, offset)),
+            None => file_name(t, offset),
+        };
+        let mut t = now;
+        while stamp_taken(&names, &name_at(t)) && t < now + 100 {
+            t += 1;
         }
-        let report = write_backup(store, cfg, config_path, &dest, pass.as_ref())?;
+        let dest = dir.join(name_at(t));
+        let base_path = base.as_ref().map(|b| dir.join(b));
+        let report = match write_backup(
+            store,
+            cfg,
+            config_path,
+            &dest,
+            pass.as_ref(),
+            base_path.as_deref(),
+        ) {
+            Ok(r) => r,
+            // An incremental needs a sound base; without one, a full backup instead.
+            Err(e) if base.is_some() => {
+                tracing::warn!(error = %e, "incremental backup failed; writing a full one");
+                write_backup(
+                    store,
+                    cfg,
+                    config_path,
+                    &dir.join(file_name(t, offset)),
+                    pass.as_ref(),
+                    None,
+                )?
+            }
+            Err(e) => return Err(e),
+        };
+        let dest = report.path.clone();
         super::check_stream(&dest, pass.as_ref())
             .map_err(|e| format!("{}: reading it back: {e}", dest.display()))?;
-        let names: Vec<String> = std::fs::read_dir(dir)
-            .map_err(|e| format!("{}: {e}", dir.display()))?
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
+        let names = list()?;
         for old in to_prune(&names, cfg.backup.keep) {
             if let Err(e) = std::fs::remove_file(dir.join(&old)) {
                 tracing::warn!(file = %old, error = %e, "could not delete an old backup");
@@ -351,10 +459,14 @@ pub fn run_once(
                 error: None,
             });
             Ok(format!(
-                "wrote {} ({} bytes, {} rows) in {:.1} s",
+                "wrote {} ({} bytes, {} rows{}) in {:.1} s",
                 r.path.display(),
                 r.bytes,
                 r.rows,
+                match &r.base {
+                    Some(b) => format!(", incremental on {b}: {} bodies left to it", r.base_blobs),
+                    None => String::new(),
+                },
                 r.seconds
             ))
         }
@@ -461,6 +573,72 @@ mod tests {
         assert_eq!(gone.len(), 3);
         assert!(gone.iter().all(|g| g < &names[1] && g != "notes.txt"));
         assert!(to_prune(&names, 10).is_empty());
+    }
+
+    #[test]
+    fn incrementals_name_their_base_and_keep_it() {
+        let day = 86_400;
+        let t0 = 1_796_551_200;
+        let full = file_name(t0, 0);
+        let inc = incremental_name(t0 + day, 0, &full).unwrap();
+        assert_eq!(inc, "letterbox-20261207-100000.on-20261206-100000.backup");
+        assert_eq!(
+            parse_name(&inc),
+            Some(("20261207-100000", Some("20261206-100000")))
+        );
+        assert!(is_backup_name(&inc));
+        // Not on an incremental, not on a later base, nothing malformed.
+        assert_eq!(incremental_name(t0 + 2 * day, 0, &inc), None);
+        assert_eq!(incremental_name(t0 - day, 0, &full), None);
+        for bad in [
+            "letterbox-20261207-100000.on-20261208-100000.backup",
+            "letterbox-20261207-100000.on-2026120-100000.backup",
+            "letterbox-20261207-100000.of-20261206-100000.backup",
+            "letterbox-20261207-100000.backup.tmp",
+        ] {
+            assert!(!is_backup_name(bad), "{bad}");
+        }
+        // A week of daily backups with full_every = 3: F I I F I I F.
+        let mut names: Vec<String> = Vec::new();
+        let mut kinds = String::new();
+        for i in 0..7 {
+            let t = t0 + i * day;
+            let name = match plan(&names, 3) {
+                Some(b) => {
+                    kinds.push('I');
+                    incremental_name(t, 0, &b).unwrap()
+                }
+                None => {
+                    kinds.push('F');
+                    file_name(t, 0)
+                }
+            };
+            assert!(!stamp_taken(&names, &name));
+            names.push(name);
+        }
+        assert_eq!(kinds, "FIIFIIF");
+        assert!(stamp_taken(&names, &file_name(t0, 0)));
+        assert_eq!(plan(&names, 1), None, "full_every = 1: always full");
+        // Keep 2: the newest two are I(day 5) and F(day 6); I(day 5)'s base F(day 3)
+        // stays too, the other four go.
+        let gone = to_prune(&names, 2);
+        assert_eq!(gone.len(), 4, "{gone:?}");
+        assert!(!gone.contains(&names[3]));
+        // Keep 3: the newest three are I(day 4) I(day 5) F(day 6); their base F(day 3)
+        // stays too.
+        let gone = to_prune(&names, 3);
+        let kept: Vec<&String> = names.iter().filter(|n| !gone.contains(n)).collect();
+        assert_eq!(kept.len(), 4, "{kept:?}");
+        assert!(kept.contains(&&names[3]), "the base of a kept incremental");
+        // Every kept incremental's base is kept, for any keep.
+        for keep in 1..=8 {
+            let gone = to_prune(&names, keep);
+            for n in names.iter().filter(|n| !gone.contains(n)) {
+                if let Some((_, Some(b))) = parse_name(n) {
+                    assert!(!gone.contains(&full_name(b)), "keep {keep}: {n}");
+                }
+            }
+        }
     }
 
     #[test]
