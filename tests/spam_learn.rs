@@ -147,46 +147,29 @@ fn spam_train_reads_an_mbox_and_reject_threshold_refuses() {
         ));
     }
     std::fs::write(&mbox, text).expect("write mbox");
-    let out = s.cli(
-        &[
-            "spam",
-            "train",
-            ALICE,
-            "--spam",
-            "--mbox",
-            mbox.to_str().unwrap(),
-        ],
-        "",
-    );
+    let train = |class: &str| {
+        s.cli(
+            &[
+                "spam",
+                "train",
+                ALICE,
+                class,
+                "--mbox",
+                mbox.to_str().unwrap(),
+            ],
+            "",
+        )
+    };
+    let out = train("--spam");
     assert!(out.contains("trained 3 messages"), "{out}");
     let out = s.cli(&["spam", "status", ALICE], "");
     assert!(out.contains("3 spam and 0 ham"), "{out}");
     // Training the same file again changes nothing (never twice the same way).
-    s.cli(
-        &[
-            "spam",
-            "train",
-            ALICE,
-            "--spam",
-            "--mbox",
-            mbox.to_str().unwrap(),
-        ],
-        "",
-    );
+    train("--spam");
     let out = s.cli(&["spam", "status", ALICE], "");
     assert!(out.contains("3 spam and 0 ham"), "{out}");
     // As ham: retrained, the spam counts are undone.
-    s.cli(
-        &[
-            "spam",
-            "train",
-            ALICE,
-            "--ham",
-            "--mbox",
-            mbox.to_str().unwrap(),
-        ],
-        "",
-    );
+    train("--ham");
     let out = s.cli(&["spam", "status", ALICE], "");
     assert!(out.contains("0 spam and 3 ham"), "{out}");
     // Real spam of another kind, then mail over port 25: far over reject_threshold it

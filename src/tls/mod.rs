@@ -142,19 +142,12 @@ pub fn utc(t: i64) -> String {
 
 /// The household settings of `cfg`.
 fn household(cfg: &Config) -> Household {
-    let l = &cfg.listen;
-    let loopback = [
-        l.smtp,
-        l.submission,
-        l.submissions,
-        l.imap,
-        l.imaps,
-        l.pop3,
-        l.pop3s,
-    ]
-    .into_iter()
-    .flatten()
-    .any(|a| a.ip().is_loopback());
+    let loopback = cfg
+        .listen
+        .services()
+        .into_iter()
+        .filter_map(|(_, addr)| addr)
+        .any(|a| a.ip().is_loopback());
     Household {
         dir: cfg.server.data_dir.join("tls"),
         hostname: cfg.server.hostname.clone(),
