@@ -133,6 +133,10 @@ check(uids(m, "SPAM-20") == [], "no new spam in INBOX")
 m.logout()
 "#
     ));
+    // `status` counts the four junked copies of the last day.
+    let st = s.status_json();
+    assert_eq!(st["daemon"]["spam"]["junked"], 4, "{st}");
+    assert_eq!(st["daemon"]["spam"]["refused_spam"], 0, "{st}");
 }
 
 #[test]
@@ -214,6 +218,8 @@ check(code == 250, code, text)
 c.quit()
 "#,
     );
+    let st = s.status_json();
+    assert_eq!(st["daemon"]["spam"]["refused_spam"], 1, "{st}");
     // Not an mbox: one line naming the file and the offset.
     let bad = s.dir.path().join("bad.mbox");
     std::fs::write(&bad, "hello\n").expect("write");

@@ -657,6 +657,7 @@ impl Conn {
                 // Refused only when every recipient's filter says so (RFC 3463 §3.8).
                 Ok(f) if f.iter().all(|f| f.verdict.reject) => {
                     tracing::info!(id = %id, peer = %self.peer.ip(), "refused as spam");
+                    self.smtp.shared.spam_counts.add(Kind::RefusedSpam, now);
                     return Decision::Reject(Reply::new(
                         C550_MAILBOX_UNAVAILABLE,
                         SE_SEC_NOT_AUTHORIZED,
@@ -771,6 +772,9 @@ impl Conn {
             spam_junked = junked,
             "message accepted"
         );
+        for _ in 0..junked {
+            self.smtp.shared.spam_counts.add(Kind::Junked, now);
+        }
         Decision::Accept
     }
 }

@@ -1,6 +1,6 @@
 //! The spam counts `status` shows for the last day: one counter per [`Kind`], kept in 24
 //! hourly buckets in memory (they start again at zero when the daemon restarts). Another
-//! kind (such as "junked") is one more variant and one more name.
+//! kind is one more variant and one more name.
 
 use std::sync::Mutex;
 
@@ -15,15 +15,21 @@ pub enum Kind {
     RefusedDnsbl,
     /// A connection refused for talking early (pregreet or pipelining after HELO).
     RefusedEarlyTalk,
+    /// A recipient's copy of a port-25 message put in Junk by the learning filter.
+    Junked,
+    /// A port-25 message refused at the end of DATA over `reject_threshold`.
+    RefusedSpam,
 }
 
 impl Kind {
     /// Every kind, in display order.
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Greylisted,
         Kind::PassedGreylist,
         Kind::RefusedDnsbl,
         Kind::RefusedEarlyTalk,
+        Kind::Junked,
+        Kind::RefusedSpam,
     ];
 
     /// The name in `status` (text and JSON).
@@ -33,6 +39,8 @@ impl Kind {
             Kind::PassedGreylist => "passed_greylist",
             Kind::RefusedDnsbl => "refused_dnsbl",
             Kind::RefusedEarlyTalk => "refused_early_talk",
+            Kind::Junked => "junked",
+            Kind::RefusedSpam => "refused_spam",
         }
     }
 
@@ -42,6 +50,8 @@ impl Kind {
             Kind::PassedGreylist => 1,
             Kind::RefusedDnsbl => 2,
             Kind::RefusedEarlyTalk => 3,
+            Kind::Junked => 4,
+            Kind::RefusedSpam => 5,
         }
     }
 }
@@ -121,7 +131,8 @@ mod tests {
         assert_eq!(get(t0 + 7200, Kind::RefusedDnsbl), 1);
         assert_eq!(
             c.status_line(t0 + 7200),
-            "spam (last day): 2 greylisted, 0 passed greylist, 1 refused dnsbl, 0 refused early talk"
+            "spam (last day): 2 greylisted, 0 passed greylist, 1 refused dnsbl, 0 refused early talk, \
+             0 junked, 0 refused spam"
         );
         assert_eq!(c.status_json(t0 + 7200)["refused_dnsbl"], 1);
         // A day later the first hour has left the window.
