@@ -63,7 +63,7 @@ pub use backup::{BackupConfig, parse_schedule};
 pub use compat::CompatRule;
 pub use example::{Flavor, example};
 pub use fetch::{FetchConfig, RemoteAction};
-pub use spam::{DnsList, SpamConfig, TimeScale};
+pub use spam::{DnsList, SpamConfig};
 
 /// The `[board] name` of the simulated board; it selects the host defaults.
 pub const SIM_BOARD: &str = "sim";
@@ -335,7 +335,7 @@ pub struct QueueConfig {
     /// Multiplies every duration of the retry schedule (5 min, 15 min, … up to 5 days, and
     /// the 4-hour delay notice): a number in (0, 1]. Default 1. Tests use 0.001 so that a
     /// retry comes after a second instead of five minutes.
-    pub retry_scale: RetryScale,
+    pub retry_scale: TimeScale,
     /// The TCP port of direct MX delivery. Default 25 (RFC 5321 §4.5.4); tests point it at
     /// unprivileged receivers.
     pub mx_port: u16,
@@ -345,17 +345,25 @@ pub struct QueueConfig {
     pub timeout: Duration,
 }
 
-/// `[queue] retry_scale`: a factor in (0, 1].
+/// A time factor in (0, 1] that tests use to shorten waits: `[queue] retry_scale` and
+/// `[spam] time_scale`.
 #[derive(Debug, Clone, Copy)]
-pub struct RetryScale(pub f64);
+pub struct TimeScale(pub f64);
 
-impl PartialEq for RetryScale {
+impl PartialEq for TimeScale {
     fn eq(&self, other: &Self) -> bool {
         self.0.to_bits() == other.0.to_bits()
     }
 }
 
-impl Eq for RetryScale {}
+impl Eq for TimeScale {}
+
+impl TimeScale {
+    /// `d` scaled, at least one millisecond.
+    pub fn apply(self, d: Duration) -> Duration {
+        d.mul_f64(self.0).max(Duration::from_millis(1))
+    }
+}
 
 /// `[limits]`: resource limits and timeouts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -581,7 +589,7 @@ impl Config {
             dns: DnsConfig::default(),
             relay: None,
             queue: QueueConfig {
-                retry_scale: RetryScale(1.0),
+                retry_scale: TimeScale(1.0),
                 mx_port: 25,
                 // RFC 5321 section 4.5.3.2: 5 minutes for most replies.
                 timeout: Duration::from_secs(5 * 60),
@@ -1099,6 +1107,17 @@ impl Builder<'_> {
         }
     }
 
+    /// A [`TimeScale`] written at `key`: a factor in (0, 1].
+    fn time_scale(&self, key: &str, scale: f64) -> Result<TimeScale, ConfigError> {
+        if !(scale > 0.0 && scale <= 1.0) {
+            return Err(self.err(
+                key,
+                format!("{scale} is not a factor between 0 (exclusive) and 1"),
+            ));
+        }
+        Ok(TimeScale(scale))
+    }
+
     fn build(&self, raw: RawConfig) -> Result<Config, ConfigError> {
         // The board decides the defaults, so it comes first.
         let mut board = raw.board.name.unwrap_or_else(|| SIM_BOARD.to_owned());
@@ -1131,13 +1150,7 @@ impl Builder<'_> {
         }
         config.relay = raw.relay.map(|r| self.relay(r)).transpose()?;
         if let Some(scale) = raw.queue.retry_scale {
-            if !(scale > 0.0 && scale <= 1.0) {
-                return Err(self.err(
-                    "queue.retry_scale",
-                    format!("{scale} is not a factor between 0 (exclusive) and 1"),
-                ));
-            }
-            config.queue.retry_scale = RetryScale(scale);
+            config.queue.retry_scale = self.time_scale("queue.retry_scale", scale)?;
         }
         if let Some(port) = raw.queue.mx_port {
             if port == 0 {
@@ -2117,7 +2130,7 @@ level = "info,letterbox::smtp=debug"
                 security: RelaySecurity::Tls,
             }),
             queue: QueueConfig {
-                retry_scale: RetryScale(0.01),
+                retry_scale: TimeScale(0.01),
                 mx_port: 2525,
                 timeout: Duration::from_secs(60),
             },

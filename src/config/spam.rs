@@ -8,7 +8,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use super::{Builder, Cidr, ConfigError, Seconds, check_domain};
+use super::{Builder, Cidr, ConfigError, Seconds, TimeScale, check_domain};
 
 /// `[spam]` as validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,25 +50,6 @@ pub struct DnsList {
     pub weight: i32,
     /// Refuse a listed client with `554 5.7.1` (blocklists only), or only score it.
     pub refuse: bool,
-}
-
-/// `[spam] time_scale`: a factor in (0, 1].
-#[derive(Debug, Clone, Copy)]
-pub struct TimeScale(pub f64);
-
-impl PartialEq for TimeScale {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.to_bits() == other.0.to_bits()
-    }
-}
-
-impl Eq for TimeScale {}
-
-impl TimeScale {
-    /// `d` scaled, at least one millisecond.
-    pub fn apply(self, d: Duration) -> Duration {
-        d.mul_f64(self.0).max(Duration::from_millis(1))
-    }
 }
 
 impl Default for SpamConfig {
@@ -198,13 +179,7 @@ impl Builder<'_> {
             c.iprev_fail_weight = w;
         }
         if let Some(scale) = raw.time_scale {
-            if !(scale > 0.0 && scale <= 1.0) {
-                return Err(self.err(
-                    "spam.time_scale",
-                    format!("{scale} is not a factor between 0 (exclusive) and 1"),
-                ));
-            }
-            c.time_scale = TimeScale(scale);
+            c.time_scale = self.time_scale("spam.time_scale", scale)?;
         }
         if let Some(nets) = raw.exempt_networks {
             c.exempt_networks = nets.into_iter().map(|n| n.0).collect();
