@@ -139,18 +139,25 @@ m.logout()
     assert_eq!(st["daemon"]["spam"]["refused_spam"], 0, "{st}");
 }
 
+/// An mbox at `path` of three messages, `message(i)` each (headers, blank line, body).
+fn write_mbox(path: &std::path::Path, message: impl Fn(usize) -> String) {
+    let mut text = String::new();
+    for i in 0..3 {
+        text.push_str("From x@example.com Mon Dec  7 01:00:00 2026\n");
+        text.push_str(&message(i));
+        text.push('\n');
+    }
+    std::fs::write(path, text).expect("write mbox");
+}
+
 #[test]
 fn spam_train_reads_an_mbox_and_reject_threshold_refuses() {
     let s = Server::start_with("[spam]\nmin_trained = 2\nreject_threshold = 0.99\n");
     s.add_user(ALICE, PW);
     let mbox = s.dir.path().join("spam.mbox");
-    let mut text = String::new();
-    for i in 0..3 {
-        text.push_str(&format!(
-            "From x@example.com Mon Dec  7 01:00:00 2026\nFrom: x{i}@spam.example\nSubject: win {i}\n\ncheap pills now {i}\n\n"
-        ));
-    }
-    std::fs::write(&mbox, text).expect("write mbox");
+    write_mbox(&mbox, |i| {
+        format!("From: x{i}@spam.example\nSubject: win {i}\n\ncheap pills now {i}\n")
+    });
     let train = |class: &str| {
         s.cli(
             &[
@@ -179,13 +186,11 @@ fn spam_train_reads_an_mbox_and_reject_threshold_refuses() {
     // Real spam of another kind, then mail over port 25: far over reject_threshold it
     // is refused at the end of DATA (550 5.7.1); the ham is delivered.
     let casino = s.dir.path().join("casino.mbox");
-    let mut text = String::new();
-    for i in 0..3 {
-        text.push_str(&format!(
-            "From x@example.com Mon Dec  7 01:00:00 2026\nFrom: y{i}@casino.example\nSubject: casino bonus {i}\n\ncasino bonus jackpot spins {i}\n\n"
-        ));
-    }
-    std::fs::write(&casino, text).expect("write mbox");
+    write_mbox(&casino, |i| {
+        format!(
+            "From: y{i}@casino.example\nSubject: casino bonus {i}\n\ncasino bonus jackpot spins {i}\n"
+        )
+    });
     s.cli(
         &[
             "spam",
